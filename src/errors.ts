@@ -1,0 +1,55 @@
+/**
+ * Every refusal vmmr makes is a VmmrError with a stable code and the access it refused.
+ * Transports map codes to their own status values in one place (src/server/errors.ts).
+ */
+export type VmmrErrorCode =
+  | 'VMMR_ERR_BAD_BDF'
+  | 'VMMR_ERR_NO_FUNCTION'
+  | 'VMMR_ERR_VF_DISABLED'
+  | 'VMMR_ERR_BAD_SPACE'
+  | 'VMMR_ERR_BAD_OFFSET'
+  | 'VMMR_ERR_BAD_WIDTH'
+  | 'VMMR_ERR_UNALIGNED'
+  | 'VMMR_ERR_OUT_OF_RANGE'
+  | 'VMMR_ERR_BAD_VALUE'
+  | 'VMMR_ERR_UNMAPPED'
+  | 'VMMR_ERR_WIDTH_MISMATCH'
+  | 'VMMR_ERR_READ_ONLY'
+  | 'VMMR_ERR_WRITE_ONLY'
+  | 'VMMR_ERR_DECODE_DISABLED'
+  | 'VMMR_ERR_IO_DISABLED'
+  | 'VMMR_ERR_NOT_TRANSITIONAL'
+  | 'VMMR_ERR_SRIOV_STATE'
+  | 'VMMR_ERR_SRIOV_RANGE'
+  | 'VMMR_ERR_TOPOLOGY'
+  | 'VMMR_ERR_LIMIT'
+  | 'VMMR_ERR_STATE';
+
+/** The access (or object) a refusal is about. */
+export interface ErrorContext {
+  bdf?: string;
+  space?: string;
+  offset?: number;
+  width?: number;
+  register?: string;
+}
+
+export class VmmrError extends Error {
+  override readonly name = 'VmmrError';
+  constructor(
+    readonly code: VmmrErrorCode,
+    message: string,
+    readonly context: ErrorContext = {},
+  ) {
+    super(message);
+  }
+}
+
+export function isVmmrError(e: unknown): e is VmmrError {
+  return e instanceof VmmrError;
+}
+
+/** "offset 0x14 width 2" — the common tail of refusal messages. */
+export function describeAccess(offset: number, width: number): string {
+  return `offset 0x${offset.toString(16)} width ${width}`;
+}

@@ -1,0 +1,55 @@
+/**
+ * Events the core emits, in process. Transports (SSE) subscribe; with no subscriber an emit
+ * costs one length check.
+ */
+export type InterruptEvent =
+  | { type: 'interrupt'; bdf: string; mode: 'intx'; level: boolean; view?: 'guest' }
+  | { type: 'interrupt'; bdf: string; mode: 'msix'; vector: number; address: string; data: number }
+  | { type: 'interrupt'; bdf: string; mode: 'msix-pending'; vector: number };
+
+export type VmmrEvent =
+  | { type: 'notify'; bdf: string; queue: number; via: 'legacy-register' | 'notify-region' }
+  | InterruptEvent
+  | { type: 'status'; bdf: string; from: number; to: number }
+  | { type: 'reset'; bdf: string; reason: ResetReason }
+  | { type: 'vf-enable'; bdf: string; numVfs: number; first?: string; last?: string }
+  | { type: 'vf-disable'; bdf: string; numVfs: number }
+  | { type: 'config-change'; bdf: string; generation: number };
+
+export type VmmrEventType = VmmrEvent['type'];
+export type ResetReason = 'status' | 'queue-pfn' | 'flr' | 'vf-enable' | 'restore';
+
+export const EVENT_TYPES: readonly VmmrEventType[] = [
+  'notify',
+  'interrupt',
+  'status',
+  'reset',
+  'vf-enable',
+  'vf-disable',
+  'config-change',
+];
+
+export type EventListener = (event: VmmrEvent) => void;
+
+export class EventBus {
+  private listeners: EventListener[] = [];
+
+  get active(): boolean {
+    return this.listeners.length > 0;
+  }
+
+  get subscriberCount(): number {
+    return this.listeners.length;
+  }
+
+  subscribe(listener: EventListener): () => void {
+    this.listeners = [...this.listeners, listener];
+    return () => {
+      this.listeners = this.listeners.filter((l) => l !== listener);
+    };
+  }
+
+  emit(event: VmmrEvent): void {
+    for (const listener of this.listeners) listener(event);
+  }
+}

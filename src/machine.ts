@@ -1,0 +1,183 @@
+import { VmmrError } from './errors.js';
+import { EventBus } from './events.js';
+import { bdfKey, formatBdf, MAX_RID, parseBdf } from './pci/bdf.js';
+import { parseMac, type IdentityOverride } from './mmr/identity.js';
+import type { MmrVf } from './mmr/vf.js';
+import { VirtioPf, type PfDefinition } from './sriov/pf.js';
+import type { ResolvedPf, ResolvedTopology } from './topology.js';
+import type { VirtioPciFunction } from './virtio/pci-function.js';
+
+export interface MachineOptions {
+  /** Most VFs enabled at once in this process (default 65536). */
+  maxVfs?: number;
+}
+
+export const DEFAULT_MAX_VFS = 65536;
+
+/** Who holds a routing ID, for collision messages. */
+function describeOwner(pf: ResolvedPf | PfDefinition, bdf: string, vf: number): string {
+  return vf < 0 ? `PF ${bdf}` : `VF ${vf} of PF ${bdf}`;
+}
+
+function toDefinition(pf: ResolvedPf): PfDefinition {
+  const { domain, rid } = parseBdf(pf.bdf);
+  const overrides = new Map<number, IdentityOverride>();
+  for (const [vfBdf, override] of Object.entries(pf.vfs)) {
+    const at = parseBdf(vfBdf);
+    const delta = at.rid - rid - pf.firstVfOffset;
+    const index = pf.vfStride === 0 ? delta : delta / pf.vfStride;
+    if (at.domain !== domain || !Number.isInteger(index) || index < 0 || index >= pf.totalVfs) {
+      throw new VmmrError('VMMR_ERR_TOPOLOGY', `PF ${pf.bdf}: override for ${vfBdf} names no VF of this PF`);
+    }
+    overrides.set(index, {
+      ...(override.mac !== undefined ? { mac: parseMac(override.mac) } : {}),
+      ...(override.serial !== undefined ? { serial: override.serial } : {}),
+    });
+  }
+  return {
+    domain,
+    rid,
+    type: pf.type,
+    totalVfs: pf.totalVfs,
+    initialVfs: pf.initialVfs,
+    firstVfOffset: pf.firstVfOffset,
+    vfStride: pf.vfStride,
+    queueSize: pf.queueSize,
+    policy: pf.policy,
+    notify: pf.notify,
+    overrides,
+  };
+}
+
+/**
+ * The emulated platform: PFs (each with its VFs), routing-ID bookkeeping across domains, the
+ * event bus and process-wide limits. Transport-free.
+ */
+export class Machine {
+  readonly events = new EventBus();
+  readonly maxVfs: number;
+  private pfList: VirtioPf[] = [];
+  private readonly pfByKey = new Map<number, VirtioPf>();
+
+  constructor(topology: ResolvedTopology, options: MachineOptions = {}) {
+    this.maxVfs = options.maxVfs ?? DEFAULT_MAX_VFS;
+    for (const pf of topology.pfs) this.addPf(pf);
+  }
+
+  get pfs(): readonly VirtioPf[] {
+    return this.pfList;
+  }
+
+  enabledVfCount(): number {
+    let n = 0;
+    for (const pf of this.pfList) n += pf.vfs.length;
+    return n;
+  }
+
+  /**
+   * Adds a PF. Refused when its routing ID or any of its TotalVFs VF routing IDs exceeds 0xFFFF
+   * or collides with another function (PF or potential VF) in the same domain.
+   */
+  addPf(resolved: ResolvedPf): VirtioPf {
+    const def = toDefinition(resolved);
+    this.checkRoutingIds(resolved, def);
+    const pf = new VirtioPf(def, this.events, { available: () => this.maxVfs - this.enabledVfCount() });
+    this.pfList = [...this.pfList, pf].sort((a, b) => bdfKey(a.domain, a.rid) - bdfKey(b.domain, b.rid));
+    this.pfByKey.set(bdfKey(def.domain, def.rid), pf);
+    return pf;
+  }
+
+  removePf(bdf: string): VirtioPf {
+    const { domain, rid } = parseBdf(bdf);
+    const pf = this.pfByKey.get(bdfKey(domain, rid));
+    if (!pf) throw new VmmrError('VMMR_ERR_NO_FUNCTION', `no PF at ${formatBdf(domain, rid)}`, { bdf });
+    this.pfByKey.delete(bdfKey(domain, rid));
+    this.pfList = this.pfList.filter((p) => p !== pf);
+    pf.vfs = [];
+    return pf;
+  }
+
+  private checkRoutingIds(resolved: ResolvedPf, def: PfDefinition): void {
+    const lastVf = def.totalVfs === 0 ? def.rid : def.rid + def.firstVfOffset + (def.totalVfs - 1) * def.vfStride;
+    if (lastVf > MAX_RID) {
+      const n = Math.floor((MAX_RID - def.rid - def.firstVfOffset) / Math.max(1, def.vfStride)) + 1;
+      throw new VmmrError(
+        'VMMR_ERR_TOPOLOGY',
+        `PF ${resolved.bdf}: VF ${n} would take routing ID 0x${(def.rid + def.firstVfOffset + n * def.vfStride).toString(16)}, ` +
+          `beyond 0xffff (TotalVFs ${def.totalVfs}, First VF Offset ${def.firstVfOffset}, VF Stride ${def.vfStride})`,
+        { bdf: resolved.bdf },
+      );
+    }
+    const owner = new Map<number, string>();
+    const claim = (rid: number, who: string): void => {
+      const other = owner.get(rid);
+      if (other !== undefined) {
+        throw new VmmrError(
+          'VMMR_ERR_TOPOLOGY',
+          `routing ID ${formatBdf(def.domain, rid)}: ${who} collides with ${other}`,
+          { bdf: resolved.bdf },
+        );
+      }
+      owner.set(rid, who);
+    };
+    for (const pf of this.pfList) {
+      if (pf.domain !== def.domain) continue;
+      claim(pf.rid, describeOwner(pf.definition, pf.bdf, -1));
+      for (let n = 0; n < pf.definition.totalVfs; n++) claim(pf.vfRid(n), describeOwner(pf.definition, pf.bdf, n));
+    }
+    claim(def.rid, describeOwner(def, resolved.bdf, -1));
+    for (let n = 0; n < def.totalVfs; n++) {
+      claim(def.rid + def.firstVfOffset + n * def.vfStride, describeOwner(def, resolved.bdf, n));
+    }
+  }
+
+  findPf(bdf: string): VirtioPf {
+    const { domain, rid } = parseBdf(bdf);
+    const pf = this.pfByKey.get(bdfKey(domain, rid));
+    if (!pf) {
+      throw new VmmrError('VMMR_ERR_NO_FUNCTION', `no PF at ${formatBdf(domain, rid)}`, { bdf: formatBdf(domain, rid) });
+    }
+    return pf;
+  }
+
+  /** The live function at a BDF; a VF slot whose VF is not enabled is VMMR_ERR_VF_DISABLED. */
+  find(bdf: string): VirtioPciFunction {
+    const { domain, rid } = parseBdf(bdf);
+    const pf = this.pfByKey.get(bdfKey(domain, rid));
+    if (pf) return pf;
+    for (const candidate of this.pfList) {
+      if (candidate.domain !== domain) continue;
+      const n = candidate.vfIndexAt(rid);
+      if (n < 0) continue;
+      const vf = candidate.vfs[n];
+      if (vf) return vf;
+      throw new VmmrError(
+        'VMMR_ERR_VF_DISABLED',
+        `${formatBdf(domain, rid)} is VF ${n} of PF ${candidate.bdf}, which is not enabled ` +
+          `(VF Enable ${candidate.vfEnabled ? 1 : 0}, NumVFs ${candidate.numVfs})`,
+        { bdf: formatBdf(domain, rid) },
+      );
+    }
+    throw new VmmrError('VMMR_ERR_NO_FUNCTION', `no function at ${formatBdf(domain, rid)}`, {
+      bdf: formatBdf(domain, rid),
+    });
+  }
+
+  /** Every live function: each PF followed by its enabled VFs. */
+  *functions(): Generator<VirtioPciFunction> {
+    for (const pf of this.pfList) {
+      yield pf;
+      yield* pf.vfs;
+    }
+  }
+
+  findVf(bdf: string): MmrVf {
+    const fn = this.find(bdf);
+    if (fn.kind !== 'vf') {
+      throw new VmmrError('VMMR_ERR_NOT_TRANSITIONAL', `${fn.bdf} is a PF (a modern device): the guest view exists for MMR VFs only`, {
+        bdf: fn.bdf,
+      });
+    }
+    return fn as MmrVf;
+  }
+}

@@ -1,0 +1,87 @@
+import type { EventBus } from '../events.js';
+import type { ConfigStore } from '../pci/config-space.js';
+import { ConfigStore as Store } from '../pci/config-space.js';
+import { VirtioDevice } from '../virtio/device.js';
+import { VirtioPciFunction, type FunctionTemplate } from '../virtio/pci-function.js';
+import type { VirtioPf } from '../sriov/pf.js';
+import { derivedMacByte, derivedSerial } from './identity.js';
+
+/** Receives INTx re-evaluations of a VF (the translator's emulated pin). */
+export interface IntxSink {
+  updateIntx(): void;
+}
+
+/**
+ * A transitional MMR VF (spec §1, §3): SR-IOV config rules (Vendor/Device ID 0xFFFF,
+ * Command.MSE hard-wired 0, no INTx, header BARs 0), revision 0, the modern virtio capabilities
+ * and the MMR locator; its legacy block lives at 0x1000 of its memory BAR. A flyweight: the
+ * template, model and register tables are the PF's; the VF holds its device state and the config
+ * dwords it changed.
+ */
+export class MmrVf extends VirtioPciFunction {
+  readonly kind = 'vf';
+  readonly config: ConfigStore;
+  readonly device: VirtioDevice;
+  /** The translator's guest view, when one was opened. */
+  intxSink: IntxSink | undefined;
+
+  constructor(
+    readonly pf: VirtioPf,
+    readonly index: number,
+  ) {
+    super();
+    this.config = new Store(pf.vfTemplate.config);
+    this.device = new VirtioDevice(pf.vfTemplate.model, this);
+  }
+
+  get template(): FunctionTemplate {
+    return this.pf.vfTemplate;
+  }
+
+  get domain(): number {
+    return this.pf.domain;
+  }
+
+  get rid(): number {
+    return this.pf.vfRid(this.index);
+  }
+
+  get events(): EventBus {
+    return this.pf.events;
+  }
+
+  /** Whether this VF object is still the live VF at its BDF. */
+  get live(): boolean {
+    return this.pf.vfs[this.index] === this;
+  }
+
+  identityByte(k: number): number {
+    const mac = this.pf.overrideFor(this.index)?.mac;
+    return mac ? mac[k]! : derivedMacByte(this.domain, this.rid, k);
+  }
+
+  serial(): string {
+    return this.pf.overrideFor(this.index)?.serial ?? derivedSerial(this.domain, this.rid);
+  }
+
+  updateIntx(): void {
+    this.intxSink?.updateIntx();
+  }
+
+  memoryDecodeEnabled(): boolean {
+    return this.pf.vfMemoryDecodeEnabled();
+  }
+
+  protected decodeDisabledReason(): string {
+    return `the PF ${this.pf.bdf} has VF MSE clear in its SR-IOV Control register`;
+  }
+
+  barSize(): number {
+    return this.pf.vfBarSize();
+  }
+
+  /** Bus address of this VF's memory BAR: the PF's VF BAR base + index * per-VF size. */
+  barAddress(): number {
+    return this.pf.vfBarBase() + this.index * this.barSize();
+  }
+}

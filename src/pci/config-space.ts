@@ -1,0 +1,147 @@
+import { endianness } from 'node:os';
+import { pciHeader } from '../spec/index.js';
+
+if (endianness() !== 'LE') {
+  throw new Error('vmmr models little-endian PCI registers with typed-array views and needs a little-endian host');
+}
+
+export const CONFIG_SPACE_SIZE = pciHeader.constants.CFG_SPACE_EXP_SIZE.value;
+
+/** All-ones of an access width in bytes (1, 2 or 4). */
+export function widthMask(width: number): number {
+  return width === 4 ? 0xffffffff : (1 << (width * 8)) - 1;
+}
+
+/**
+ * The immutable image a function's config space starts from: reset values, the write mask
+ * (bits a write may change) and the RW1C mask (bits a written 1 clears), as QEMU keeps them in
+ * config/wmask/w1cmask. One template serves every VF of a PF (flyweight).
+ */
+export class ConfigTemplate {
+  readonly bytes = new Uint8Array(CONFIG_SPACE_SIZE);
+  readonly wmask = new Uint8Array(CONFIG_SPACE_SIZE);
+  readonly w1cmask = new Uint8Array(CONFIG_SPACE_SIZE);
+  readonly dwords = new Uint32Array(this.bytes.buffer);
+  readonly wmaskDwords = new Uint32Array(this.wmask.buffer);
+  readonly w1cDwords = new Uint32Array(this.w1cmask.buffer);
+
+  /** Sets a little-endian field of 1..8 bytes; 8-byte values are given as two halves. */
+  set(offset: number, size: number, value: number, high = 0): void {
+    setField(this.bytes, offset, size, value, high);
+  }
+
+  setMasks(offset: number, size: number, writeMask: number, rw1cMask = 0): void {
+    setField(this.wmask, offset, size, writeMask, 0);
+    setField(this.w1cmask, offset, size, rw1cMask, 0);
+  }
+
+  get(offset: number, size: number): number {
+    return getField(this.bytes, offset, size);
+  }
+
+  clone(): ConfigTemplate {
+    const copy = new ConfigTemplate();
+    copy.bytes.set(this.bytes);
+    copy.wmask.set(this.wmask);
+    copy.w1cmask.set(this.w1cmask);
+    return copy;
+  }
+}
+
+function setField(target: Uint8Array, offset: number, size: number, value: number, high: number): void {
+  for (let i = 0; i < size; i++) {
+    const source = i < 4 ? value : high;
+    target[offset + i] = Math.floor(source / 2 ** ((i % 4) * 8)) & 0xff;
+  }
+}
+
+function getField(source: Uint8Array, offset: number, size: number): number {
+  let value = 0;
+  for (let i = size - 1; i >= 0; i--) value = value * 256 + source[offset + i]!;
+  return value;
+}
+
+/**
+ * A function's live config space: the template plus a sparse overlay of the dwords that differ
+ * from it, allocated on the first write that changes anything. Accesses are naturally aligned
+ * and never cross a dword, so every access touches exactly one dword.
+ */
+export class ConfigStore {
+  private overlay: Map<number, number> | undefined;
+
+  constructor(readonly template: ConfigTemplate) {}
+
+  readDword(offset: number): number {
+    const index = offset >>> 2;
+    const own = this.overlay?.get(index);
+    return own ?? this.template.dwords[index]!;
+  }
+
+  read(offset: number, width: number): number {
+    const dword = this.readDword(offset);
+    if (width === 4) return dword;
+    return (dword >>> ((offset & 3) * 8)) & widthMask(width);
+  }
+
+  /** A driver write: bits outside the write mask keep their value, RW1C bits clear on 1. */
+  write(offset: number, width: number, value: number): void {
+    const index = offset >>> 2;
+    const shift = (offset & 3) * 8;
+    const lanes = width === 4 ? 0xffffffff : (widthMask(width) << shift) >>> 0;
+    const shifted = width === 4 ? value >>> 0 : (value << shift) >>> 0;
+    const wmask = this.template.wmaskDwords[index]! & lanes;
+    const w1c = this.template.w1cDwords[index]! & lanes;
+    const old = this.readDword(offset);
+    const next = (((old & ~wmask) | (shifted & wmask)) & ~(shifted & w1c)) >>> 0;
+    this.store(index, next);
+  }
+
+  /** A device-side update that ignores the masks (status bits, NumVFs bookkeeping, …). */
+  poke(offset: number, width: number, value: number): void {
+    const index = offset >>> 2;
+    const shift = (offset & 3) * 8;
+    const lanes = width === 4 ? 0xffffffff : (widthMask(width) << shift) >>> 0;
+    const shifted = width === 4 ? value >>> 0 : (value << shift) >>> 0;
+    const old = this.readDword(offset);
+    this.store(index, ((old & ~lanes) | (shifted & lanes)) >>> 0);
+  }
+
+  private store(index: number, value: number): void {
+    if (value === this.template.dwords[index]) {
+      this.overlay?.delete(index);
+      if (this.overlay?.size === 0) this.overlay = undefined;
+      return;
+    }
+    (this.overlay ??= new Map()).set(index, value);
+  }
+
+  /** Back to the template (function reset). */
+  clear(): void {
+    this.overlay = undefined;
+  }
+
+  /** The 4 KiB image, read without side effects. */
+  snapshot(): Uint8Array {
+    const out = new Uint8Array(CONFIG_SPACE_SIZE);
+    out.set(this.template.bytes);
+    if (this.overlay) {
+      const view = new DataView(out.buffer);
+      for (const [index, value] of this.overlay) view.setUint32(index * 4, value, true);
+    }
+    return out;
+  }
+
+  /** The dwords that differ from the template, for state snapshots. */
+  changedDwords(): Array<[number, number]> {
+    return this.overlay ? [...this.overlay].sort((a, b) => a[0] - b[0]) : [];
+  }
+
+  restoreDwords(entries: Iterable<readonly [number, number]>): void {
+    this.overlay = undefined;
+    for (const [index, value] of entries) this.store(index, value >>> 0);
+  }
+
+  get overlaySize(): number {
+    return this.overlay?.size ?? 0;
+  }
+}

@@ -1,0 +1,234 @@
+import { deviceTypes, pciHeader, virtioLegacy } from '../spec/index.js';
+import { VmmrError, isVmmrError } from '../errors.js';
+import { LEGACY_BLOCK_OFFSET } from '../mmr/locator.js';
+import type { IntxSink, MmrVf } from '../mmr/vf.js';
+import { ConfigStore, ConfigTemplate } from '../pci/config-space.js';
+import { NOTIFY_OFF_MULTIPLIER, registerAt } from '../virtio/memory-bar.js';
+import { barLayout } from '../spec/index.js';
+import { applyRegisterTable, placeMemoryBar, type FunctionTemplate } from '../virtio/pci-function.js';
+import { TraceRing } from './trace.js';
+
+const H = pciHeader.registers;
+const HC = pciHeader.constants;
+const STD_HEADER_END = pciHeader.constants.STD_HEADER_SIZEOF.value;
+const EXT_START = pciHeader.constants.EXT_CAP_START.value;
+const QUEUE_NOTIFY = virtioLegacy.registers.QUEUE_NOTIFY;
+const NOTIFY_REGION = barLayout.registers.NOTIFY.offset;
+const IO_FLAG_BITS = 0x3;
+
+/**
+ * The guest's header of a VF shown through the translator (spec §8, as Linux
+ * drivers/vfio/pci/virtio): a classic transitional device — Vendor 0x1AF4, Device ID 0x1000+n,
+ * revision 0, BAR0 an I/O BAR of the legacy block's length, the VF memory BAR passed through at
+ * its own index, INTx pin A, and no extended capabilities (the MMR locator is hidden).
+ */
+function buildGuestTemplate(vf: MmrVf): ConfigTemplate {
+  const source: FunctionTemplate = vf.template;
+  const t = source.config.clone();
+  applyRegisterTable(t, 0, pciHeader, false, ['STATUS', 'CAPABILITY_LIST', 'REVISION_ID', 'CLASS_PROG', 'CLASS_DEVICE', 'HEADER_TYPE', 'SUBSYSTEM_VENDOR_ID', 'SUBSYSTEM_ID']);
+  const info = deviceTypes.types[source.model.type];
+  t.set(H.VENDOR_ID.offset, H.VENDOR_ID.size, deviceTypes.constants.VENDOR_ID.value);
+  t.set(H.DEVICE_ID.offset, H.DEVICE_ID.size, info.transitionalId);
+  t.set(H.BASE_ADDRESS_0.offset, 4, HC.BASE_ADDRESS_SPACE_IO.value);
+  t.setMasks(H.BASE_ADDRESS_0.offset, 4, (~(source.model.legacyLength - 1) & ~IO_FLAG_BITS) >>> 0);
+  placeMemoryBar(t, H.BASE_ADDRESS_0.offset + source.barIndex * 4, vf.barSize());
+  t.set(H.INTERRUPT_PIN.offset, H.INTERRUPT_PIN.size, HC.INTERRUPT_PIN_A.value);
+  for (let off = EXT_START; off < t.bytes.length; off += 4) {
+    t.set(off, 4, 0);
+    t.setMasks(off, 4, 0);
+  }
+  return t;
+}
+
+const guestTemplates = new WeakMap<FunctionTemplate, ConfigTemplate>();
+
+function guestTemplate(vf: MmrVf): ConfigTemplate {
+  let t = guestTemplates.get(vf.template);
+  if (!t) {
+    t = buildGuestTemplate(vf);
+    guestTemplates.set(vf.template, t);
+  }
+  return t;
+}
+
+function refuse(code: 'VMMR_ERR_IO_DISABLED' | 'VMMR_ERR_OUT_OF_RANGE' | 'VMMR_ERR_BAD_WIDTH' | 'VMMR_ERR_UNALIGNED', message: string): never {
+  throw new VmmrError(code, message);
+}
+
+/**
+ * A second view over one VF's state: what a legacy guest driver sees through the I/O-to-MMIO
+ * translator. Header bytes are the guest's own; the standard capabilities (PCIe, MSI-X, virtio)
+ * pass through to the VF, so a guest enabling MSI-X moves the VF's legacy device config from 20
+ * to 24. Each I/O access becomes exactly one MMIO access of the same width on the VF BAR.
+ */
+export class GuestView implements IntxSink {
+  readonly config: ConfigStore;
+  private intxLevel = false;
+  trace: TraceRing | undefined;
+
+  constructor(readonly vf: MmrVf) {
+    this.config = new ConfigStore(guestTemplate(vf));
+    vf.intxSink = this;
+  }
+
+  get ioLength(): number {
+    return this.vf.template.model.legacyLength;
+  }
+
+  private command(): number {
+    return this.config.read(H.COMMAND.offset, H.COMMAND.size);
+  }
+
+  get ioEnabled(): boolean {
+    return (this.command() & HC.COMMAND_IO.value) !== 0;
+  }
+
+  get memoryEnabled(): boolean {
+    return (this.command() & HC.COMMAND_MEMORY.value) !== 0;
+  }
+
+  // ---- guest config space ----
+
+  private passesThrough(offset: number): boolean {
+    return offset >= STD_HEADER_END && offset < EXT_START;
+  }
+
+  readConfig(offset: number, width: number): number {
+    if (this.passesThrough(offset)) return this.vf.readConfig(offset, width);
+    return this.config.read(offset, width);
+  }
+
+  writeConfig(offset: number, width: number, value: number): void {
+    if (this.passesThrough(offset)) {
+      this.vf.writeConfig(offset, width, value);
+      return;
+    }
+    this.config.write(offset, width, value);
+    const command = H.COMMAND;
+    if (offset < command.offset + command.size && offset + width > command.offset) {
+      const master = HC.COMMAND_MASTER.value;
+      const vfCommand = this.vf.readConfig(command.offset, command.size);
+      this.vf.writeConfig(command.offset, command.size, (vfCommand & ~master) | (this.command() & master));
+      this.updateIntx();
+    }
+  }
+
+  /** The guest's whole config space, read without side effects. */
+  snapshot(): Uint8Array {
+    const own = this.config.snapshot();
+    const vf = this.vf.config.snapshot();
+    own.set(vf.subarray(STD_HEADER_END, EXT_START), STD_HEADER_END);
+    return own;
+  }
+
+  // ---- emulated INTx ----
+
+  /** Pin A follows the ISR while MSI-X is disabled; Command.Interrupt Disable masks the pin. */
+  updateIntx(): void {
+    const pending = this.vf.device.isr !== 0 && !this.vf.msixEnabled();
+    const status = this.config.read(H.STATUS.offset, H.STATUS.size);
+    const bit = HC.STATUS_INTERRUPT.value;
+    const nextStatus = pending ? status | bit : status & ~bit;
+    if (nextStatus !== status) this.config.poke(H.STATUS.offset, H.STATUS.size, nextStatus);
+    const level = pending && (this.command() & HC.COMMAND_INTX_DISABLE.value) === 0;
+    if (level !== this.intxLevel) {
+      this.intxLevel = level;
+      const events = this.vf.events;
+      if (events.active) events.emit({ type: 'interrupt', bdf: this.vf.bdf, mode: 'intx', level, view: 'guest' });
+    }
+  }
+
+  get intxAsserted(): boolean {
+    return this.intxLevel;
+  }
+
+  // ---- I/O translation ----
+
+  private checkIo(port: number, width: number): void {
+    if (width !== 1 && width !== 2 && width !== 4) {
+      refuse('VMMR_ERR_BAD_WIDTH', `I/O accesses are 1, 2 or 4 bytes wide, not ${width}`);
+    }
+    if (port + width > this.ioLength) {
+      refuse('VMMR_ERR_OUT_OF_RANGE', `port offset 0x${port.toString(16)} width ${width} is beyond I/O BAR0 (${this.ioLength} bytes)`);
+    }
+    if (port % width !== 0) {
+      refuse('VMMR_ERR_UNALIGNED', `port offset 0x${port.toString(16)} is not aligned to its width ${width}: it would not be one MMIO access`);
+    }
+    if (!this.ioEnabled) {
+      refuse('VMMR_ERR_IO_DISABLED', 'I/O space is disabled: the guest Command register has I/O Space Enable clear');
+    }
+  }
+
+  /** Where an I/O write lands: the legacy block, or the notify region for QUEUE_NOTIFY. */
+  private target(port: number, width: number, value: number): number {
+    const model = this.vf.template.model;
+    if (
+      port === QUEUE_NOTIFY.offset &&
+      width === QUEUE_NOTIFY.size &&
+      model.notifyRoute === 'notify-region' &&
+      value < model.queueNames.length
+    ) {
+      return NOTIFY_REGION + value * NOTIFY_OFF_MULTIPLIER;
+    }
+    return LEGACY_BLOCK_OFFSET + port;
+  }
+
+  ioRead(port: number, width: number): number {
+    this.checkIo(port, width);
+    const offset = LEGACY_BLOCK_OFFSET + port;
+    if (!this.trace) return this.vf.readBar(this.vf.template.barIndex, offset, width);
+    return this.traced('read', port, width, 0, offset, () => this.vf.readBar(this.vf.template.barIndex, offset, width));
+  }
+
+  ioWrite(port: number, width: number, value: number): void {
+    this.checkIo(port, width);
+    const offset = this.target(port, width, value);
+    if (!this.trace) {
+      this.vf.writeBar(this.vf.template.barIndex, offset, width, value, 0);
+      return;
+    }
+    this.traced('write', port, width, value, offset, () => {
+      this.vf.writeBar(this.vf.template.barIndex, offset, width, value, 0);
+      return value;
+    });
+  }
+
+  private traced(op: 'read' | 'write', port: number, width: number, value: number, offset: number, run: () => number): number {
+    const register = registerAt(this.vf.device, offset, this.vf.msixEnabled()) ?? 'unmapped';
+    const bar = this.vf.template.barIndex;
+    try {
+      const result = run();
+      this.trace!.record({ op, port, width, value: op === 'read' ? result : value, bar, offset, register, outcome: 'ok' });
+      return result;
+    } catch (e) {
+      const outcome = isVmmrError(e) ? e.code : 'error';
+      this.trace!.record({ op, port, width, value, bar, offset, register, outcome });
+      throw e;
+    }
+  }
+
+  enableTrace(depth?: number): void {
+    this.trace = new TraceRing(depth);
+  }
+
+  disableTrace(): void {
+    this.trace = undefined;
+  }
+}
+
+/** The guest view of a VF, opened on first use and kept with the VF. */
+const views = new WeakMap<MmrVf, GuestView>();
+
+export function guestView(vf: MmrVf): GuestView {
+  let view = views.get(vf);
+  if (!view) {
+    view = new GuestView(vf);
+    views.set(vf, view);
+  }
+  return view;
+}
+
+export function existingGuestView(vf: MmrVf): GuestView | undefined {
+  return views.get(vf);
+}
+

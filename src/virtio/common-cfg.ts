@@ -1,0 +1,46 @@
+import { virtioCommonCfg } from '../spec/index.js';
+import type { VirtioDevice } from './device.js';
+import { RegisterBlock, type Handler, type WideHandler } from './registers.js';
+
+/**
+ * Modern common configuration (virtio 1.2 §4.1.4.3, struct virtio_pci_common_cfg and
+ * struct virtio_pci_modern_common_cfg in <linux/virtio_pci.h>). Same device state as the
+ * legacy block. Queue fields address the queue selected by queue_select; for a queue that does
+ * not exist they read 0 (queue_size 0 tells the driver so) and ignore writes.
+ */
+const handlers: Record<keyof typeof virtioCommonCfg.registers, Handler<VirtioDevice> | WideHandler<VirtioDevice>> = {
+  DEVICE_FEATURE_SELECT: { read: (d) => d.deviceFeatureSelect, write: (d, v) => (d.deviceFeatureSelect = v) },
+  DEVICE_FEATURE: { read: (d) => d.deviceFeatures(d.deviceFeatureSelect) },
+  DRIVER_FEATURE_SELECT: { read: (d) => d.driverFeatureSelect, write: (d, v) => (d.driverFeatureSelect = v) },
+  DRIVER_FEATURE: {
+    read: (d) => d.driverFeatures(d.driverFeatureSelect),
+    write: (d, v) => d.setDriverFeatures(d.driverFeatureSelect, v),
+  },
+  MSIX_CONFIG: { read: (d) => d.configVector, write: (d, v) => d.setConfigVector(v) },
+  NUM_QUEUES: { read: (d) => d.numQueues },
+  DEVICE_STATUS: { read: (d) => d.status, write: (d, v) => d.writeStatus(v, 'modern') },
+  CONFIG_GENERATION: { read: (d) => d.generation },
+  QUEUE_SELECT: { read: (d) => d.queueSelect, write: (d, v) => d.selectQueue(v) },
+  QUEUE_SIZE: { read: (d) => d.queueSize(), write: (d, v) => void d.setQueueSize(v) },
+  QUEUE_MSIX_VECTOR: { read: (d) => d.queueVector(), write: (d, v) => d.setQueueVector(v) },
+  QUEUE_ENABLE: { read: (d) => d.queueEnabled(), write: (d, v) => d.enableQueue(v) },
+  QUEUE_NOTIFY_OFF: { read: (d) => d.queueNotifyOff() },
+  QUEUE_DESC: { read: (d, h) => d.queueAddress('desc', h), write: (d, h, v) => d.setQueueAddress('desc', h, v) },
+  QUEUE_DRIVER: {
+    read: (d, h) => d.queueAddress('driver', h),
+    write: (d, h, v) => d.setQueueAddress('driver', h, v),
+  },
+  QUEUE_DEVICE: {
+    read: (d, h) => d.queueAddress('device', h),
+    write: (d, h, v) => d.setQueueAddress('device', h, v),
+  },
+  QUEUE_NOTIFY_DATA: { read: () => 0 },
+  QUEUE_RESET: { read: () => 0, write: () => undefined },
+};
+
+export const commonCfgBlock = new RegisterBlock(
+  'common cfg',
+  virtioCommonCfg.size ?? 0,
+  virtioCommonCfg.registers,
+  handlers,
+);

@@ -1,0 +1,564 @@
+import { msixTableEntry, virtioLegacy, virtioRing, virtioStatus } from '../spec/index.js';
+import type { EventBus, ResetReason } from '../events.js';
+import type { DeviceModel } from './model.js';
+
+export const NO_VECTOR = virtioLegacy.constants.NO_VECTOR.value;
+const ISR_QUEUE = virtioLegacy.constants.ISR_QUEUE.value;
+const ISR_CONFIG = virtioLegacy.constants.ISR_CONFIG.value;
+const QUEUE_ADDR_SHIFT = virtioLegacy.constants.QUEUE_ADDR_SHIFT.value;
+const VRING_ALIGN = virtioLegacy.constants.VRING_ALIGN.value;
+const FEATURES_OK = virtioStatus.constants.FEATURES_OK.value;
+const ENTRY = msixTableEntry.registers;
+const ENTRY_DWORDS = msixTableEntry.constants.ENTRY_SIZE.value / 4;
+const MASKBIT = msixTableEntry.constants.CTRL_MASKBIT.value;
+
+/** What a device needs from the PCI function that carries it. */
+export interface DeviceHost {
+  readonly bdf: string;
+  readonly events: EventBus;
+  msixEnabled(): boolean;
+  msixFunctionMasked(): boolean;
+  /** The ISR or the interrupt mode changed: re-evaluate the INTx level (PF) or the guest's (VF). */
+  updateIntx(): void;
+  /** Byte k of the function's identity field (net: its MAC), derived from its BDF unless overridden. */
+  identityByte(k: number): number;
+}
+
+/** Per-queue state, stored as QUEUE_FIELDS u32 slots per queue in one array. */
+const Q_SIZE = 0;
+const Q_VECTOR = 1;
+const Q_ENABLED = 2;
+const Q_DESC = 3;
+const Q_DRIVER = 5;
+const Q_DEVICE = 7;
+const QUEUE_FIELDS = 9;
+
+export type QueueAddress = 'desc' | 'driver' | 'device';
+const ADDRESS_SLOT: Record<QueueAddress, number> = { desc: Q_DESC, driver: Q_DRIVER, device: Q_DEVICE };
+
+export interface QueueState {
+  index: number;
+  name: string;
+  size: number;
+  maxSize: number;
+  enabled: boolean;
+  vector: number;
+  desc: string;
+  driver: string;
+  device: string;
+}
+
+export interface DeviceState {
+  status: number;
+  isr: number;
+  generation: number;
+  queueSelect: number;
+  configVector: number;
+  deviceFeatureSelect: number;
+  driverFeatureSelect: number;
+  driverFeatures: string;
+  queues: number[] | null;
+  config: number[] | null;
+  msix: number[] | null;
+}
+
+function hex64(lo: number, hi: number): string {
+  return `0x${hi.toString(16).padStart(8, '0')}${lo.toString(16).padStart(8, '0')}`;
+}
+
+function parseHex64(text: string): [number, number] {
+  const digits = text.replace(/^0x/i, '').padStart(16, '0');
+  return [parseInt(digits.slice(8), 16) >>> 0, parseInt(digits.slice(0, 8), 16) >>> 0];
+}
+
+/**
+ * The virtio device state one function carries, shared by the legacy register block and the
+ * modern common configuration (virtio 1.2 §4.1.4 and §4.1.4.10): status machine, features,
+ * queues, ISR, vectors, device configuration and MSI-X table. Register blocks decode offsets
+ * and call these methods; nothing here knows an offset.
+ */
+export class VirtioDevice {
+  status = 0;
+  isr = 0;
+  generation = 0;
+  queueSelect = 0;
+  configVector = NO_VECTOR;
+  deviceFeatureSelect = 0;
+  driverFeatureSelect = 0;
+  driverFeaturesLo = 0;
+  driverFeaturesHi = 0;
+  private queues: Uint32Array | undefined;
+  private config: Uint8Array | undefined;
+  private msix: Uint32Array | undefined;
+
+  constructor(
+    readonly model: DeviceModel,
+    private readonly host: DeviceHost,
+  ) {}
+
+  // ---- features (§2.2) ----
+
+  deviceFeatures(select: number): number {
+    if (select === 0) return this.model.featuresLo;
+    if (select === 1) return this.model.featuresHi;
+    return 0;
+  }
+
+  driverFeatures(select: number): number {
+    if (select === 0) return this.driverFeaturesLo;
+    if (select === 1) return this.driverFeaturesHi;
+    return 0;
+  }
+
+  setDriverFeatures(select: number, value: number): void {
+    if (select === 0) this.driverFeaturesLo = value >>> 0;
+    else if (select === 1) this.driverFeaturesHi = value >>> 0;
+  }
+
+  /** Legacy GUEST_FEATURES: the 32 visible bits; the upper half is not negotiable there. */
+  setLegacyDriverFeatures(value: number): void {
+    this.driverFeaturesLo = value >>> 0;
+    this.driverFeaturesHi = 0;
+  }
+
+  // ---- status (§2.1, §3.1) ----
+
+  /**
+   * A driver status write. 0 resets the device. FEATURES_OK exists only on the modern path: a
+   * modern write keeps it only when the driver's features are a subset of the device's
+   * (§3.1.1); a legacy write drops it, since legacy has no FEATURES_OK step (§4.1.4.10).
+   */
+  writeStatus(value: number, path: 'legacy' | 'modern'): void {
+    if (value === 0) {
+      this.reset('status');
+      return;
+    }
+    let next = value & 0xff;
+    if (next & FEATURES_OK) {
+      const subset =
+        (this.driverFeaturesLo & ~this.model.featuresLo) === 0 &&
+        (this.driverFeaturesHi & ~this.model.featuresHi) === 0;
+      if (path === 'legacy' || !subset) next &= ~FEATURES_OK;
+    }
+    const from = this.status;
+    this.status = next;
+    if (from !== next && this.host.events.active) {
+      this.host.events.emit({ type: 'status', bdf: this.host.bdf, from, to: next });
+    }
+  }
+
+  /** Device reset (§2.4): everything the driver set goes back to its reset value. */
+  reset(reason: ResetReason): void {
+    const from = this.status;
+    this.status = 0;
+    this.isr = 0;
+    this.queueSelect = 0;
+    this.configVector = NO_VECTOR;
+    this.deviceFeatureSelect = 0;
+    this.driverFeatureSelect = 0;
+    this.driverFeaturesLo = 0;
+    this.driverFeaturesHi = 0;
+    this.queues = undefined;
+    this.restoreDriverWritableConfig();
+    this.host.updateIntx();
+    if (this.host.events.active) {
+      if (from !== 0) this.host.events.emit({ type: 'status', bdf: this.host.bdf, from, to: 0 });
+      this.host.events.emit({ type: 'reset', bdf: this.host.bdf, reason });
+    }
+  }
+
+  /** Function-level reset: device reset plus the MSI-X table and every config byte. */
+  functionReset(): void {
+    this.msix = undefined;
+    this.config = undefined;
+    this.generation = 0;
+    this.reset('flr');
+  }
+
+  // ---- ISR (§4.1.4.5) ----
+
+  /** Reading the ISR returns it and clears it, deasserting INTx. */
+  readIsr(): number {
+    const value = this.isr;
+    if (value !== 0) {
+      this.isr = 0;
+      this.host.updateIntx();
+    }
+    return value;
+  }
+
+  // ---- queues (§2.6, §4.1.4.3, legacy §4.1.4.10) ----
+
+  get numQueues(): number {
+    return this.model.queueNames.length;
+  }
+
+  private queueSlots(): Uint32Array {
+    if (!this.queues) {
+      const q = new Uint32Array(this.numQueues * QUEUE_FIELDS);
+      for (let i = 0; i < this.numQueues; i++) {
+        q[i * QUEUE_FIELDS + Q_SIZE] = this.model.queueMaxSize;
+        q[i * QUEUE_FIELDS + Q_VECTOR] = NO_VECTOR;
+      }
+      this.queues = q;
+    }
+    return this.queues;
+  }
+
+  private slot(queue: number, field: number): number {
+    if (!this.queues) {
+      if (field === Q_SIZE) return this.model.queueMaxSize;
+      if (field === Q_VECTOR) return NO_VECTOR;
+      return 0;
+    }
+    return this.queues[queue * QUEUE_FIELDS + field]!;
+  }
+
+  private get selectedExists(): boolean {
+    return this.queueSelect < this.numQueues;
+  }
+
+  selectQueue(index: number): void {
+    this.queueSelect = index & 0xffff;
+  }
+
+  queueSize(): number {
+    return this.selectedExists ? this.slot(this.queueSelect, Q_SIZE) : 0;
+  }
+
+  /** Modern queue_size: the driver may shrink a queue; 0 or above the maximum is refused. */
+  setQueueSize(size: number): boolean {
+    if (!this.selectedExists || size === 0 || size > this.model.queueMaxSize) return false;
+    this.queueSlots()[this.queueSelect * QUEUE_FIELDS + Q_SIZE] = size;
+    return true;
+  }
+
+  queueEnabled(): number {
+    return this.selectedExists ? this.slot(this.queueSelect, Q_ENABLED) : 0;
+  }
+
+  /** Modern queue_enable: writing 1 enables; 0 is ignored (queues are disabled by reset only). */
+  enableQueue(value: number): void {
+    if (this.selectedExists && value === 1) this.queueSlots()[this.queueSelect * QUEUE_FIELDS + Q_ENABLED] = 1;
+  }
+
+  queueNotifyOff(): number {
+    return this.selectedExists ? this.queueSelect : 0;
+  }
+
+  queueAddress(which: QueueAddress, half: 0 | 1): number {
+    return this.selectedExists ? this.slot(this.queueSelect, ADDRESS_SLOT[which] + half) : 0;
+  }
+
+  setQueueAddress(which: QueueAddress, half: 0 | 1, value: number): void {
+    if (!this.selectedExists) return;
+    this.queueSlots()[this.queueSelect * QUEUE_FIELDS + ADDRESS_SLOT[which] + half] = value >>> 0;
+  }
+
+  /** Legacy QUEUE_PFN read: the descriptor table address >> 12. */
+  queuePfn(): number {
+    if (!this.selectedExists) return 0;
+    const lo = this.slot(this.queueSelect, Q_DESC);
+    const hi = this.slot(this.queueSelect, Q_DESC + 1);
+    return ((lo >>> QUEUE_ADDR_SHIFT) | (hi << (32 - QUEUE_ADDR_SHIFT))) >>> 0;
+  }
+
+  /**
+   * Legacy QUEUE_PFN write: 0 resets the device (as QEMU does); otherwise the queue is placed at
+   * pfn << 12 in the legacy layout — descriptors, available ring, then the used ring aligned to
+   * 4096 (§2.7.2 legacy interface) — and counts as enabled.
+   */
+  setQueuePfn(pfn: number): void {
+    if (pfn === 0) {
+      this.reset('queue-pfn');
+      return;
+    }
+    if (!this.selectedExists) return;
+    const size = this.slot(this.queueSelect, Q_SIZE);
+    const desc = pfn * 2 ** QUEUE_ADDR_SHIFT;
+    const avail = desc + virtioRing.constants.DESC_SIZE.value * size;
+    const availEnd =
+      avail +
+      virtioRing.constants.AVAIL_HEADER.value +
+      virtioRing.constants.AVAIL_ENTRY.value * size +
+      virtioRing.constants.EVENT_SIZE.value;
+    const used = Math.ceil(availEnd / VRING_ALIGN) * VRING_ALIGN;
+    const q = this.queueSlots();
+    const base = this.queueSelect * QUEUE_FIELDS;
+    q[base + Q_DESC] = desc >>> 0;
+    q[base + Q_DESC + 1] = Math.floor(desc / 2 ** 32);
+    q[base + Q_DRIVER] = avail >>> 0;
+    q[base + Q_DRIVER + 1] = Math.floor(avail / 2 ** 32);
+    q[base + Q_DEVICE] = used >>> 0;
+    q[base + Q_DEVICE + 1] = Math.floor(used / 2 ** 32);
+    q[base + Q_ENABLED] = 1;
+  }
+
+  /** A driver notification (§4.1.5.2): the queue index, from either route. */
+  notify(queue: number, via: 'legacy-register' | 'notify-region'): void {
+    if (this.host.events.active) this.host.events.emit({ type: 'notify', bdf: this.host.bdf, queue, via });
+  }
+
+  // ---- MSI-X vectors (§4.1.4.3 / legacy MSI_*_VECTOR) ----
+
+  private validVector(vector: number): number {
+    return vector < this.model.msixVectors ? vector : NO_VECTOR;
+  }
+
+  /** A vector beyond the table is not taken: the register reads back NO_VECTOR (0xffff). */
+  setConfigVector(vector: number): void {
+    this.configVector = this.validVector(vector);
+  }
+
+  queueVector(): number {
+    return this.selectedExists ? this.slot(this.queueSelect, Q_VECTOR) : NO_VECTOR;
+  }
+
+  setQueueVector(vector: number): void {
+    if (!this.selectedExists) return;
+    this.queueSlots()[this.queueSelect * QUEUE_FIELDS + Q_VECTOR] = this.validVector(vector);
+  }
+
+  // ---- interrupts, device side ----
+
+  /** The device used buffers of a queue: ISR bit 0 and the queue's vector (§4.1.4.5). */
+  raiseQueueInterrupt(queue: number): void {
+    this.isr |= ISR_QUEUE;
+    this.signal(queue < this.numQueues ? this.slot(queue, Q_VECTOR) : NO_VECTOR);
+  }
+
+  /** The device changed its configuration: generation, ISR bit 1 and the config vector. */
+  raiseConfigChange(): void {
+    this.generation = (this.generation + 1) & 0xff;
+    this.isr |= ISR_CONFIG;
+    if (this.host.events.active) {
+      this.host.events.emit({ type: 'config-change', bdf: this.host.bdf, generation: this.generation });
+    }
+    this.signal(this.configVector);
+  }
+
+  private signal(vector: number): void {
+    if (!this.host.msixEnabled()) {
+      this.host.updateIntx();
+      return;
+    }
+    if (vector === NO_VECTOR) return;
+    if (this.host.msixFunctionMasked() || this.vectorMasked(vector)) {
+      this.setPending(vector, true);
+      if (this.host.events.active) {
+        this.host.events.emit({ type: 'interrupt', bdf: this.host.bdf, mode: 'msix-pending', vector });
+      }
+      return;
+    }
+    this.deliver(vector);
+  }
+
+  private deliver(vector: number): void {
+    if (!this.host.events.active) return;
+    const lo = this.msixDword(vector * ENTRY_DWORDS + ENTRY.LOWER_ADDR.offset / 4);
+    const hi = this.msixDword(vector * ENTRY_DWORDS + ENTRY.UPPER_ADDR.offset / 4);
+    const data = this.msixDword(vector * ENTRY_DWORDS + ENTRY.DATA.offset / 4);
+    this.host.events.emit({
+      type: 'interrupt',
+      bdf: this.host.bdf,
+      mode: 'msix',
+      vector,
+      address: hex64(lo, hi),
+      data,
+    });
+  }
+
+  // ---- MSI-X table and PBA (PCI 3.0 §6.8.2) ----
+
+  private get tableDwords(): number {
+    return this.model.msixVectors * ENTRY_DWORDS;
+  }
+
+  private msixDword(index: number): number {
+    if (this.msix) return this.msix[index]!;
+    const inTable = index < this.tableDwords;
+    return inTable && index % ENTRY_DWORDS === ENTRY.VECTOR_CTRL.offset / 4
+      ? msixTableEntry.constants.VECTOR_CTRL_RESET.value
+      : 0;
+  }
+
+  private msixSlots(): Uint32Array {
+    if (!this.msix) {
+      const pbaDwords = Math.ceil(this.model.msixVectors / 32);
+      const m = new Uint32Array(this.tableDwords + pbaDwords);
+      for (let v = 0; v < this.model.msixVectors; v++) {
+        m[v * ENTRY_DWORDS + ENTRY.VECTOR_CTRL.offset / 4] = msixTableEntry.constants.VECTOR_CTRL_RESET.value;
+      }
+      this.msix = m;
+    }
+    return this.msix;
+  }
+
+  vectorMasked(vector: number): boolean {
+    return (this.msixDword(vector * ENTRY_DWORDS + ENTRY.VECTOR_CTRL.offset / 4) & MASKBIT) !== 0;
+  }
+
+  /** Table dword at a byte offset inside the table. */
+  readMsixTable(offset: number): number {
+    return this.msixDword(offset >>> 2);
+  }
+
+  writeMsixTable(offset: number, value: number): void {
+    const index = offset >>> 2;
+    this.msixSlots()[index] = value >>> 0;
+    if (index % ENTRY_DWORDS === ENTRY.VECTOR_CTRL.offset / 4) this.deliverPending();
+  }
+
+  readPba(offset: number): number {
+    return this.msixDword(this.tableDwords + (offset >>> 2));
+  }
+
+  pending(vector: number): boolean {
+    return ((this.msixDword(this.tableDwords + (vector >>> 5)) >>> (vector & 31)) & 1) === 1;
+  }
+
+  private setPending(vector: number, on: boolean): void {
+    const m = this.msixSlots();
+    const index = this.tableDwords + (vector >>> 5);
+    const bit = 1 << (vector & 31);
+    m[index] = on ? m[index]! | bit : m[index]! & ~bit;
+  }
+
+  /** After an unmask (entry or function), pending vectors are delivered and their bits clear. */
+  deliverPending(): void {
+    if (!this.msix || !this.host.msixEnabled() || this.host.msixFunctionMasked()) return;
+    for (let v = 0; v < this.model.msixVectors; v++) {
+      if (this.pending(v) && !this.vectorMasked(v)) {
+        this.setPending(v, false);
+        this.deliver(v);
+      }
+    }
+  }
+
+  // ---- device-specific configuration (§4.1.4.6, legacy §4.1.4.10) ----
+
+  private defaultConfigByte(i: number): number {
+    const identity = this.model.identityField;
+    if (identity && i >= identity.offset && i < identity.offset + identity.size) {
+      return this.host.identityByte(i - identity.offset);
+    }
+    return this.model.config.defaults[i]!;
+  }
+
+  configByte(i: number): number {
+    return this.config ? this.config[i]! : this.defaultConfigByte(i);
+  }
+
+  /** Little-endian read of 1..4 bytes (8-byte reads are two of these). */
+  readConfig(offset: number, width: number): number {
+    let value = 0;
+    for (let i = width - 1; i >= 0; i--) value = value * 256 + this.configByte(offset + i);
+    return value;
+  }
+
+  /** The first field in [offset, offset + width) that a driver may not write, if any. */
+  readOnlyFieldIn(offset: number, width: number): string | undefined {
+    const layout = this.model.config;
+    for (let i = offset; i < offset + width; i++) {
+      if (!layout.writableBytes[i]) return layout.fieldAt[i]?.name ?? 'reserved bytes';
+    }
+    return undefined;
+  }
+
+  /** A driver write of 1..4 little-endian bytes: only driver-writable bytes change. */
+  writeConfig(offset: number, width: number, value: number): void {
+    const writable = this.model.config.writableBytes;
+    let bytes: Uint8Array | undefined;
+    for (let i = 0; i < width; i++) {
+      if (!writable[offset + i]) continue;
+      bytes ??= this.ownConfig();
+      bytes[offset + i] = Math.floor(value / 2 ** (8 * i)) & 0xff;
+    }
+  }
+
+  /** A device-side change of any field (link status, capacity…): a config-change interrupt. */
+  setConfigField(offset: number, bytes: ArrayLike<number>): void {
+    const own = this.ownConfig();
+    for (let i = 0; i < bytes.length; i++) own[offset + i] = bytes[i]! & 0xff;
+    this.raiseConfigChange();
+  }
+
+  private ownConfig(): Uint8Array {
+    if (!this.config) {
+      const size = this.model.config.size;
+      const bytes = new Uint8Array(size);
+      for (let i = 0; i < size; i++) bytes[i] = this.defaultConfigByte(i);
+      this.config = bytes;
+    }
+    return this.config;
+  }
+
+  private restoreDriverWritableConfig(): void {
+    const own = this.config;
+    if (!own) return;
+    const writable = this.model.config.writableBytes;
+    for (let i = 0; i < own.length; i++) if (writable[i]) own[i] = this.defaultConfigByte(i);
+  }
+
+  // ---- views and state ----
+
+  queueStates(): QueueState[] {
+    return this.model.queueNames.map((name, index) => ({
+      index,
+      name,
+      size: this.slot(index, Q_SIZE),
+      maxSize: this.model.queueMaxSize,
+      enabled: this.slot(index, Q_ENABLED) === 1,
+      vector: this.slot(index, Q_VECTOR),
+      desc: hex64(this.slot(index, Q_DESC), this.slot(index, Q_DESC + 1)),
+      driver: hex64(this.slot(index, Q_DRIVER), this.slot(index, Q_DRIVER + 1)),
+      device: hex64(this.slot(index, Q_DEVICE), this.slot(index, Q_DEVICE + 1)),
+    }));
+  }
+
+  getState(): DeviceState {
+    return {
+      status: this.status,
+      isr: this.isr,
+      generation: this.generation,
+      queueSelect: this.queueSelect,
+      configVector: this.configVector,
+      deviceFeatureSelect: this.deviceFeatureSelect,
+      driverFeatureSelect: this.driverFeatureSelect,
+      driverFeatures: hex64(this.driverFeaturesLo, this.driverFeaturesHi),
+      queues: this.queues ? [...this.queues] : null,
+      config: this.config ? [...this.config] : null,
+      msix: this.msix ? [...this.msix] : null,
+    };
+  }
+
+  setState(state: DeviceState): void {
+    this.status = state.status & 0xff;
+    this.isr = state.isr & 0xff;
+    this.generation = state.generation & 0xff;
+    this.queueSelect = state.queueSelect & 0xffff;
+    this.configVector = state.configVector & 0xffff;
+    this.deviceFeatureSelect = state.deviceFeatureSelect >>> 0;
+    this.driverFeatureSelect = state.driverFeatureSelect >>> 0;
+    [this.driverFeaturesLo, this.driverFeaturesHi] = parseHex64(state.driverFeatures);
+    this.queues = restoreArray(state.queues, this.numQueues * QUEUE_FIELDS, Uint32Array, 'queues');
+    this.config = restoreArray(state.config, this.model.config.size, Uint8Array, 'config');
+    this.msix = restoreArray(
+      state.msix,
+      this.tableDwords + Math.ceil(this.model.msixVectors / 32),
+      Uint32Array,
+      'msix',
+    );
+  }
+}
+
+function restoreArray<T extends Uint8Array | Uint32Array>(
+  values: number[] | null,
+  length: number,
+  ctor: { from(values: number[]): T },
+  what: string,
+): T | undefined {
+  if (values === null) return undefined;
+  if (values.length !== length) throw new Error(`device state: ${what} has ${values.length} entries, expected ${length}`);
+  return ctor.from(values);
+}

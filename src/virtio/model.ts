@@ -1,0 +1,125 @@
+import { barLayout, deviceConfigs, deviceTypes, features, type VirtioTypeName } from '../spec/index.js';
+import { virtioLegacy, virtioRing } from '../spec/index.js';
+
+export type AccessPolicy = 'strict' | 'compat';
+export type NotifyRoute = 'notify-region' | 'legacy-register';
+
+/** One field of the device-specific configuration (virtio 1.2 §5.x "Device configuration layout"). */
+export interface ConfigField {
+  readonly name: string;
+  readonly offset: number;
+  readonly size: number;
+  readonly writable: boolean;
+}
+
+export interface DeviceConfigLayout {
+  readonly size: number;
+  readonly fields: readonly ConfigField[];
+  /** Reset values of every exposed byte. */
+  readonly defaults: Uint8Array;
+  /** 1 where the driver may write the byte. */
+  readonly writableBytes: Uint8Array;
+  /** Field covering each byte (for refusals that name the field). */
+  readonly fieldAt: readonly (ConfigField | undefined)[];
+}
+
+/**
+ * What every function of one kind on one PF shares: the device type, its queues, the features it
+ * offers and its config layout. Immutable; VFs point at their PF's VF model (flyweight).
+ */
+export interface DeviceModel {
+  readonly type: VirtioTypeName;
+  readonly typeId: number;
+  readonly transitional: boolean;
+  readonly queueNames: readonly string[];
+  readonly queueMaxSize: number;
+  readonly msixVectors: number;
+  readonly featuresLo: number;
+  readonly featuresHi: number;
+  readonly config: DeviceConfigLayout;
+  /** Length of the legacy register block (0 for a device without one). */
+  readonly legacyLength: number;
+  readonly policy: AccessPolicy;
+  readonly notifyRoute: NotifyRoute;
+}
+
+export interface ModelOptions {
+  type: VirtioTypeName;
+  transitional: boolean;
+  queueSize: number;
+  policy: AccessPolicy;
+  notifyRoute: NotifyRoute;
+}
+
+function featureBits(type: VirtioTypeName, transitional: boolean): [number, number] {
+  let lo = 0;
+  let hi = 0;
+  const set = (bit: number): void => {
+    if (bit < 32) lo = (lo | (1 << bit)) >>> 0;
+    else hi = (hi | (1 << (bit - 32))) >>> 0;
+  };
+  const common = transitional ? features.offered.transitional : features.offered.pf;
+  for (const name of common) set(features.common.constants[name as keyof typeof features.common.constants].value);
+  const own = features.byType[type];
+  for (const name of features.offeredByType[type]) {
+    set(own.constants[name as keyof typeof own.constants].value);
+  }
+  return [lo, hi];
+}
+
+function configLayout(type: VirtioTypeName): DeviceConfigLayout {
+  const table = deviceConfigs[type];
+  const size = table.size ?? 0;
+  const fields: ConfigField[] = [];
+  const defaults = new Uint8Array(size);
+  const writableBytes = new Uint8Array(size);
+  const fieldAt: (ConfigField | undefined)[] = new Array(size).fill(undefined);
+  for (const [name, reg] of Object.entries(table.registers)) {
+    if (reg.offset + reg.size > size) continue;
+    const field: ConfigField = { name, offset: reg.offset, size: reg.size, writable: reg.access === 'rw' };
+    fields.push(field);
+    const reset = reg.reset ?? 0;
+    for (let i = 0; i < reg.size; i++) {
+      defaults[reg.offset + i] = i < 6 ? Math.floor(reset / 2 ** (8 * i)) & 0xff : 0;
+      writableBytes[reg.offset + i] = field.writable ? 1 : 0;
+      fieldAt[reg.offset + i] = field;
+    }
+  }
+  return { size, fields, defaults, writableBytes, fieldAt };
+}
+
+/** Smallest power of two >= n (QEMU sizes the legacy region with pow2ceil). */
+export function pow2ceil(n: number): number {
+  let p = 1;
+  while (p < n) p *= 2;
+  return p;
+}
+
+export function buildModel(options: ModelOptions): DeviceModel {
+  const info = deviceTypes.types[options.type];
+  const config = configLayout(options.type);
+  const [featuresLo, featuresHi] = featureBits(options.type, options.transitional);
+  const legacyLength = options.transitional
+    ? pow2ceil(virtioLegacy.constants.CONFIG_OFF_MSIX.value + config.size)
+    : 0;
+  if (legacyLength > barLayout.registers.LEGACY.size) {
+    throw new Error(`legacy block of ${options.type} (${legacyLength} bytes) exceeds the BAR layout`);
+  }
+  if (options.queueSize < 1 || options.queueSize > virtioRing.constants.VIRTQUEUE_MAX_SIZE.value) {
+    throw new Error(`queue size ${options.queueSize} out of range`);
+  }
+  return Object.freeze({
+    type: options.type,
+    typeId: info.typeId,
+    transitional: options.transitional,
+    queueNames: info.queues,
+    queueMaxSize: options.queueSize,
+    msixVectors: info.msixVectors,
+    featuresLo,
+    featuresHi,
+    config,
+    legacyLength,
+    policy: options.policy,
+    notifyRoute: options.notifyRoute,
+  });
+}

@@ -1,0 +1,150 @@
+import { VmmrError } from '../errors.js';
+import { widthMask } from '../pci/config-space.js';
+
+export interface RegisterSpec {
+  readonly offset: number;
+  readonly size: number;
+  readonly access: string;
+}
+
+/** Behaviour of one register: absent read = write-only, absent write = read-only. */
+export interface Handler<S> {
+  read?: (s: S) => number;
+  write?: (s: S, value: number) => void;
+}
+
+/** A 64-bit register is two 32-bit halves; an 8-byte access reaches both at once. */
+export interface WideHandler<S> {
+  read: (s: S, half: 0 | 1) => number;
+  write?: (s: S, half: 0 | 1, value: number) => void;
+}
+
+interface Slot<S> {
+  readonly name: string;
+  readonly offset: number;
+  readonly size: number;
+  readonly read: ((s: S) => number) | undefined;
+  readonly write: ((s: S, value: number) => void) | undefined;
+  /** For the low half of a 64-bit register: the high half. */
+  readonly high: Slot<S> | undefined;
+}
+
+/** The upper 32 bits of the last 8-byte read (8-byte values travel as two halves). */
+export const wide = { high: 0 };
+
+/**
+ * A register block driven by its spec table (v86 / cloud-hypervisor style): dispatch by exact
+ * offset, with the two access policies:
+ * - strict: an access must hit one register at its own width; anything else is refused with an
+ *   error naming the register;
+ * - compat (QEMU): decode by exact offset only; other offsets read all-ones and ignore writes;
+ *   a register reads at any width (truncated) and takes writes truncated to the access width.
+ */
+export class RegisterBlock<S> {
+  private readonly slots: (Slot<S> | undefined)[];
+  private readonly covering: (Slot<S> | undefined)[];
+
+  constructor(
+    readonly blockName: string,
+    readonly length: number,
+    registers: Readonly<Record<string, RegisterSpec>>,
+    handlers: Readonly<Record<string, Handler<S> | WideHandler<S>>>,
+  ) {
+    this.slots = new Array(length).fill(undefined);
+    this.covering = new Array(length).fill(undefined);
+    for (const [name, spec] of Object.entries(registers)) {
+      if (spec.offset >= length) continue;
+      const handler = handlers[name];
+      if (!handler) throw new Error(`${blockName}: no behaviour for register ${name}`);
+      if (spec.size === 8) this.addWide(name, spec, handler as WideHandler<S>);
+      else this.add(name, spec.offset, spec.size, handler as Handler<S>, undefined);
+    }
+  }
+
+  private add(name: string, offset: number, size: number, h: Handler<S>, high: Slot<S> | undefined): Slot<S> {
+    const slot: Slot<S> = { name, offset, size, read: h.read, write: h.write, high };
+    this.slots[offset] = slot;
+    for (let i = 0; i < size; i++) this.covering[offset + i] = slot;
+    return slot;
+  }
+
+  private addWide(name: string, spec: RegisterSpec, h: WideHandler<S>): void {
+    const half = (which: 0 | 1): Handler<S> => ({
+      read: (s) => h.read(s, which),
+      write: h.write ? (s, v) => h.write!(s, which, v) : undefined,
+    });
+    const high = this.add(`${name}[63:32]`, spec.offset + 4, 4, half(1), undefined);
+    this.add(`${name}[31:0]`, spec.offset, 4, half(0), high);
+  }
+
+  /** Name of the register at or covering an offset (for traces). */
+  nameAt(offset: number): string | undefined {
+    return this.covering[offset]?.name;
+  }
+
+  private strictSlot(offset: number, width: number): Slot<S> {
+    const slot = this.slots[offset];
+    if (slot && (slot.size === width || (width === 8 && slot.high))) return slot;
+    const around = slot ?? this.covering[offset];
+    if (around) {
+      const wideOk = around.high || this.slots[around.offset - 4]?.high === around;
+      throw new VmmrError(
+        'VMMR_ERR_WIDTH_MISMATCH',
+        `${this.blockName} register ${around.name} is ${around.size} bytes at +0x${around.offset.toString(16)}` +
+          `${wideOk ? ' (8 bytes with its other half)' : ''}: a ${width}-byte access at +0x${offset.toString(16)} does not match it`,
+        { register: around.name },
+      );
+    }
+    throw new VmmrError(
+      'VMMR_ERR_UNMAPPED',
+      `${this.blockName} has no register at +0x${offset.toString(16)}`,
+    );
+  }
+
+  read(s: S, offset: number, width: number, strict: boolean): number {
+    if (strict) {
+      const slot = this.strictSlot(offset, width);
+      if (!slot.read) {
+        throw new VmmrError('VMMR_ERR_WRITE_ONLY', `${this.blockName} register ${slot.name} is write-only`, {
+          register: slot.name,
+        });
+      }
+      if (width === 8) {
+        const low = slot.read(s);
+        wide.high = slot.high!.read!(s);
+        return low;
+      }
+      return slot.read(s);
+    }
+    if (width === 8) {
+      const low = this.read(s, offset, 4, false);
+      wide.high = this.read(s, offset + 4, 4, false);
+      return low;
+    }
+    const slot = this.slots[offset];
+    if (!slot?.read) return widthMask(width);
+    return width === 4 ? slot.read(s) >>> 0 : slot.read(s) & widthMask(width);
+  }
+
+  /** For width 8, `value` is the low half and `high` the upper half. */
+  write(s: S, offset: number, width: number, value: number, high: number, strict: boolean): void {
+    if (strict) {
+      const slot = this.strictSlot(offset, width);
+      if (!slot.write) {
+        throw new VmmrError('VMMR_ERR_READ_ONLY', `${this.blockName} register ${slot.name} is read-only`, {
+          register: slot.name,
+        });
+      }
+      slot.write(s, value);
+      if (width === 8) slot.high!.write!(s, high);
+      return;
+    }
+    if (width === 8) {
+      this.write(s, offset, 4, value, 0, false);
+      this.write(s, offset + 4, 4, high, 0, false);
+      return;
+    }
+    const slot = this.slots[offset];
+    if (slot?.write) slot.write(s, width === 4 ? value >>> 0 : value & widthMask(width));
+  }
+}
