@@ -116,10 +116,7 @@ export function parseTopologyPath(value: string, setting = 'VMMR_TOPOLOGY'): str
  * (command-line options) win over the environment and are named by their
  * option name in errors.
  */
-export function loadConfig(
-  env: NodeJS.ProcessEnv = process.env,
-  overrides: ConfigOverrides = {},
-): Config {
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: ConfigOverrides = {}): Config {
   const pick = (
     override: string | undefined,
     option: string,

@@ -2,12 +2,12 @@ import {
   capabilityIds,
   msixCap,
   pciHeader,
-  virtioCommonCfg,
-  virtioLegacy,
+  commonCfg,
+  legacy,
   virtioPciCap,
   virtioStatus,
   mmrLocator,
-  virtioFeatures,
+  features,
 } from './spec/index.js';
 import { decodeExtHeader } from './pci/capabilities.js';
 
@@ -29,7 +29,7 @@ export interface SimOp {
   bar?: number;
 }
 
-export type Sim = Generator<SimOp, void, number>;
+export type Sim = Generator<SimOp, unknown, number>;
 
 export interface TranscriptEntry extends SimOp {
   value: number;
@@ -77,12 +77,12 @@ export async function runSimAsync(sim: Sim, port: AsyncSimPort): Promise<Transcr
   return transcript;
 }
 
-const L = virtioLegacy.registers;
-const C = virtioCommonCfg.registers;
+const L = legacy.registers;
+const C = commonCfg.registers;
 const S = virtioStatus.constants;
 const H = pciHeader.registers;
 const VC = virtioPciCap.registers;
-const NO_VECTOR = virtioLegacy.constants.NO_VECTOR.value;
+const NO_VECTOR = legacy.constants.NO_VECTOR.value;
 const MSIX_FLAGS = msixCap.registers.FLAGS;
 
 function* cfgRead(offset: number, width: 1 | 2 | 4): Generator<SimOp, number, number> {
@@ -152,7 +152,7 @@ export function* legacyProbe(options: LegacyProbeOptions): Generator<SimOp, numb
   yield* legacyAddStatus(S.ACKNOWLEDGE.value);
   yield* legacyAddStatus(S.DRIVER.value);
   const hostFeatures = yield* legacyRead(L.HOST_FEATURES.offset, 4);
-  if (!(hostFeatures & (1 << virtioFeatures.constants.ANY_LAYOUT.value))) {
+  if (!(hostFeatures & (1 << features.common.constants.ANY_LAYOUT.value))) {
     throw new SimFailure('a transitional device must offer VIRTIO_F_ANY_LAYOUT');
   }
   yield* legacyWrite(L.GUEST_FEATURES.offset, 4, hostFeatures);
@@ -162,8 +162,8 @@ export function* legacyProbe(options: LegacyProbeOptions): Generator<SimOp, numb
     if ((yield* legacyRead(L.MSI_CONFIG_VECTOR.offset, 2)) === NO_VECTOR) throw new SimFailure('config vector refused');
   }
   const configStart = options.msix
-    ? virtioLegacy.constants.CONFIG_OFF_MSIX.value
-    : virtioLegacy.constants.CONFIG_OFF_NO_MSIX.value;
+    ? legacy.constants.CONFIG_OFF_MSIX.value
+    : legacy.constants.CONFIG_OFF_NO_MSIX.value;
   for (let i = 0; i < (options.configBytes ?? 0); i++) yield* legacyRead(configStart + i, 1);
   let queues = 0;
   for (let q = 0; ; q++) {
@@ -280,7 +280,7 @@ export function* modernProbe(options: ModernProbeOptions): Generator<SimOp, numb
   const lo = yield* rd(C.DEVICE_FEATURE, 4);
   yield* wr(C.DEVICE_FEATURE_SELECT, 4, 1);
   const hi = yield* rd(C.DEVICE_FEATURE, 4);
-  const version1 = 1 << (virtioFeatures.constants.VERSION_1.value - 32);
+  const version1 = 1 << (features.common.constants.VERSION_1.value - 32);
   if (!(hi & version1)) throw new SimFailure('device does not offer VIRTIO_F_VERSION_1');
   yield* wr(C.DRIVER_FEATURE_SELECT, 4, 0);
   yield* wr(C.DRIVER_FEATURE, 4, lo);

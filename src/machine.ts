@@ -1,11 +1,11 @@
 import { VmmrError } from './errors.js';
 import { EventBus } from './events.js';
-import { bdfKey, formatBdf, MAX_RID, parseBdf } from './pci/bdf.js';
+import { bdfKey, formatBdf, MAX_RID, normalizeBdf, parseBdf } from './pci/bdf.js';
 import { parseMac, type IdentityOverride } from './mmr/identity.js';
 import type { MmrVf } from './mmr/vf.js';
 import { VirtioPf, type PfDefinition } from './sriov/pf.js';
 import type { ResolvedPf, ResolvedTopology } from './topology.js';
-import type { VirtioPciFunction } from './virtio/pci-function.js';
+import type { FunctionState, VirtioPciFunction } from './virtio/pci-function.js';
 
 export interface MachineOptions {
   /** Most VFs enabled at once in this process (default 65536). */
@@ -13,6 +13,17 @@ export interface MachineOptions {
 }
 
 export const DEFAULT_MAX_VFS = 65536;
+
+/** Everything vmmr promises to keep: the PFs as defined and every non-pristine function. */
+export interface MachineState {
+  format: typeof STATE_FORMAT;
+  version: typeof STATE_VERSION;
+  pfs: ResolvedPf[];
+  functions: FunctionState[];
+}
+
+export const STATE_FORMAT = 'vmmr-state';
+export const STATE_VERSION = 1;
 
 /** Who holds a routing ID, for collision messages. */
 function describeOwner(pf: ResolvedPf | PfDefinition, bdf: string, vf: number): string {
@@ -57,6 +68,7 @@ export class Machine {
   readonly events = new EventBus();
   readonly maxVfs: number;
   private pfList: VirtioPf[] = [];
+  private readonly sources = new WeakMap<VirtioPf, ResolvedPf>();
   private readonly pfByKey = new Map<number, VirtioPf>();
 
   constructor(topology: ResolvedTopology, options: MachineOptions = {}) {
@@ -84,6 +96,7 @@ export class Machine {
     const pf = new VirtioPf(def, this.events, { available: () => this.maxVfs - this.enabledVfCount() });
     this.pfList = [...this.pfList, pf].sort((a, b) => bdfKey(a.domain, a.rid) - bdfKey(b.domain, b.rid));
     this.pfByKey.set(bdfKey(def.domain, def.rid), pf);
+    this.sources.set(pf, resolved);
     return pf;
   }
 
@@ -169,6 +182,34 @@ export class Machine {
       yield pf;
       yield* pf.vfs;
     }
+  }
+
+  /** A JSON-safe snapshot: PF definitions, then the state of every function that changed. */
+  snapshot(): MachineState {
+    const functions: FunctionState[] = [];
+    for (const fn of this.functions()) if (fn.kind === 'pf' || !fn.pristine) functions.push(fn.getState());
+    return {
+      format: STATE_FORMAT,
+      version: STATE_VERSION,
+      pfs: this.pfList.map((pf) => this.sources.get(pf)!),
+      functions,
+    };
+  }
+
+  /** Rebuilds a machine from a snapshot; PFs first (their VF Enable recreates VFs), then VFs. */
+  static restore(state: MachineState, options: MachineOptions = {}): Machine {
+    if (state.format !== STATE_FORMAT || state.version !== STATE_VERSION) {
+      throw new VmmrError(
+        'VMMR_ERR_STATE',
+        `not a vmmr state of version ${STATE_VERSION} (format ${JSON.stringify(state.format)}, version ${JSON.stringify(state.version)})`,
+      );
+    }
+    const machine = new Machine({ pfs: state.pfs }, options);
+    const pfBdfs = new Set(machine.pfs.map((pf) => pf.bdf));
+    const isPf = (f: FunctionState): boolean => pfBdfs.has(normalizeBdf(f.bdf));
+    for (const f of state.functions.filter(isPf)) machine.find(f.bdf).setState(f);
+    for (const f of state.functions.filter((f) => !isPf(f))) machine.find(f.bdf).setState(f);
+    return machine;
   }
 
   findVf(bdf: string): MmrVf {

@@ -44,9 +44,7 @@ const u16 = (description: string, minimum = 0): ReturnType<typeof Type.Integer> 
 
 export const TopologyVfOverrideSchema = Type.Object(
   {
-    mac: Type.Optional(
-      Type.String({ description: 'a unicast MAC address such as "52:54:00:12:34:56"' }),
-    ),
+    mac: Type.Optional(Type.String({ description: 'a unicast MAC address such as "52:54:00:12:34:56"' })),
     serial: Type.Optional(
       Type.String({
         maxLength: MAX_BLK_SERIAL,
@@ -78,9 +76,7 @@ export const TopologyPfSchema = Type.Object(
       }),
     ),
     policy: Type.Optional(Type.Enum([...POLICIES], { description: `one of ${POLICIES.join(', ')}` })),
-    notify: Type.Optional(
-      Type.Enum([...NOTIFY_MODES], { description: `one of ${NOTIFY_MODES.join(', ')}` }),
-    ),
+    notify: Type.Optional(Type.Enum([...NOTIFY_MODES], { description: `one of ${NOTIFY_MODES.join(', ')}` })),
     vfs: Type.Optional(
       Type.Record(Type.String(), TopologyVfOverrideSchema, {
         description: 'an object keyed by VF PCI address',
@@ -301,7 +297,10 @@ function describeSchemaError(err: SchemaErrorLike, input: unknown): { path: stri
   }
   if (err.keyword === 'boolean' && err.schemaPath.endsWith('/additionalProperties')) {
     const slash = err.instancePath.lastIndexOf('/');
-    const key = err.instancePath.slice(slash + 1).replace(/~1/g, '/').replace(/~0/g, '~');
+    const key = err.instancePath
+      .slice(slash + 1)
+      .replace(/~1/g, '/')
+      .replace(/~0/g, '~');
     return {
       path: pointerToPath(err.instancePath.slice(0, slash)),
       problem: `unknown property ${JSON.stringify(key)}`,
@@ -342,8 +341,7 @@ export function parseTopology(json: unknown, sourceName: string): ResolvedTopolo
     throw new TopologyError(sourceName, path, problem);
   }
 
-  const fail = (path: string, problem: string): TopologyError =>
-    new TopologyError(sourceName, path, problem);
+  const fail = (path: string, problem: string): TopologyError => new TopologyError(sourceName, path, problem);
 
   const seenPfs = new Map<string, number>();
   const seenMacs = new Map<string, string>();
@@ -358,7 +356,8 @@ export function parseTopology(json: unknown, sourceName: string): ResolvedTopolo
     }
     const pfBdf = formatBdf(bdf);
     const previous = seenPfs.get(pfBdf);
-    if (previous !== undefined) throw fail(`${at}.bdf`, `duplicate PF address ${pfBdf} (also pfs[${previous}])`);
+    if (previous !== undefined)
+      throw fail(`${at}.bdf`, `duplicate PF address ${pfBdf} (also pfs[${previous}])`);
     seenPfs.set(pfBdf, i);
 
     const totalVfs = pf.totalVfs;
@@ -369,7 +368,10 @@ export function parseTopology(json: unknown, sourceName: string): ResolvedTopolo
     const firstVfOffset = pf.firstVfOffset ?? PF_DEFAULTS.firstVfOffset;
     const vfStride = pf.vfStride ?? PF_DEFAULTS.vfStride;
     if (vfStride === 0 && totalVfs > 1) {
-      throw fail(`${at}.vfStride`, `expected an integer 1..65535 when totalVfs > 1 (totalVfs is ${totalVfs}), got 0`);
+      throw fail(
+        `${at}.vfStride`,
+        `expected an integer 1..65535 when totalVfs > 1 (totalVfs is ${totalVfs}), got 0`,
+      );
     }
     const queueSize = pf.queueSize ?? PF_DEFAULTS.queueSize;
     if ((queueSize & (queueSize - 1)) !== 0) {
@@ -400,7 +402,8 @@ export function parseTopology(json: unknown, sourceName: string): ResolvedTopolo
 
       const resolved: ResolvedVfOverride = {};
       if (override.mac !== undefined) {
-        if (pf.type !== 'net') throw fail(`${vfAt}.mac`, `"mac" applies only to a net PF, this PF is ${pf.type}`);
+        if (pf.type !== 'net')
+          throw fail(`${vfAt}.mac`, `"mac" applies only to a net PF, this PF is ${pf.type}`);
         resolved.mac = checkMac(override.mac, `${vfAt}.mac`, fail);
         const owner = seenMacs.get(resolved.mac);
         if (owner !== undefined) throw fail(`${vfAt}.mac`, `duplicate MAC ${resolved.mac} (also ${owner})`);
@@ -432,11 +435,7 @@ export function parseTopology(json: unknown, sourceName: string): ResolvedTopolo
   return { pfs };
 }
 
-function checkMac(
-  mac: string,
-  path: string,
-  fail: (path: string, problem: string) => TopologyError,
-): string {
+function checkMac(mac: string, path: string, fail: (path: string, problem: string) => TopologyError): string {
   if (!MAC_RE.test(mac)) {
     throw fail(path, `expected 6 hex octets separated by ":" such as "52:54:00:12:34:56", got ${show(mac)}`);
   }

@@ -147,11 +147,15 @@ describe.concurrent('vmmr serve (spawned)', () => {
   it('runs serve by default, lets options override the environment, and exits 0 on SIGINT', async () => {
     const topology = join(TMP, 'one.json');
     writeFileSync(topology, JSON.stringify({ pfs: [{ bdf: '02:00.0', type: 'rng', totalVfs: 2 }] }));
-    const server = await startServe(['--port', '0', '--host', '127.0.0.1', '--topology', topology], {
-      PORT: 'not-a-port',
-      HOST: '::1',
-      VMMR_TOPOLOGY: join(TMP, 'missing.json'),
-    }, false);
+    const server = await startServe(
+      ['--port', '0', '--host', '127.0.0.1', '--topology', topology],
+      {
+        PORT: 'not-a-port',
+        HOST: '::1',
+        VMMR_TOPOLOGY: join(TMP, 'missing.json'),
+      },
+      false,
+    );
     expect(server.logs()).toContain(`"topology":${JSON.stringify(topology)}`);
     expect(server.logs()).toContain('"pfs":1,"vfs":2');
     server.child.kill('SIGINT');
@@ -182,7 +186,10 @@ describe.concurrent('vmmr serve (spawned)', () => {
 
   it('invalid topology file: exits 2 naming the file and the JSON path', async () => {
     const bad = join(TMP, 'bad.json');
-    writeFileSync(bad, JSON.stringify({ pfs: [{ bdf: '01:00.0', type: 'net', totalVfs: 4, initialVfs: 9 }] }));
+    writeFileSync(
+      bad,
+      JSON.stringify({ pfs: [{ bdf: '01:00.0', type: 'net', totalVfs: 4, initialVfs: 9 }] }),
+    );
     const exit = await run(['serve', '--topology', bad]);
     expect(exit.code).toBe(2);
     expect(exit.stderr).toBe(

@@ -89,12 +89,9 @@ describe('loadConfig', () => {
     expect(err.setting).toBe('HOST');
   });
 
-  it.each(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])(
-    'accepts LOG_LEVEL=%s',
-    (level) => {
-      expect(loadConfig({ LOG_LEVEL: level }).logLevel).toBe(level);
-    },
-  );
+  it.each(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])('accepts LOG_LEVEL=%s', (level) => {
+    expect(loadConfig({ LOG_LEVEL: level }).logLevel).toBe(level);
+  });
 
   it('accepts LOG_LEVEL case-insensitively', () => {
     expect(loadConfig({ LOG_LEVEL: 'DEBUG' }).logLevel).toBe('debug');
@@ -115,9 +112,9 @@ describe('loadConfig', () => {
 
   it('lets overrides win and names the option in errors', () => {
     const env = { HOST: '0.0.0.0', PORT: '1234', LOG_LEVEL: 'warn', VMMR_TOPOLOGY: 'a.json' };
-    expect(
-      loadConfig(env, { host: '::1', port: '4321', logLevel: 'trace', topologyPath: 'b.json' }),
-    ).toEqual({ host: '::1', port: 4321, logLevel: 'trace', topologyPath: 'b.json' });
+    expect(loadConfig(env, { host: '::1', port: '4321', logLevel: 'trace', topologyPath: 'b.json' })).toEqual(
+      { host: '::1', port: 4321, logLevel: 'trace', topologyPath: 'b.json' },
+    );
     const err = configError(() => loadConfig(env, { port: 'abc' }));
     expect(err.message).toBe('--port="abc" is not a valid port: expected an integer 0..65535');
     expect(err.setting).toBe('--port');

@@ -33,7 +33,8 @@ function stages(): Stage[] {
 
 const all = stages();
 const final = all[all.length - 1] as Stage;
-const finalOf = (keyword: string): Instruction[] => final.instructions.filter((i) => i.getKeyword() === keyword);
+const finalOf = (keyword: string): Instruction[] =>
+  final.instructions.filter((i) => i.getKeyword() === keyword);
 const argsOf = (ins: Instruction): string[] => ins.getArguments().map((a) => a.getValue());
 /** Exec-form (JSON array) arguments, or the shell-form words. */
 function execArgs(ins: Instruction): string[] {
@@ -50,7 +51,20 @@ const dockerignore = readFileSync(join(ROOT, '.dockerignore'), 'utf8')
 
 describe('Dockerfile', () => {
   it('parses without unknown instructions', () => {
-    const known = new Set(['FROM', 'RUN', 'COPY', 'ENV', 'WORKDIR', 'USER', 'EXPOSE', 'HEALTHCHECK', 'ENTRYPOINT', 'CMD', 'ARG', 'LABEL']);
+    const known = new Set([
+      'FROM',
+      'RUN',
+      'COPY',
+      'ENV',
+      'WORKDIR',
+      'USER',
+      'EXPOSE',
+      'HEALTHCHECK',
+      'ENTRYPOINT',
+      'CMD',
+      'ARG',
+      'LABEL',
+    ]);
     for (const ins of dockerfile.getInstructions()) expect(known).toContain(ins.getKeyword());
   });
 
@@ -68,7 +82,9 @@ describe('Dockerfile', () => {
 
   it('builds with npm ci and npm run build in the build stage', () => {
     const build = all[0] as Stage;
-    const runs = build.instructions.filter((i) => i.getKeyword() === 'RUN').map((i) => i.getArgumentsContent() ?? '');
+    const runs = build.instructions
+      .filter((i) => i.getKeyword() === 'RUN')
+      .map((i) => i.getArgumentsContent() ?? '');
     expect(runs.some((r) => /\bnpm ci\b/.test(r))).toBe(true);
     expect(runs.some((r) => /\bnpm run build\b/.test(r))).toBe(true);
   });
@@ -111,7 +127,9 @@ describe('Dockerfile', () => {
     const env = new Map<string, string>();
     for (const ins of final.instructions) {
       if (ins.getKeyword() !== 'ENV') continue;
-      for (const p of (ins as unknown as { getProperties(): Array<{ getName(): string; getValue(): string | null }> }).getProperties()) {
+      for (const p of (
+        ins as unknown as { getProperties(): Array<{ getName(): string; getValue(): string | null }> }
+      ).getProperties()) {
         env.set(p.getName(), p.getValue() ?? '');
       }
     }
@@ -147,14 +165,18 @@ describe('Dockerfile', () => {
     expect(cmds).toHaveLength(1);
     expect(execArgs(cmds[0] as Instruction)).toEqual(['node', 'dist/src/cli.js', 'serve']);
     expect(existsSync(join(ROOT, 'src', 'cli.ts'))).toBe(true);
-    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> };
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+      bin: Record<string, string>;
+    };
     expect(pkg.bin.vmmr).toBe('dist/src/cli.js');
   });
 
   it('copies only paths that exist in the repo (or come from an earlier stage) and are not dockerignored', () => {
     const stageNames = new Set<string>();
     for (const stage of all) {
-      for (const copy of stage.instructions.filter((i) => i.getKeyword() === 'COPY' || i.getKeyword() === 'ADD')) {
+      for (const copy of stage.instructions.filter(
+        (i) => i.getKeyword() === 'COPY' || i.getKeyword() === 'ADD',
+      )) {
         const content = copy.getArgumentsContent() ?? '';
         const from = (copy as Copy).getFromFlag()?.getValue() ?? undefined;
         const paths = argsOf(copy).filter((a) => !a.startsWith('--'));
@@ -176,7 +198,10 @@ describe('Dockerfile', () => {
 });
 
 describe('.dockerignore', () => {
-  it.each(['node_modules', 'dist', '.git', 'coverage', 'test-results.json', 'bench/results*'])('lists %s', (entry) => {
-    expect(dockerignore).toContain(entry);
-  });
+  it.each(['node_modules', 'dist', '.git', 'coverage', 'test-results.json', 'bench/results*'])(
+    'lists %s',
+    (entry) => {
+      expect(dockerignore).toContain(entry);
+    },
+  );
 });

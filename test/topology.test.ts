@@ -127,7 +127,9 @@ describe('parseTopology: defaults and normalisation', () => {
   it('locates VFs with offset and stride, across buses', () => {
     // PF 01:00.0 RID 0x0100; VF n at 0x0100 + 0x80 + (n-1)*4; VF 96 -> 0x0100+0x80+0x17c = 0x02fc = 02:1f.4
     const t = parseTopology(
-      { pfs: [pf({ totalVfs: 96, firstVfOffset: 0x80, vfStride: 4, vfs: { '02:1f.4': {}, '01:10.0': {} } })] },
+      {
+        pfs: [pf({ totalVfs: 96, firstVfOffset: 0x80, vfStride: 4, vfs: { '02:1f.4': {}, '01:10.0': {} } })],
+      },
       SRC,
     );
     expect(Object.keys(t.pfs[0]?.vfs ?? {})).toEqual(['0000:02:1f.4', '0000:01:10.0']);
@@ -246,13 +248,34 @@ describe('parseTopology: refusals name the path and the source', () => {
   });
 
   it.each([
-    ['52:54:00:12:34', 'expected 6 hex octets separated by ":" such as "52:54:00:12:34:56", got "52:54:00:12:34"'],
-    ['52-54-00-12-34-56', 'expected 6 hex octets separated by ":" such as "52:54:00:12:34:56", got "52-54-00-12-34-56"'],
-    ['52:54:00:12:34:5g', 'expected 6 hex octets separated by ":" such as "52:54:00:12:34:56", got "52:54:00:12:34:5g"'],
-    ['525400123456', 'expected 6 hex octets separated by ":" such as "52:54:00:12:34:56", got "525400123456"'],
-    ['01:00:5e:00:00:01', '01:00:5e:00:00:01 is a multicast address: expected a unicast MAC (first octet even)'],
-    ['ff:ff:ff:ff:ff:ff', 'ff:ff:ff:ff:ff:ff is a multicast address: expected a unicast MAC (first octet even)'],
-    ['53:54:00:12:34:56', '53:54:00:12:34:56 is a multicast address: expected a unicast MAC (first octet even)'],
+    [
+      '52:54:00:12:34',
+      'expected 6 hex octets separated by ":" such as "52:54:00:12:34:56", got "52:54:00:12:34"',
+    ],
+    [
+      '52-54-00-12-34-56',
+      'expected 6 hex octets separated by ":" such as "52:54:00:12:34:56", got "52-54-00-12-34-56"',
+    ],
+    [
+      '52:54:00:12:34:5g',
+      'expected 6 hex octets separated by ":" such as "52:54:00:12:34:56", got "52:54:00:12:34:5g"',
+    ],
+    [
+      '525400123456',
+      'expected 6 hex octets separated by ":" such as "52:54:00:12:34:56", got "525400123456"',
+    ],
+    [
+      '01:00:5e:00:00:01',
+      '01:00:5e:00:00:01 is a multicast address: expected a unicast MAC (first octet even)',
+    ],
+    [
+      'ff:ff:ff:ff:ff:ff',
+      'ff:ff:ff:ff:ff:ff is a multicast address: expected a unicast MAC (first octet even)',
+    ],
+    [
+      '53:54:00:12:34:56',
+      '53:54:00:12:34:56 is a multicast address: expected a unicast MAC (first octet even)',
+    ],
     ['00:00:00:00:00:00', 'expected a unicast MAC, got the all-zero address'],
   ])('rejects MAC %s', (mac, problem) => {
     const e = topologyError({ pfs: [pf({ vfs: { '01:00.1': { mac } } })] });
@@ -289,13 +312,14 @@ describe('parseTopology: refusals name the path and the source', () => {
 
   it('rejects long or non-ASCII serials', () => {
     for (const serial of ['x'.repeat(21), 'disk\u00e9', 'tab\there']) {
-      expect(
-        topologyError({ pfs: [pf({ type: 'block', vfs: { '01:00.1': { serial } } })] }).message,
-      ).toBe(
+      expect(topologyError({ pfs: [pf({ type: 'block', vfs: { '01:00.1': { serial } } })] }).message).toBe(
         `t.json: pfs[0].vfs["01:00.1"].serial: expected printable ASCII of at most 20 characters, got ${JSON.stringify(serial)}`,
       );
     }
-    const ok = parseTopology({ pfs: [pf({ type: 'block', vfs: { '01:00.1': { serial: 'x'.repeat(20) } } })] }, SRC);
+    const ok = parseTopology(
+      { pfs: [pf({ type: 'block', vfs: { '01:00.1': { serial: 'x'.repeat(20) } } })] },
+      SRC,
+    );
     expect(ok.pfs[0]?.vfs['0000:01:00.1']?.serial).toHaveLength(20);
   });
 
@@ -388,7 +412,9 @@ describe('loadTopologyFile', () => {
   });
 
   it('reports an empty or truncated file', () => {
-    expect(fileError(write('empty.json', '')).message).toMatch(/: invalid JSON: Unexpected end of JSON input$/);
+    expect(fileError(write('empty.json', '')).message).toMatch(
+      /: invalid JSON: Unexpected end of JSON input$/,
+    );
     expect(fileError(write('cut.json', '{"pfs": [')).message).toMatch(
       /: invalid JSON: Unexpected end of JSON input$/,
     );
@@ -404,14 +430,18 @@ describe('loadTopologyFile', () => {
 
 describe('DEFAULT_TOPOLOGY', () => {
   it('is a net PF at 0000:01:00.0 and a block PF at 0000:81:00.0 with 1024 VFs each, none enabled', () => {
-    expect(DEFAULT_TOPOLOGY.pfs.map((p) => [p.bdf, p.type, p.totalVfs, p.initialVfs, p.firstVfOffset, p.vfStride])).toEqual([
+    expect(
+      DEFAULT_TOPOLOGY.pfs.map((p) => [p.bdf, p.type, p.totalVfs, p.initialVfs, p.firstVfOffset, p.vfStride]),
+    ).toEqual([
       ['0000:01:00.0', 'net', 1024, 0, 1, 1],
       ['0000:81:00.0', 'block', 1024, 0, 1, 1],
     ]);
   });
 
   it('matches the shipped JSON file resolved by parseTopology', () => {
-    const json: unknown = JSON.parse(readFileSync(new URL('../src/topology-default.json', import.meta.url), 'utf8'));
+    const json: unknown = JSON.parse(
+      readFileSync(new URL('../src/topology-default.json', import.meta.url), 'utf8'),
+    );
     expect(parseTopology(json, 'x')).toEqual(DEFAULT_TOPOLOGY);
   });
 
@@ -422,5 +452,17 @@ describe('DEFAULT_TOPOLOGY', () => {
       (DEFAULT_TOPOLOGY.pfs[0] as { initialVfs: number }).initialVfs = 3;
     }).toThrow(TypeError);
     expect(structuredClone(DEFAULT_TOPOLOGY)).toEqual(DEFAULT_TOPOLOGY);
+  });
+});
+
+describe('README', () => {
+  it('has a topology example that parses', () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const section = readme.slice(readme.indexOf('## Topology file'));
+    const example = /```json\n([\s\S]*?)```/.exec(section)?.[1];
+    expect(example).toBeDefined();
+    const t = parseTopology(JSON.parse(example ?? ''), 'README.md');
+    expect(t.pfs.map((p) => p.bdf)).toEqual(['0000:01:00.0', '0000:81:00.0']);
+    expect(t.pfs[1]?.vfs['0000:81:01.0']?.serial).toBe('disk-0001');
   });
 });

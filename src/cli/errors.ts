@@ -2,8 +2,6 @@
  * How the CLI reports failures: one line on stderr, "vmmr: <message>", and an
  * exit code: 2 for bad input (configuration, topology, usage), 1 otherwise.
  */
-import { ConfigError } from '../config.js';
-import { TopologyError } from '../topology.js';
 
 /** Bad command-line usage detected by a command itself (exit code 2). */
 export class UsageError extends Error {
@@ -17,11 +15,15 @@ export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
+/**
+ * Errors caused by what the user gave us. Matched by name rather than with
+ * instanceof so that this module does not load the config/topology modules
+ * (and their validators) for commands that do not need them.
+ */
+const USAGE_ERRORS = new Set(['ConfigError', 'TopologyError', 'UsageError']);
+
 export function exitCodeFor(err: unknown): number {
-  if (err instanceof ConfigError || err instanceof TopologyError || err instanceof UsageError) {
-    return EXIT_USAGE;
-  }
-  return EXIT_FAILURE;
+  return err instanceof Error && USAGE_ERRORS.has(err.name) ? EXIT_USAGE : EXIT_FAILURE;
 }
 
 /** The error's message squeezed onto one line, without a stack trace. */

@@ -1,7 +1,6 @@
 /** `vmmr serve`: run the REST service. */
 import type { Command } from 'commander';
 import { loadConfig } from '../config.js';
-import { DEFAULT_TOPOLOGY, loadTopologyFile } from '../topology.js';
 
 export interface ServeOptions {
   host?: string;
@@ -17,9 +16,11 @@ export async function serve(opts: ServeOptions, env: NodeJS.ProcessEnv = process
     logLevel: opts.logLevel,
     topologyPath: opts.topology,
   });
+  // Loaded once the configuration is known to be good, so that a bad setting
+  // is reported without paying for the validators' and fastify's start-up.
+  const { DEFAULT_TOPOLOGY, loadTopologyFile } = await import('../topology.js');
   const topology =
     config.topologyPath === undefined ? DEFAULT_TOPOLOGY : loadTopologyFile(config.topologyPath);
-  // Loaded on demand so that other commands do not pay for fastify's start-up.
   const { startServer } = await import('../server/main.js');
   await startServer(config, topology);
 }

@@ -14,6 +14,7 @@ import {
   buildFunctionTemplate,
   placeMemoryBar,
   VirtioPciFunction,
+  type FunctionState,
   type FunctionTemplate,
 } from '../virtio/pci-function.js';
 import { barLayout } from '../spec/index.js';
@@ -194,18 +195,14 @@ export class VirtioPf extends VirtioPciFunction {
     return n < d.totalVfs ? n : -1;
   }
 
-  private pageSize(): number {
-    const bits = this.sriovRead('SYS_PGSIZE');
-    return 2 ** (PAGE_SHIFT_BASE + Math.max(0, 31 - Math.clz32(bits)));
-  }
-
+  /** Per-VF BAR size: the layout rounded up to the System Page Size (2^(12+n) for bit n). */
   private vfBarSizeFor(sysPageSizeBits: number): number {
     const page = 2 ** (PAGE_SHIFT_BASE + Math.max(0, 31 - Math.clz32(sysPageSizeBits)));
     return Math.max(BAR_LAYOUT_SIZE, page);
   }
 
   vfBarSize(): number {
-    return Math.max(BAR_LAYOUT_SIZE, this.pageSize());
+    return this.vfBarSizeFor(this.sriovRead('SYS_PGSIZE'));
   }
 
   /** Base of VF BAR (from the SR-IOV capability's 64-bit VF BAR pair). */
@@ -235,6 +232,7 @@ export class VirtioPf extends VirtioPciFunction {
     if (!this.sriovWriteAllowed(offset, width, value)) return;
     const wasEnabled = this.vfEnabled;
     super.writeConfig(offset, width, value);
+    if (this.overlaps(offset, width, S.SYS_PGSIZE, this.sriov)) this.syncVfBarMask();
     if (this.overlaps(offset, width, S.CTRL, this.sriov)) this.vfEnableEdge(wasEnabled);
   }
 
@@ -298,8 +296,6 @@ export class VirtioPf extends VirtioPciFunction {
           }
           return false;
         }
-        const vfBar = this.sriov + S.BAR0.offset + VF_BAR_INDEX * 4;
-        this.template.config.setMasks(vfBar, 4, (~(this.vfBarSizeFor(next) - 1) & ~0xf) >>> 0);
       }
     }
     if (this.overlaps(offset, width, S.CTRL, this.sriov)) {
@@ -338,6 +334,24 @@ export class VirtioPf extends VirtioPciFunction {
       this.vfs = [];
       if (this.events.active) this.events.emit({ type: 'vf-disable', bdf: this.bdf, numVfs: count });
     }
+  }
+
+  private syncVfBarMask(): void {
+    const vfBar = this.sriov + S.BAR0.offset + VF_BAR_INDEX * 4;
+    this.template.config.setMasks(vfBar, 4, (~(this.vfBarSize() - 1) & ~0xf) >>> 0);
+  }
+
+  /** Restores config and device, then the VFs that VF Enable and NumVFs call for (fresh). */
+  override setState(state: FunctionState): void {
+    super.setState(state);
+    this.syncVfBarMask();
+    const count = this.vfEnabled ? this.numVfs : 0;
+    const vfs = new Array<MmrVf>(count);
+    for (let n = 0; n < count; n++) vfs[n] = new MmrVf(this, n);
+    this.vfs = vfs;
+    const command = this.config.read(H.COMMAND.offset, H.COMMAND.size);
+    this.intxLevel =
+      this.device.isr !== 0 && !this.msixEnabled() && (command & HC.COMMAND_INTX_DISABLE.value) === 0;
   }
 
   protected override afterConfigWrite(offset: number, width: number): void {

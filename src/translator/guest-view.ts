@@ -1,18 +1,18 @@
-import { deviceTypes, pciHeader, virtioLegacy } from '../spec/index.js';
+import { deviceTypes, pciHeader, legacy } from '../spec/index.js';
 import { VmmrError, isVmmrError } from '../errors.js';
 import { LEGACY_BLOCK_OFFSET } from '../mmr/locator.js';
 import type { IntxSink, MmrVf } from '../mmr/vf.js';
 import { ConfigStore, ConfigTemplate } from '../pci/config-space.js';
 import { NOTIFY_OFF_MULTIPLIER, registerAt } from '../virtio/memory-bar.js';
 import { barLayout } from '../spec/index.js';
-import { applyRegisterTable, placeMemoryBar, type FunctionTemplate } from '../virtio/pci-function.js';
+import { placeMemoryBar, type FunctionTemplate } from '../virtio/pci-function.js';
 import { TraceRing } from './trace.js';
 
 const H = pciHeader.registers;
 const HC = pciHeader.constants;
 const STD_HEADER_END = pciHeader.constants.STD_HEADER_SIZEOF.value;
 const EXT_START = pciHeader.constants.EXT_CAP_START.value;
-const QUEUE_NOTIFY = virtioLegacy.registers.QUEUE_NOTIFY;
+const QUEUE_NOTIFY = legacy.registers.QUEUE_NOTIFY;
 const NOTIFY_REGION = barLayout.registers.NOTIFY.offset;
 const IO_FLAG_BITS = 0x3;
 
@@ -25,7 +25,7 @@ const IO_FLAG_BITS = 0x3;
 function buildGuestTemplate(vf: MmrVf): ConfigTemplate {
   const source: FunctionTemplate = vf.template;
   const t = source.config.clone();
-  applyRegisterTable(t, 0, pciHeader, false, ['STATUS', 'CAPABILITY_LIST', 'REVISION_ID', 'CLASS_PROG', 'CLASS_DEVICE', 'HEADER_TYPE', 'SUBSYSTEM_VENDOR_ID', 'SUBSYSTEM_ID']);
+  t.setMasks(H.COMMAND.offset, H.COMMAND.size, H.COMMAND.writeMask ?? 0);
   const info = deviceTypes.types[source.model.type];
   t.set(H.VENDOR_ID.offset, H.VENDOR_ID.size, deviceTypes.constants.VENDOR_ID.value);
   t.set(H.DEVICE_ID.offset, H.DEVICE_ID.size, info.transitionalId);

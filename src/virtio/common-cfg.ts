@@ -1,4 +1,4 @@
-import { virtioCommonCfg } from '../spec/index.js';
+import { commonCfg } from '../spec/index.js';
 import type { VirtioDevice } from './device.js';
 import { RegisterBlock, type Handler, type WideHandler } from './registers.js';
 
@@ -8,7 +8,10 @@ import { RegisterBlock, type Handler, type WideHandler } from './registers.js';
  * legacy block. Queue fields address the queue selected by queue_select; for a queue that does
  * not exist they read 0 (queue_size 0 tells the driver so) and ignore writes.
  */
-const handlers: Record<keyof typeof virtioCommonCfg.registers, Handler<VirtioDevice> | WideHandler<VirtioDevice>> = {
+type CommonRegister = keyof typeof commonCfg.registers;
+type WideRegister = 'QUEUE_DESC' | 'QUEUE_DRIVER' | 'QUEUE_DEVICE';
+
+const handlers: Record<Exclude<CommonRegister, WideRegister>, Handler<VirtioDevice>> = {
   DEVICE_FEATURE_SELECT: { read: (d) => d.deviceFeatureSelect, write: (d, v) => (d.deviceFeatureSelect = v) },
   DEVICE_FEATURE: { read: (d) => d.deviceFeatures(d.deviceFeatureSelect) },
   DRIVER_FEATURE_SELECT: { read: (d) => d.driverFeatureSelect, write: (d, v) => (d.driverFeatureSelect = v) },
@@ -25,6 +28,11 @@ const handlers: Record<keyof typeof virtioCommonCfg.registers, Handler<VirtioDev
   QUEUE_MSIX_VECTOR: { read: (d) => d.queueVector(), write: (d, v) => d.setQueueVector(v) },
   QUEUE_ENABLE: { read: (d) => d.queueEnabled(), write: (d, v) => d.enableQueue(v) },
   QUEUE_NOTIFY_OFF: { read: (d) => d.queueNotifyOff() },
+  QUEUE_NOTIFY_DATA: { read: () => 0 },
+  QUEUE_RESET: { read: () => 0, write: () => undefined },
+};
+
+const wideHandlers: Record<WideRegister, WideHandler<VirtioDevice>> = {
   QUEUE_DESC: { read: (d, h) => d.queueAddress('desc', h), write: (d, h, v) => d.setQueueAddress('desc', h, v) },
   QUEUE_DRIVER: {
     read: (d, h) => d.queueAddress('driver', h),
@@ -34,13 +42,12 @@ const handlers: Record<keyof typeof virtioCommonCfg.registers, Handler<VirtioDev
     read: (d, h) => d.queueAddress('device', h),
     write: (d, h, v) => d.setQueueAddress('device', h, v),
   },
-  QUEUE_NOTIFY_DATA: { read: () => 0 },
-  QUEUE_RESET: { read: () => 0, write: () => undefined },
 };
 
 export const commonCfgBlock = new RegisterBlock(
   'common cfg',
-  virtioCommonCfg.size ?? 0,
-  virtioCommonCfg.registers,
+  commonCfg.size ?? 0,
+  commonCfg.registers,
   handlers,
+  wideHandlers,
 );

@@ -1,12 +1,12 @@
-import { msixTableEntry, virtioLegacy, virtioRing, virtioStatus } from '../spec/index.js';
+import { msixTableEntry, legacy, virtioRing, virtioStatus } from '../spec/index.js';
 import type { EventBus, ResetReason } from '../events.js';
 import type { DeviceModel } from './model.js';
 
-export const NO_VECTOR = virtioLegacy.constants.NO_VECTOR.value;
-const ISR_QUEUE = virtioLegacy.constants.ISR_QUEUE.value;
-const ISR_CONFIG = virtioLegacy.constants.ISR_CONFIG.value;
-const QUEUE_ADDR_SHIFT = virtioLegacy.constants.QUEUE_ADDR_SHIFT.value;
-const VRING_ALIGN = virtioLegacy.constants.VRING_ALIGN.value;
+export const NO_VECTOR = legacy.constants.NO_VECTOR.value;
+const ISR_QUEUE = legacy.constants.ISR_QUEUE.value;
+const ISR_CONFIG = legacy.constants.ISR_CONFIG.value;
+const QUEUE_ADDR_SHIFT = legacy.constants.QUEUE_ADDR_SHIFT.value;
+const VRING_ALIGN = legacy.constants.VRING_ALIGN.value;
 const FEATURES_OK = virtioStatus.constants.FEATURES_OK.value;
 const ENTRY = msixTableEntry.registers;
 const ENTRY_DWORDS = msixTableEntry.constants.ENTRY_SIZE.value / 4;
@@ -514,6 +514,24 @@ export class VirtioDevice {
       driver: hex64(this.slot(index, Q_DRIVER), this.slot(index, Q_DRIVER + 1)),
       device: hex64(this.slot(index, Q_DEVICE), this.slot(index, Q_DEVICE + 1)),
     }));
+  }
+
+  /** True while nothing differs from a freshly created device (such VFs need no snapshot). */
+  get pristine(): boolean {
+    return (
+      this.status === 0 &&
+      this.isr === 0 &&
+      this.generation === 0 &&
+      this.queueSelect === 0 &&
+      this.configVector === NO_VECTOR &&
+      this.deviceFeatureSelect === 0 &&
+      this.driverFeatureSelect === 0 &&
+      this.driverFeaturesLo === 0 &&
+      this.driverFeaturesHi === 0 &&
+      !this.queues &&
+      !this.config &&
+      !this.msix
+    );
   }
 
   getState(): DeviceState {

@@ -1,8 +1,8 @@
-import { virtioLegacy } from '../spec/index.js';
+import { legacy } from '../spec/index.js';
 import type { VirtioDevice } from './device.js';
 import { RegisterBlock, type Handler } from './registers.js';
 
-const QUEUE_SEL_LIMIT = virtioLegacy.constants.QUEUE_SEL_LIMIT.value;
+const QUEUE_SEL_LIMIT = legacy.constants.QUEUE_SEL_LIMIT.value;
 
 /**
  * The legacy virtio PCI register block (virtio 1.2 §4.1.4.10, <linux/virtio_pci.h>
@@ -21,7 +21,7 @@ const QUEUE_SEL_LIMIT = virtioLegacy.constants.QUEUE_SEL_LIMIT.value;
  *   22    2   MSI_QUEUE_VECTOR   RW  only while MSI-X is enabled
  *   20|24     device config      any width; starts at 24 with MSI-X enabled, else 20
  */
-const handlers: Record<keyof typeof virtioLegacy.registers, Handler<VirtioDevice>> = {
+const handlers: Record<keyof typeof legacy.registers, Handler<VirtioDevice>> = {
   HOST_FEATURES: { read: (d) => d.deviceFeatures(0) },
   GUEST_FEATURES: { read: (d) => d.driverFeatures(0), write: (d, v) => d.setLegacyDriverFeatures(v) },
   QUEUE_PFN: { read: (d) => d.queuePfn(), write: (d, v) => d.setQueuePfn(v) },
@@ -43,14 +43,14 @@ const handlers: Record<keyof typeof virtioLegacy.registers, Handler<VirtioDevice
   MSI_QUEUE_VECTOR: { read: (d) => d.queueVector(), write: (d, v) => d.setQueueVector(v) },
 };
 
-export const LEGACY_CONFIG_OFF_MSIX = virtioLegacy.constants.CONFIG_OFF_MSIX.value;
-export const LEGACY_CONFIG_OFF_NO_MSIX = virtioLegacy.constants.CONFIG_OFF_NO_MSIX.value;
+export const LEGACY_CONFIG_OFF_MSIX = legacy.constants.CONFIG_OFF_MSIX.value;
+export const LEGACY_CONFIG_OFF_NO_MSIX = legacy.constants.CONFIG_OFF_NO_MSIX.value;
 
 /** The header with MSI-X enabled (24 bytes) and without (20 bytes: offsets 20.. are device config). */
-export const legacyHeaderMsix = new RegisterBlock('legacy block', LEGACY_CONFIG_OFF_MSIX, virtioLegacy.registers, handlers);
+export const legacyHeaderMsix = new RegisterBlock('legacy block', LEGACY_CONFIG_OFF_MSIX, legacy.registers, handlers);
 export const legacyHeaderNoMsix = new RegisterBlock(
   'legacy block',
   LEGACY_CONFIG_OFF_NO_MSIX,
-  virtioLegacy.registers,
+  legacy.registers,
   handlers,
 );

@@ -1,5 +1,4 @@
-import { barLayout, deviceConfigs, deviceTypes, features, type VirtioTypeName } from '../spec/index.js';
-import { virtioLegacy, virtioRing } from '../spec/index.js';
+import { barLayout, deviceConfigs, deviceTypes, features, legacyBlockLength, virtioRing, type AnyTable, type VirtioTypeName } from '../spec/index.js';
 
 export type AccessPolicy = 'strict' | 'compat';
 export type NotifyRoute = 'notify-region' | 'legacy-register';
@@ -37,6 +36,8 @@ export interface DeviceModel {
   readonly featuresLo: number;
   readonly featuresHi: number;
   readonly config: DeviceConfigLayout;
+  /** The field carrying the function's identity (net: MAC), derived per function. */
+  readonly identityField: ConfigField | undefined;
   /** Length of the legacy register block (0 for a device without one). */
   readonly legacyLength: number;
   readonly policy: AccessPolicy;
@@ -60,10 +61,8 @@ function featureBits(type: VirtioTypeName, transitional: boolean): [number, numb
   };
   const common = transitional ? features.offered.transitional : features.offered.pf;
   for (const name of common) set(features.common.constants[name as keyof typeof features.common.constants].value);
-  const own = features.byType[type];
-  for (const name of features.offeredByType[type]) {
-    set(own.constants[name as keyof typeof own.constants].value);
-  }
+  const own: AnyTable = features.byType[type];
+  for (const name of features.offeredByType[type] as readonly string[]) set(own.constants[name]!.value);
   return [lo, hi];
 }
 
@@ -80,7 +79,7 @@ function configLayout(type: VirtioTypeName): DeviceConfigLayout {
     fields.push(field);
     const reset = reg.reset ?? 0;
     for (let i = 0; i < reg.size; i++) {
-      defaults[reg.offset + i] = i < 6 ? Math.floor(reset / 2 ** (8 * i)) & 0xff : 0;
+      defaults[reg.offset + i] = reg.resetBytes ? (reg.resetBytes[i] ?? 0) : i < 6 ? Math.floor(reset / 2 ** (8 * i)) & 0xff : 0;
       writableBytes[reg.offset + i] = field.writable ? 1 : 0;
       fieldAt[reg.offset + i] = field;
     }
@@ -88,20 +87,13 @@ function configLayout(type: VirtioTypeName): DeviceConfigLayout {
   return { size, fields, defaults, writableBytes, fieldAt };
 }
 
-/** Smallest power of two >= n (QEMU sizes the legacy region with pow2ceil). */
-export function pow2ceil(n: number): number {
-  let p = 1;
-  while (p < n) p *= 2;
-  return p;
-}
+const NET_MAC_FIELD: keyof typeof deviceConfigs.net.registers = 'MAC';
 
 export function buildModel(options: ModelOptions): DeviceModel {
   const info = deviceTypes.types[options.type];
   const config = configLayout(options.type);
   const [featuresLo, featuresHi] = featureBits(options.type, options.transitional);
-  const legacyLength = options.transitional
-    ? pow2ceil(virtioLegacy.constants.CONFIG_OFF_MSIX.value + config.size)
-    : 0;
+  const legacyLength = options.transitional ? legacyBlockLength(options.type) : 0;
   if (legacyLength > barLayout.registers.LEGACY.size) {
     throw new Error(`legacy block of ${options.type} (${legacyLength} bytes) exceeds the BAR layout`);
   }
@@ -118,6 +110,7 @@ export function buildModel(options: ModelOptions): DeviceModel {
     featuresLo,
     featuresHi,
     config,
+    identityField: options.type === 'net' ? config.fields.find((f) => f.name === NET_MAC_FIELD) : undefined,
     legacyLength,
     policy: options.policy,
     notifyRoute: options.notifyRoute,

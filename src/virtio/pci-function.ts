@@ -5,14 +5,14 @@ import {
   pciHeader,
   pcieCap,
   virtioPciCap,
-  type RegisterTableLike,
+  type AnyTable,
 } from '../spec/index.js';
 import { VmmrError } from '../errors.js';
 import type { EventBus } from '../events.js';
 import { CapabilityLayout } from '../pci/capabilities.js';
 import { ConfigTemplate, type ConfigStore } from '../pci/config-space.js';
 import { PciFunction } from '../pci/function.js';
-import { VirtioDevice, type DeviceHost } from './device.js';
+import { VirtioDevice, type DeviceHost, type DeviceState } from './device.js';
 import { barRead, barWrite, BAR_LAYOUT_SIZE, NOTIFY_OFF_MULTIPLIER, regionsOf } from './memory-bar.js';
 import type { DeviceModel } from './model.js';
 
@@ -43,6 +43,13 @@ export interface HeaderIdentity {
   subsystemId: number;
 }
 
+/** A function's state: the config dwords that differ from its template, and its device. */
+export interface FunctionState {
+  bdf: string;
+  config: Array<[number, number]>;
+  device: DeviceState;
+}
+
 /** A function template: config image, capability offsets and BAR placement (shared by VFs). */
 export interface FunctionTemplate {
   readonly config: ConfigTemplate;
@@ -52,17 +59,21 @@ export interface FunctionTemplate {
   readonly model: DeviceModel;
 }
 
-/** Copies a register table's reset values and masks into a capability at `base`. */
+/**
+ * Copies a register table's reset values and masks into a capability at `base` (a VF takes the
+ * VF variants where the table has them). Aliases (registers overlapping others on purpose) and
+ * the names in `skip` are left out.
+ */
 export function applyRegisterTable(
   t: ConfigTemplate,
   base: number,
-  table: RegisterTableLike,
+  table: AnyTable,
   vf: boolean,
   skip: readonly string[] = [],
 ): void {
   for (const [name, reg] of Object.entries(table.registers)) {
-    if (skip.includes(name)) continue;
-    t.set(base + reg.offset, reg.size, reg.reset ?? 0);
+    if (reg.alias || skip.includes(name)) continue;
+    t.set(base + reg.offset, reg.size, (vf ? reg.vfReset : undefined) ?? reg.reset ?? 0);
     const writeMask = vf ? (reg.vfWriteMask ?? reg.writeMask ?? 0) : (reg.writeMask ?? 0);
     t.setMasks(base + reg.offset, reg.size, writeMask, reg.rw1cMask ?? 0);
   }
@@ -295,6 +306,19 @@ export abstract class VirtioPciFunction extends PciFunction implements DeviceHos
       w.offset % w.length === 0 &&
       w.offset + w.length <= this.barSize()
     );
+  }
+
+  get pristine(): boolean {
+    return this.config.overlaySize === 0 && this.device.pristine;
+  }
+
+  getState(): FunctionState {
+    return { bdf: this.bdf, config: this.config.changedDwords(), device: this.device.getState() };
+  }
+
+  setState(state: FunctionState): void {
+    this.config.restoreDwords(state.config);
+    this.device.setState(state.device);
   }
 
   /** The memory BARs this function implements, as [index, size]. */

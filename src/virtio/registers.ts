@@ -48,16 +48,22 @@ export class RegisterBlock<S> {
     readonly blockName: string,
     readonly length: number,
     registers: Readonly<Record<string, RegisterSpec>>,
-    handlers: Readonly<Record<string, Handler<S> | WideHandler<S>>>,
+    handlers: Readonly<Record<string, Handler<S>>>,
+    wideHandlers: Readonly<Record<string, WideHandler<S>>> = {},
   ) {
     this.slots = new Array(length).fill(undefined);
     this.covering = new Array(length).fill(undefined);
     for (const [name, spec] of Object.entries(registers)) {
       if (spec.offset >= length) continue;
-      const handler = handlers[name];
-      if (!handler) throw new Error(`${blockName}: no behaviour for register ${name}`);
-      if (spec.size === 8) this.addWide(name, spec, handler as WideHandler<S>);
-      else this.add(name, spec.offset, spec.size, handler as Handler<S>, undefined);
+      if (spec.size === 8) {
+        const handler = wideHandlers[name];
+        if (!handler) throw new Error(`${blockName}: no behaviour for 64-bit register ${name}`);
+        this.addWide(name, spec, handler);
+      } else {
+        const handler = handlers[name];
+        if (!handler) throw new Error(`${blockName}: no behaviour for register ${name}`);
+        this.add(name, spec.offset, spec.size, handler, undefined);
+      }
     }
   }
 

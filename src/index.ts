@@ -1,0 +1,13 @@
+/** vmmr as a library: the transport-free core a Node harness can import directly. */
+export { Machine, type MachineOptions, type MachineState } from './machine.js';
+export { read, write, runBatch, SPACES, isSpace, type Space, type AccessValue, type Operation, type OperationResult } from './access/index.js';
+export { VmmrError, isVmmrError, type VmmrErrorCode } from './errors.js';
+export { EventBus, EVENT_TYPES, type VmmrEvent, type VmmrEventType } from './events.js';
+export { guestView, GuestView } from './translator/guest-view.js';
+export { TraceRing, type TraceEntry } from './translator/trace.js';
+export { legacyProbe, modernProbe, runSim, runSimAsync, type Sim, type SimOp, type SimPort } from './driver-sim.js';
+export { parseBdf, formatBdf, normalizeBdf } from './pci/bdf.js';
+export { formatLspciDump } from './dump.js';
+export { DEFAULT_TOPOLOGY, parseTopology, loadTopologyFile, type ResolvedTopology, type ResolvedPf } from './topology.js';
+export type { MmrVf } from './mmr/vf.js';
+export type { VirtioPf } from './sriov/pf.js';
