@@ -21,7 +21,6 @@ export type Space = (typeof SPACES)[number];
 export type AccessValue = number | bigint;
 
 const CONFIG_SIZE = pciHeader.constants.CFG_SPACE_EXP_SIZE.value;
-const TWO_32 = 2 ** 32;
 
 export function isSpace(text: string): text is Space {
   return (SPACES as readonly string[]).includes(text);
@@ -152,13 +151,15 @@ export function runBatch(machine: Machine, ops: readonly Operation[], continueOn
     try {
       if (op.bdf !== lastBdf || !lastFn) {
         lastFn = undefined;
-        lastBdf = op.bdf;
         lastFn = machine.find(op.bdf);
+        lastBdf = op.bdf;
       }
       if (op.op === 'read') results.push({ ok: true, value: read(lastFn, op.space, op.offset, op.width) });
       else {
         write(lastFn, op.space, op.offset, op.width, op.value);
         results.push({ ok: true });
+        // A config write may enable or remove VFs: resolve the next BDF afresh.
+        if (op.space === 'config') lastFn = undefined;
       }
     } catch (e) {
       if (!isVmmrError(e)) throw e;
@@ -168,10 +169,4 @@ export function runBatch(machine: Machine, ops: readonly Operation[], continueOn
     }
   }
   return results;
-}
-
-/** 8-byte values as 64-bit hex halves for callers that avoid bigint. */
-export function toNumberPair(value: AccessValue): [number, number] {
-  if (typeof value === 'number') return [value >>> 0, Math.floor(value / TWO_32)];
-  return [Number(value & 0xffffffffn), Number(value >> 32n)];
 }

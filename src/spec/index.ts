@@ -35,14 +35,7 @@ import legacyRaw from '../../spec-tables/virtio-legacy.json' with { type: 'json'
 import virtioPciCapRaw from '../../spec-tables/virtio-pci-cap.json' with { type: 'json' };
 import virtioRingRaw from '../../spec-tables/virtio-ring.json' with { type: 'json' };
 import virtioStatusRaw from '../../spec-tables/virtio-status.json' with { type: 'json' };
-import type {
-  AnyTable,
-  Constant,
-  DeviceTypesTable,
-  NamedRegister,
-  Register,
-  Table,
-} from './types.js';
+import type { AnyTable, Constant, DeviceTypesTable, NamedRegister, Register, Table } from './types.js';
 
 export type * from './types.js';
 
@@ -81,7 +74,13 @@ function checkTable(raw: RawTable, expectedId: string): void {
   if (t.size !== undefined && !isUint(t.size)) fail(expectedId, 'size is not an unsigned integer');
   if (!isObject(t.registers) || !isObject(t.constants)) fail(expectedId, 'registers/constants missing');
   for (const [name, r] of Object.entries(t.registers)) {
-    if (!isObject(r) || !isUint(r.offset) || !isUint(r.size) || r.size === 0 || !ACCESS.has(String(r.access))) {
+    if (
+      !isObject(r) ||
+      !isUint(r.offset) ||
+      !isUint(r.size) ||
+      r.size === 0 ||
+      !ACCESS.has(String(r.access))
+    ) {
       fail(expectedId, `register ${name} is malformed`);
     }
     checkSource(expectedId, `register ${name}`, r);
@@ -150,9 +149,9 @@ export const virtioRing = table(virtioRingRaw, 'virtio-ring');
 /** virtio device types vmmr emulates (keys of device-types.json `types`). */
 export type VirtioTypeName = keyof (typeof deviceTypesRaw)['types'] & string;
 
-function deviceTypesTable<const T extends { readonly id: string; readonly constants: object; readonly types: object }>(
-  raw: T,
-): DeviceTypesTable<keyof T['constants'] & string, keyof T['types'] & string> {
+function deviceTypesTable<
+  const T extends { readonly id: string; readonly constants: object; readonly types: object },
+>(raw: T): DeviceTypesTable<keyof T['constants'] & string, keyof T['types'] & string> {
   const t = raw as unknown as Record<string, unknown>;
   const id = 'device-types';
   if (t.id !== id) fail(id, `id is ${String(t.id)}`);
@@ -165,13 +164,18 @@ function deviceTypesTable<const T extends { readonly id: string; readonly consta
   for (const [name, d] of Object.entries(t.types)) {
     const ok =
       isObject(d) &&
-      ['typeId', 'transitionalId', 'modernId', 'mmrId', 'classCode', 'msixVectors'].every((k) => isUint(d[k])) &&
+      ['typeId', 'transitionalId', 'modernId', 'mmrId', 'classCode', 'msixVectors'].every((k) =>
+        isUint(d[k]),
+      ) &&
       Array.isArray(d.queues) &&
       d.queues.every((q) => typeof q === 'string');
     if (!ok) fail(id, `type ${name} is malformed`);
     checkSource(id, `type ${name}`, d);
   }
-  return deepFreeze(raw) as unknown as DeviceTypesTable<keyof T['constants'] & string, keyof T['types'] & string>;
+  return deepFreeze(raw) as unknown as DeviceTypesTable<
+    keyof T['constants'] & string,
+    keyof T['types'] & string
+  >;
 }
 
 /** PCI identities, queues and MSI-X vector counts per virtio device type. */
@@ -201,7 +205,11 @@ export const deviceConfigs = Object.freeze({
 // ---------------------------------------------------------------------------------------------
 // Feature bits
 
-function offeredNames<N extends string>(id: string, constants: Readonly<Record<N, Constant>>, list: unknown): readonly N[] {
+function offeredNames<N extends string>(
+  id: string,
+  constants: Readonly<Record<N, Constant>>,
+  list: unknown,
+): readonly N[] {
   if (!Array.isArray(list)) fail(id, 'offered is not a list');
   for (const name of list) {
     if (typeof name !== 'string' || !Object.prototype.hasOwnProperty.call(constants, name)) {
@@ -211,7 +219,10 @@ function offeredNames<N extends string>(id: string, constants: Readonly<Record<N
   return Object.freeze([...list]) as readonly N[];
 }
 
-function featureTable<const T extends RawTable & { readonly offered: readonly string[] }>(raw: T, id: string) {
+function featureTable<const T extends RawTable & { readonly offered: readonly string[] }>(
+  raw: T,
+  id: string,
+) {
   const t = table(raw, id);
   return { table: t, offered: offeredNames(id, t.constants, raw.offered) };
 }
@@ -239,7 +250,11 @@ export const features = deepFreeze({
   common: commonFeatures,
   offered: {
     pf: offeredNames('virtio-features', commonFeatures.constants, featCommonRaw.offered.pf),
-    transitional: offeredNames('virtio-features', commonFeatures.constants, featCommonRaw.offered.transitional),
+    transitional: offeredNames(
+      'virtio-features',
+      commonFeatures.constants,
+      featCommonRaw.offered.transitional,
+    ),
     source: featCommonRaw.offered.source,
   },
   byType: {
@@ -318,4 +333,3 @@ export function legacyBlockLength(type: VirtioTypeName): number {
   while (len < needed) len *= 2;
   return len;
 }
-

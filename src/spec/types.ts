@@ -95,7 +95,8 @@ export interface NamedRegister extends Register {
   readonly name: string;
 }
 
-export type DeviceTypeField = 'typeId' | 'transitionalId' | 'modernId' | 'mmrId' | 'classCode' | 'msixVectors';
+export type DeviceTypeField =
+  'typeId' | 'transitionalId' | 'modernId' | 'mmrId' | 'classCode' | 'msixVectors';
 
 export interface DeviceTypeInfo {
   readonly title?: string;

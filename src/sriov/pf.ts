@@ -341,6 +341,15 @@ export class VirtioPf extends VirtioPciFunction {
     this.template.config.setMasks(vfBar, 4, (~(this.vfBarSize() - 1) & ~0xf) >>> 0);
   }
 
+  /** A PF FLR also resets its SR-IOV capability: VF Enable clears and the VFs go away. */
+  override functionLevelReset(): void {
+    const hadVfs = this.vfs.length;
+    super.functionLevelReset();
+    this.syncVfBarMask();
+    this.vfs = [];
+    if (hadVfs > 0 && this.events.active) this.events.emit({ type: 'vf-disable', bdf: this.bdf, numVfs: hadVfs });
+  }
+
   /** Restores config and device, then the VFs that VF Enable and NumVFs call for (fresh). */
   override setState(state: FunctionState): void {
     super.setState(state);

@@ -1,5 +1,4 @@
 import {
-  barLayout,
   capabilityIds,
   msixCap,
   pciHeader,
@@ -10,7 +9,7 @@ import {
 import { VmmrError } from '../errors.js';
 import type { EventBus } from '../events.js';
 import { CapabilityLayout } from '../pci/capabilities.js';
-import { ConfigTemplate, type ConfigStore } from '../pci/config-space.js';
+import { ConfigTemplate } from '../pci/config-space.js';
 import { PciFunction } from '../pci/function.js';
 import { VirtioDevice, type DeviceHost, type DeviceState } from './device.js';
 import { barRead, barWrite, BAR_LAYOUT_SIZE, NOTIFY_OFF_MULTIPLIER, regionsOf } from './memory-bar.js';

@@ -77,7 +77,13 @@ describe('spec tables agree with the Linux UAPI headers', () => {
       title: 't',
       source: 's',
       registers: {
-        X: { offset: 0, size: 4, access: 'ro', source: 's', linux: { struct: 'virtio_pci_cap', field: 'no_such_field' } },
+        X: {
+          offset: 0,
+          size: 4,
+          access: 'ro',
+          source: 's',
+          linux: { struct: 'virtio_pci_cap', field: 'no_such_field' },
+        },
         Y: { offset: 0, size: 4, access: 'ro', source: 's', linux: { struct: 'no_such_struct', field: 'x' } },
       },
       constants: {},

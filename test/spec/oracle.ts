@@ -101,11 +101,25 @@ function refChecks(
   if (typeof ref.shiftOf === 'string') {
     if (target !== 'value') throw new Error(`${prefix}: shiftOf is only valid on constants`);
     return [
-      { name, what: `${prefix} == shift of ${ref.shiftOf}()`, cExpr: shiftExpr(ref.shiftOf), macros: [ref.shiftOf], expected },
+      {
+        name,
+        what: `${prefix} == shift of ${ref.shiftOf}()`,
+        cExpr: shiftExpr(ref.shiftOf),
+        macros: [ref.shiftOf],
+        expected,
+      },
     ];
   }
   if (typeof ref.sizeof === 'string') {
-    return [{ name, what: `${prefix} == sizeof(${ref.sizeof})`, cExpr: `sizeof(${ref.sizeof})`, macros: [], expected }];
+    return [
+      {
+        name,
+        what: `${prefix} == sizeof(${ref.sizeof})`,
+        cExpr: `sizeof(${ref.sizeof})`,
+        macros: [],
+        expected,
+      },
+    ];
   }
   if (typeof ref.struct === 'string' && typeof ref.field === 'string') {
     if (target !== 'offset' || registerSize === undefined) {
@@ -154,7 +168,8 @@ export function tableChecks(data: Json): Check[] {
       const prefix = `${id}/registers/${key}`;
       // sizeof on a register compares with its size; everything else with its offset.
       if (typeof ref.sizeof === 'string') checks.push(...refChecks(`${prefix}/size`, ref, i, 'size', size));
-      else if (typeof ref.struct === 'string') checks.push(...refChecks(`${prefix}/field`, ref, i, 'offset', offset, size));
+      else if (typeof ref.struct === 'string')
+        checks.push(...refChecks(`${prefix}/field`, ref, i, 'offset', offset, size));
       else checks.push(...refChecks(`${prefix}/offset`, ref, i, 'offset', offset, size));
     }
   }
@@ -164,7 +179,8 @@ export function tableChecks(data: Json): Check[] {
   for (const [key, t] of Object.entries((data.types ?? {}) as Record<string, Json>)) {
     for (const [field, linux] of Object.entries((t.linux ?? {}) as Record<string, unknown>)) {
       const value = t[field];
-      if (typeof value !== 'number') throw new Error(`${id}/types/${key}: linux.${field} has no numeric field`);
+      if (typeof value !== 'number')
+        throw new Error(`${id}/types/${key}: linux.${field} has no numeric field`);
       add(`${id}/types/${key}/${field}`, linux, 'field', value);
     }
   }
@@ -184,7 +200,11 @@ export function cProgram(checks: readonly Check[]): string {
     for (const m of c.macros) {
       if (guarded.has(m)) continue;
       guarded.add(m);
-      lines.push(`#ifndef ${m}`, `#error ${cString(`${c.name}: ${m} is not defined by the Linux headers`)}`, '#endif');
+      lines.push(
+        `#ifndef ${m}`,
+        `#error ${cString(`${c.name}: ${m} is not defined by the Linux headers`)}`,
+        '#endif',
+      );
     }
   }
   lines.push('', 'int main(void) {');
