@@ -429,12 +429,13 @@ describe('loadTopologyFile', () => {
 });
 
 describe('DEFAULT_TOPOLOGY', () => {
-  it('is a net PF at 0000:01:00.0 and a block PF at 0000:81:00.0 with 1024 VFs each, none enabled', () => {
+  // InitialVFs = TotalVFs (SR-IOV: no VF Migration); VFs start disabled because NumVFs and VF Enable reset to 0.
+  it('is a net PF at 0000:01:00.0 and a block PF at 0000:81:00.0 with TotalVFs = InitialVFs = 1024', () => {
     expect(
       DEFAULT_TOPOLOGY.pfs.map((p) => [p.bdf, p.type, p.totalVfs, p.initialVfs, p.firstVfOffset, p.vfStride]),
     ).toEqual([
-      ['0000:01:00.0', 'net', 1024, 0, 1, 1],
-      ['0000:81:00.0', 'block', 1024, 0, 1, 1],
+      ['0000:01:00.0', 'net', 1024, 1024, 1, 1],
+      ['0000:81:00.0', 'block', 1024, 1024, 1, 1],
     ]);
   });
 

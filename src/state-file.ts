@@ -1,0 +1,115 @@
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { Type, type Static } from 'typebox';
+import { Compile } from 'typebox/compile';
+import { STATE_FORMAT, STATE_VERSION, type MachineState } from './machine.js';
+import { TopologyPfSchema } from './topology.js';
+
+/**
+ * The state file (VMMR_STATE_FILE): a MachineState as JSON, written atomically — temp file in
+ * the same directory, fsync, rename over the old file, fsync the directory — so a crash or
+ * `kill -9` at any moment leaves either the previous complete file or the new one.
+ */
+export class StateFileError extends Error {
+  override readonly name = 'StateFileError';
+  constructor(
+    readonly file: string,
+    why: string,
+  ) {
+    super(`state file ${file}: ${why}`);
+  }
+}
+
+const Uint = (max: number) => Type.Integer({ minimum: 0, maximum: max });
+const Hex64 = Type.String({ pattern: '^0x[0-9a-fA-F]{1,16}$' });
+const DeviceStateSchema = Type.Object(
+  {
+    status: Uint(0xff),
+    isr: Uint(0xff),
+    generation: Uint(0xff),
+    queueSelect: Uint(0xffff),
+    configVector: Uint(0xffff),
+    deviceFeatureSelect: Uint(0xffffffff),
+    driverFeatureSelect: Uint(0xffffffff),
+    driverFeatures: Hex64,
+    queues: Type.Union([Type.Array(Uint(0xffffffff)), Type.Null()]),
+    config: Type.Union([Type.Array(Uint(0xff)), Type.Null()]),
+    msix: Type.Union([Type.Array(Uint(0xffffffff)), Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+const FunctionStateSchema = Type.Object(
+  {
+    bdf: Type.String(),
+    config: Type.Array(Type.Tuple([Uint(1023), Uint(0xffffffff)])),
+    device: DeviceStateSchema,
+  },
+  { additionalProperties: false },
+);
+export const MachineStateSchema = Type.Object(
+  {
+    format: Type.Literal(STATE_FORMAT),
+    version: Type.Literal(STATE_VERSION),
+    pfs: Type.Array(TopologyPfSchema),
+    functions: Type.Array(FunctionStateSchema),
+  },
+  { additionalProperties: false },
+);
+
+const checkState = Compile(MachineStateSchema);
+
+/** Shape check of an untrusted snapshot (a state file, or a PUT /api/v1/state body). */
+export function validateMachineState(value: unknown): string | undefined {
+  if (checkState.Check(value)) return undefined;
+  const first = checkState.Errors(value)[0];
+  return first ? `${first.instancePath || '/'} ${first.message}` : 'does not match the vmmr state schema';
+}
+
+export function saveStateFile(file: string, state: MachineState): void {
+  const dir = dirname(file);
+  const temp = join(dir, `.${basename(file)}.${process.pid}.tmp`);
+  const fd = openSync(temp, 'w', 0o600);
+  try {
+    writeSync(fd, `${JSON.stringify(state)}\n`);
+    fsyncSync(fd);
+  } catch (e) {
+    closeSync(fd);
+    unlinkSync(temp);
+    throw e;
+  }
+  closeSync(fd);
+  renameSync(temp, file);
+  const dirFd = openSync(dir, 'r');
+  try {
+    fsyncSync(dirFd);
+  } finally {
+    closeSync(dirFd);
+  }
+}
+
+/** The saved state, or undefined when there is no file yet; anything else unusable is an error. */
+export function loadStateFile(file: string): MachineState | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new StateFileError(file, `cannot be read (${(e as Error).message})`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new StateFileError(file, `is not valid JSON (${(e as Error).message}); refusing to start from scratch`);
+  }
+  const problem = validateMachineState(json);
+  if (problem !== undefined) {
+    const found = json as { format?: unknown; version?: unknown };
+    const what =
+      found && typeof found === 'object' && (found.format !== STATE_FORMAT || found.version !== STATE_VERSION)
+        ? `is not a ${STATE_FORMAT} version ${STATE_VERSION} file (format ${JSON.stringify(found.format)}, version ${JSON.stringify(found.version)})`
+        : `is corrupt: ${problem}`;
+    throw new StateFileError(file, what);
+  }
+  return json as Static<typeof MachineStateSchema> as MachineState;
+}
