@@ -1,0 +1,192 @@
+/**
+ * Shared fixtures for the core and translator suites: machines, VF enabling through config
+ * writes (as a driver does it), typed access shorthands, event capture, refusal assertions and
+ * the pciutils oracles (lspci -F / setpci -A dump), which fail the test when they cannot run.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'vitest';
+import { read, write, type AccessValue, type Space } from '../../src/access/index.js';
+import { VmmrError, type VmmrErrorCode } from '../../src/errors.js';
+import type { VmmrEvent } from '../../src/events.js';
+import { Machine } from '../../src/machine.js';
+import type { MmrVf } from '../../src/mmr/vf.js';
+import { pciHeader, sriovCap } from '../../src/spec/index.js';
+import type { VirtioPf } from '../../src/sriov/pf.js';
+import { parseTopology, type TopologyPf } from '../../src/topology.js';
+import type { VirtioPciFunction } from '../../src/virtio/pci-function.js';
+
+export type TypeName = TopologyPf['type'];
+
+/** The seven virtio types vmmr emulates, in the order of the spec's device ID table (§2). */
+export const TYPES: readonly TypeName[] = ['net', 'block', 'balloon', 'console', 'scsi', 'rng', '9p'];
+
+/**
+ * Identities straight from the reference's device ID table (spec §2) and the virtio spec: the
+ * expected values every identity test compares with (never the code's own tables).
+ */
+export const IDS: Record<
+  TypeName,
+  { typeId: number; transitional: number; modern: number; mmr: number; classCode: number; queues: number }
+> = {
+  // queues: virtio 1.2 §5.x "Virtqueues" with the features vmmr offers (net: rx, tx, ctrl;
+  // balloon: inflate, deflate, stats; console without MULTIPORT: rx, tx; scsi: control, event, request).
+  net: { typeId: 1, transitional: 0x1000, modern: 0x1041, mmr: 0x10f9, classCode: 0x020000, queues: 3 },
+  block: { typeId: 2, transitional: 0x1001, modern: 0x1042, mmr: 0x10fa, classCode: 0x010000, queues: 1 },
+  balloon: { typeId: 5, transitional: 0x1002, modern: 0x1045, mmr: 0x10fb, classCode: 0x050000, queues: 3 },
+  console: { typeId: 3, transitional: 0x1003, modern: 0x1043, mmr: 0x10fc, classCode: 0x078000, queues: 2 },
+  scsi: { typeId: 8, transitional: 0x1004, modern: 0x1048, mmr: 0x10fd, classCode: 0x010000, queues: 3 },
+  rng: { typeId: 4, transitional: 0x1005, modern: 0x1044, mmr: 0x10fe, classCode: 0x00ff00, queues: 1 },
+  '9p': { typeId: 9, transitional: 0x1009, modern: 0x1049, mmr: 0x10ff, classCode: 0x000200, queues: 1 },
+};
+
+export const VENDOR = 0x1af4;
+export const NET_PF = '0000:01:00.0';
+export const BLK_PF = '0000:81:00.0';
+
+/** A machine from topology PF objects (schema defaults fill the rest). */
+export function machineOf(pfs: Array<Partial<TopologyPf> & Pick<TopologyPf, 'bdf' | 'type' | 'totalVfs'>>, maxVfs?: number): Machine {
+  const topology = parseTopology({ pfs: pfs.map((p) => ({ initialVfs: 0, ...p })) }, 'test topology');
+  return new Machine(topology, maxVfs === undefined ? {} : { maxVfs });
+}
+
+/** One PF per type, on buses 0x10, 0x20, ... (PF of type t at `pfBdfOf(t)`). */
+export function sevenTypeMachine(extra: Partial<TopologyPf> = {}): Machine {
+  return machineOf(TYPES.map((type) => ({ bdf: pfBdfOf(type), type, totalVfs: 8, ...extra })));
+}
+
+export function pfBdfOf(type: TypeName): string {
+  const bus = (TYPES.indexOf(type) + 1) * 0x10;
+  return `0000:${bus.toString(16).padStart(2, '0')}:00.0`;
+}
+
+/** A single-PF machine of one type; its PF is at 0000:01:00.0. */
+export function singlePf(type: TypeName, extra: Partial<TopologyPf> = {}): { machine: Machine; pf: VirtioPf } {
+  const machine = machineOf([{ bdf: NET_PF, type, totalVfs: 16, ...extra }]);
+  return { machine, pf: machine.findPf(NET_PF) };
+}
+
+// ---- typed access shorthands (everything goes through the one entry point) ----
+
+export function rd(fn: VirtioPciFunction, space: Space, offset: number, width: number): number {
+  const v = read(fn, space, offset, width);
+  if (typeof v !== 'number') throw new Error(`expected a number from a ${width}-byte read`);
+  return v;
+}
+
+export function rd64(fn: VirtioPciFunction, space: Space, offset: number): bigint {
+  const v = read(fn, space, offset, 8);
+  if (typeof v !== 'bigint') throw new Error('expected a bigint from an 8-byte read');
+  return v;
+}
+
+export function wr(fn: VirtioPciFunction, space: Space, offset: number, width: number, value: AccessValue): void {
+  write(fn, space, offset, width, value);
+}
+
+export const cfg = (fn: VirtioPciFunction, offset: number, width: number): number => rd(fn, 'config', offset, width);
+export const setCfg = (fn: VirtioPciFunction, offset: number, width: number, value: number): void =>
+  wr(fn, 'config', offset, width, value);
+
+const S = sriovCap.registers;
+const SC = sriovCap.constants;
+const H = pciHeader.registers;
+
+/** Sets Command.Memory Space Enable on a PF (its BAR decodes only then). */
+export function enableMemory(pf: VirtioPf): void {
+  setCfg(pf, H.COMMAND.offset, 2, cfg(pf, H.COMMAND.offset, 2) | pciHeader.constants.COMMAND_MEMORY.value);
+}
+
+/** Driver-style VF enable: NumVFs, then Control = VF Enable | VF MSE (unless `mse` is false). */
+export function enableVfs(pf: VirtioPf, numVfs: number, mse = true): void {
+  setCfg(pf, pf.sriov + S.NUM_VF.offset, 2, numVfs);
+  setCfg(pf, pf.sriov + S.CTRL.offset, 2, SC.CTRL_VFE.value | (mse ? SC.CTRL_MSE.value : 0));
+}
+
+/** A machine with one PF of `type` and `numVfs` VFs enabled with VF MSE; returns VF 0 too. */
+export function withVfs(
+  type: TypeName,
+  numVfs = 2,
+  extra: Partial<TopologyPf> = {},
+): { machine: Machine; pf: VirtioPf; vf: MmrVf } {
+  const { machine, pf } = singlePf(type, extra);
+  enableVfs(pf, numVfs);
+  return { machine, pf, vf: machine.findVf(pf.vfs[0]!.bdf) };
+}
+
+/** Everything the machine emits from now on. */
+export function record(machine: Machine): VmmrEvent[] {
+  const events: VmmrEvent[] = [];
+  machine.events.subscribe((e) => events.push(e));
+  return events;
+}
+
+/** Runs `f`, expects a VmmrError with `code` (and `register` when given); returns it. */
+export function refusal(f: () => unknown, code: VmmrErrorCode, register?: string): VmmrError {
+  let caught: unknown;
+  try {
+    f();
+  } catch (e) {
+    caught = e;
+  }
+  expect(caught, `expected a refusal ${code}`).toBeInstanceOf(VmmrError);
+  const e = caught as VmmrError;
+  expect(e.code).toBe(code);
+  if (register !== undefined) expect(e.context.register).toBe(register);
+  return e;
+}
+
+// ---- pciutils oracles ----
+
+export interface ToolRun {
+  stdout: string;
+  /** stderr without the harmless "Unable to load libkmod resources" line. */
+  complaints: string[];
+}
+
+const HARMLESS = /^lspci: Unable to load libkmod resources/;
+
+function runTool(cmd: string, args: string[]): ToolRun {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  // An oracle that cannot run fails the test: it is never skipped.
+  if (r.error) throw new Error(`${cmd} could not run (${r.error.message}): install pciutils`);
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${r.status}: ${r.stderr}`);
+  const complaints = r.stderr.split('\n').filter((l) => l.trim() !== '' && !HARMLESS.test(l));
+  return { stdout: r.stdout, complaints };
+}
+
+function withDumpFile<T>(dump: string, f: (file: string) => T): T {
+  const dir = mkdtempSync(join(tmpdir(), 'vmmr-lspci-'));
+  try {
+    const file = join(dir, 'dump.txt');
+    writeFileSync(file, dump);
+    return f(file);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** `lspci -F dump -vvv -nn` on an `lspci -xxxx`-format dump. */
+export function lspci(dump: string): ToolRun {
+  return withDumpFile(dump, (file) => runTool('lspci', ['-F', file, '-vvv', '-nn']));
+}
+
+/** `setpci -A dump -O dump.name=FILE -s SLOT REG...`: one hex value per register. */
+export function setpci(dump: string, slot: string, regs: string[]): string[] {
+  return withDumpFile(dump, (file) => {
+    const r = runTool('setpci', ['-A', 'dump', '-O', `dump.name=${file}`, '-s', slot, ...regs]);
+    return r.stdout.trim().split('\n');
+  });
+}
+
+/** The block of lspci output that describes one capability (its line and the indented lines after it). */
+export function capabilityBlock(out: string, header: RegExp): string {
+  const lines = out.split('\n');
+  const start = lines.findIndex((l) => header.test(l));
+  if (start < 0) return '';
+  const block = [lines[start]!];
+  for (let i = start + 1; i < lines.length && /^\t\t/.test(lines[i]!); i++) block.push(lines[i]!);
+  return block.join('\n');
+}
