@@ -15,6 +15,7 @@
  * as one JSON line instead (for bench/run.ts).
  */
 import { spawnSync } from 'node:child_process';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { read, write } from '../src/access/index.js';
 import { formatBdf } from '../src/pci/bdf.js';
@@ -317,4 +318,4 @@ function main(argv: readonly string[]): void {
   else process.stdout.write(`${formatSection(section)}\n`);
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) main(process.argv.slice(2));
+if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1])) main(process.argv.slice(2));
