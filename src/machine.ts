@@ -45,19 +45,8 @@ function toDefinition(pf: ResolvedPf): PfDefinition {
       ...(override.serial !== undefined ? { serial: override.serial } : {}),
     });
   }
-  return {
-    domain,
-    rid,
-    type: pf.type,
-    totalVfs: pf.totalVfs,
-    initialVfs: pf.initialVfs,
-    firstVfOffset: pf.firstVfOffset,
-    vfStride: pf.vfStride,
-    queueSize: pf.queueSize,
-    policy: pf.policy,
-    notify: pf.notify,
-    overrides,
-  };
+  const { bdf, vfs, ...rest } = pf;
+  return { ...rest, domain, rid, overrides };
 }
 
 /**

@@ -8,7 +8,8 @@ import { derivedMacByte, derivedSerial, type IdentityOverride } from '../mmr/ide
 import { MmrVf } from '../mmr/vf.js';
 import { VirtioDevice } from '../virtio/device.js';
 import { BAR_LAYOUT_SIZE } from '../virtio/memory-bar.js';
-import { buildModel, type AccessPolicy, type NotifyRoute } from '../virtio/model.js';
+import { buildModel } from '../virtio/model.js';
+import type { ResolvedPf } from '../topology.js';
 import {
   applyRegisterTable,
   buildFunctionTemplate,
@@ -25,17 +26,10 @@ const S = sriovCap.registers;
 const SC = sriovCap.constants;
 const DT = deviceTypes.constants;
 
-export interface PfDefinition {
+/** A topology PF entry with its address parsed and its VF overrides indexed. */
+export interface PfDefinition extends Omit<ResolvedPf, 'bdf' | 'vfs'> {
   domain: number;
   rid: number;
-  type: VirtioTypeName;
-  totalVfs: number;
-  initialVfs: number;
-  firstVfOffset: number;
-  vfStride: number;
-  queueSize: number;
-  policy: AccessPolicy;
-  notify: NotifyRoute;
   /** Identity overrides by VF index. */
   overrides: ReadonlyMap<number, IdentityOverride>;
 }

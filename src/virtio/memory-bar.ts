@@ -122,15 +122,17 @@ export function registerAt(dev: VirtioDevice, offset: number, msixEnabled: boole
 
 // ---- device configuration window (any width, §4.1.4.6) ----
 
+function configOverrun(dev: VirtioDevice, offset: number, width: number): VmmrError {
+  return new VmmrError(
+    'VMMR_ERR_UNMAPPED',
+    `device config of ${dev.model.type} is ${dev.model.config.size} bytes: a ${width}-byte access at +0x${offset.toString(16)} runs past it`,
+  );
+}
+
 export function readDeviceConfig(dev: VirtioDevice, offset: number, width: number, strict: boolean): number {
   const size = dev.model.config.size;
   if (offset + width > size) {
-    if (strict) {
-      throw new VmmrError(
-        'VMMR_ERR_UNMAPPED',
-        `device config of ${dev.model.type} is ${size} bytes: a ${width}-byte access at +0x${offset.toString(16)} runs past it`,
-      );
-    }
+    if (strict) throw configOverrun(dev, offset, width);
     if (width === 8) wide.high = 0xffffffff;
     return widthMask(width === 8 ? 4 : width);
   }
@@ -151,12 +153,7 @@ export function writeDeviceConfig(
 ): void {
   const size = dev.model.config.size;
   if (offset + width > size) {
-    if (strict) {
-      throw new VmmrError(
-        'VMMR_ERR_UNMAPPED',
-        `device config of ${dev.model.type} is ${size} bytes: a ${width}-byte access at +0x${offset.toString(16)} runs past it`,
-      );
-    }
+    if (strict) throw configOverrun(dev, offset, width);
     return;
   }
   if (strict) {
