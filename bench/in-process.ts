@@ -27,7 +27,7 @@ export interface InProcessOptions {
   warmupMs: number;
 }
 
-export const IN_PROCESS_DEFAULTS: InProcessOptions = { rounds: 15, roundMs: 150, warmupMs: 300 };
+export const IN_PROCESS_DEFAULTS: InProcessOptions = { rounds: 25, roundMs: 80, warmupMs: 300 };
 
 /** Translator overhead goal: direct ops/s ÷ translated ops/s. */
 export const TRANSLATOR_OVERHEAD_GOAL = 1.5;

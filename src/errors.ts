@@ -23,7 +23,16 @@ export type VmmrErrorCode =
   | 'VMMR_ERR_SRIOV_RANGE'
   | 'VMMR_ERR_TOPOLOGY'
   | 'VMMR_ERR_LIMIT'
-  | 'VMMR_ERR_STATE';
+  | 'VMMR_ERR_STATE'
+  // Transport-level codes (src/server): a malformed request, a missing or wrong bearer token,
+  // an unknown route, a body or batch above the configured limits, a bug of vmmr's own.
+  | 'VMMR_ERR_BAD_REQUEST'
+  | 'VMMR_ERR_UNAUTHORIZED'
+  | 'VMMR_ERR_NOT_FOUND'
+  | 'VMMR_ERR_TOO_LARGE'
+  // A bounded resource is full (event-stream subscribers): retry later.
+  | 'VMMR_ERR_TOO_MANY'
+  | 'VMMR_ERR_INTERNAL';
 
 /** The access (or object) a refusal is about. */
 export interface ErrorContext {
@@ -51,5 +60,14 @@ export function isVmmrError(e: unknown): e is VmmrError {
 
 /** "offset 0x14 width 2" — the common tail of refusal messages. */
 export function describeAccess(offset: number, width: number): string {
-  return `offset 0x${offset.toString(16)} width ${width}`;
+  // Refusals of malformed accesses describe them too: offset may be NaN, a string, undefined…
+  const at = typeof offset === 'number' && Number.isSafeInteger(offset) && offset >= 0 ? `0x${offset.toString(16)}` : showValue(offset);
+  return `offset ${at} width ${showValue(width)}`;
+}
+
+/** Any value shown on one short line (strings quoted and cut, so a newline cannot split a message). */
+export function showValue(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
+  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') return String(value);
+  return value === null ? 'null' : typeof value;
 }

@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { Type, type Static } from 'typebox';
 import { Compile } from 'typebox/compile';
@@ -10,6 +10,12 @@ import { TopologyPfSchema } from './topology.js';
  * the same directory, fsync, rename over the old file, fsync the directory — so a crash or
  * `kill -9` at any moment leaves either the previous complete file or the new one.
  */
+/** A message on one short line: JSON.parse quotes the offending text, newlines and all. */
+function oneLine(text: string): string {
+  const flat = text.replace(/\s*\n\s*/g, ' ');
+  return flat.length > 160 ? `${flat.slice(0, 160)}...` : flat;
+}
+
 export class StateFileError extends Error {
   override readonly name = 'StateFileError';
   constructor(
@@ -70,7 +76,8 @@ export function saveStateFile(file: string, state: MachineState): void {
   const temp = join(dir, `.${basename(file)}.${process.pid}.tmp`);
   const fd = openSync(temp, 'w', 0o600);
   try {
-    writeSync(fd, `${JSON.stringify(state)}\n`);
+    // writeFileSync on a descriptor loops until every byte is written (writeSync may stop short).
+    writeFileSync(fd, `${JSON.stringify(state)}\n`);
     fsyncSync(fd);
   } catch (e) {
     closeSync(fd);
@@ -87,6 +94,43 @@ export function saveStateFile(file: string, state: MachineState): void {
   }
 }
 
+/**
+ * Removes the temporary files that saves of `file` left behind when their process died mid-save
+ * (`kill -9`, power loss): `.<name>.<pid>.tmp` whose pid is no longer running. Returns how many.
+ */
+export function removeStaleTemporaryFiles(file: string): number {
+  const dir = dirname(file);
+  const prefix = `.${basename(file)}.`;
+  let removed = 0;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return 0;
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix) || !name.endsWith('.tmp')) continue;
+    const pid = Number(name.slice(prefix.length, -'.tmp'.length));
+    if (!Number.isSafeInteger(pid) || pid <= 0 || (pid !== process.pid && isRunning(pid))) continue;
+    try {
+      unlinkSync(join(dir, name));
+      removed++;
+    } catch {
+      // gone already, or not ours to remove
+    }
+  }
+  return removed;
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** The saved state, or undefined when there is no file yet; anything else unusable is an error. */
 export function loadStateFile(file: string): MachineState | undefined {
   let text: string;
@@ -94,13 +138,13 @@ export function loadStateFile(file: string): MachineState | undefined {
     text = readFileSync(file, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new StateFileError(file, `cannot be read (${(e as Error).message})`);
+    throw new StateFileError(file, `cannot be read (${oneLine((e as Error).message)})`);
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new StateFileError(file, `is not valid JSON (${(e as Error).message}); refusing to start from scratch`);
+    throw new StateFileError(file, `is not valid JSON (${oneLine((e as Error).message)}); refusing to start from scratch`);
   }
   const problem = validateMachineState(json);
   if (problem !== undefined) {

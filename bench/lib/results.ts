@@ -49,6 +49,8 @@ export interface Section {
   targets?: Target[];
   chart?: Chart;
   notes?: string[];
+  /** The measurements behind the rows, in whatever shape suits the section. */
+  raw?: unknown;
   /** Seconds the section took to measure. */
   seconds?: number;
 }

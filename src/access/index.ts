@@ -1,5 +1,5 @@
 import { pciHeader } from '../spec/index.js';
-import { VmmrError, describeAccess, isVmmrError } from '../errors.js';
+import { VmmrError, describeAccess, isVmmrError, showValue } from '../errors.js';
 import type { Machine } from '../machine.js';
 import type { MmrVf } from '../mmr/vf.js';
 import { guestView } from '../translator/guest-view.js';
@@ -22,20 +22,26 @@ export type AccessValue = number | bigint;
 
 const CONFIG_SIZE = pciHeader.constants.CFG_SPACE_EXP_SIZE.value;
 
+/** Checked on every access: one hash lookup rather than a scan of SPACES. */
+const SPACE_SET: ReadonlySet<unknown> = new Set<string>(SPACES);
+
 export function isSpace(text: string): text is Space {
-  return (SPACES as readonly string[]).includes(text);
+  return SPACE_SET.has(text);
 }
 
 function widthsOf(space: Space): readonly number[] {
   return space.startsWith('bar') ? [1, 2, 4, 8] : [1, 2, 4];
 }
 
-function spaceSize(fn: VirtioPciFunction, space: Space): number {
-  if (space === 'config' || space === 'guest-config') return CONFIG_SIZE;
-  if (space === 'io') return guestView(asVf(fn, space)).ioLength;
-  const index = Number(space.slice(3));
-  fn.checkBar(index);
-  return fn.barSize();
+/** Same answer as widthsOf(space).includes(width), without building the list on every access. */
+function widthAllowed(space: Space, width: number): boolean {
+  return width === 1 || width === 2 || width === 4 || (width === 8 && space.startsWith('bar'));
+}
+
+const BAR_INDEX: Readonly<Record<string, number>> = { bar0: 0, bar1: 1, bar2: 2, bar3: 3, bar4: 4, bar5: 5 };
+
+function barIndexOf(space: Space): number {
+  return BAR_INDEX[space] ?? Number(space.slice(3));
 }
 
 function asVf(fn: VirtioPciFunction, space: Space): MmrVf {
@@ -48,37 +54,89 @@ function asVf(fn: VirtioPciFunction, space: Space): MmrVf {
   return fn as MmrVf;
 }
 
-/** Checks an access's shape before it reaches any register. */
-function check(fn: VirtioPciFunction, space: Space, offset: number, width: number): void {
+/**
+ * Checks an access's shape before it reaches any register: offset, width, alignment; then the
+ * caller resolves the space (which may refuse it) and checks the range with checkRange.
+ */
+function checkShape(space: Space, offset: number, width: number): void {
+  // Callers in plain JavaScript (or a harness) may pass anything: refuse unknown spaces here
+  // rather than decode "xyz2" as BAR 2 or fail on a non-string.
+  if (typeof space !== 'string' || !isSpace(space)) {
+    throw new VmmrError('VMMR_ERR_BAD_SPACE', `space ${showValue(space)} is not one of ${SPACES.join(', ')}`);
+  }
   if (!Number.isSafeInteger(offset) || offset < 0) {
     throw new VmmrError('VMMR_ERR_BAD_OFFSET', `offset ${String(offset)} is not a non-negative integer`);
   }
-  if (!widthsOf(space).includes(width)) {
+  if (!widthAllowed(space, width)) {
     throw new VmmrError('VMMR_ERR_BAD_WIDTH', `width ${String(width)} is not allowed in ${space}: use ${widthsOf(space).join(', ')}`);
   }
   if (offset % width !== 0) {
     throw new VmmrError('VMMR_ERR_UNALIGNED', `offset 0x${offset.toString(16)} is not aligned to width ${width}`);
   }
-  const size = spaceSize(fn, space);
+}
+
+/**
+ * A VF object that VF Enable no longer backs (cleared, or replaced by a later enable) is no
+ * function any more: refused as Machine.find refuses its BDF, instead of changing orphan state.
+ */
+function checkLive(fn: VirtioPciFunction): void {
+  if (fn.kind === 'vf' && !(fn as MmrVf).live) {
+    throw new VmmrError('VMMR_ERR_VF_DISABLED', `${fn.bdf} is no longer an enabled VF (its PF's VF Enable was cleared since)`);
+  }
+}
+
+function checkRange(space: Space, offset: number, width: number, size: number): void {
   if (offset + width > size) {
     throw new VmmrError('VMMR_ERR_OUT_OF_RANGE', `offset 0x${offset.toString(16)} width ${width} is beyond ${space} (${size} bytes)`);
   }
 }
 
-function splitValue(value: AccessValue, width: number): [number, number] {
+/** A BAR space after its checks: decode enabled (else refused), then the range. */
+function checkBarAccess(fn: VirtioPciFunction, space: Space, offset: number, width: number): number {
+  const index = barIndexOf(space);
+  fn.checkBar(index);
+  checkRange(space, offset, width, fn.barSize());
+  return index;
+}
+
+const TWO_32 = 2 ** 32;
+const MAX_BY_WIDTH = [0, 0xff, 0xffff, 0, 0xffffffff];
+
+/** The upper 32 bits of the value last split by lowHalf (8-byte accesses). */
+let valueHigh = 0;
+
+/**
+ * The low 32 bits of a value checked against the access width (upper half in valueHigh). Plain
+ * numbers take a fast path; anything else goes through BigInt, with the same outcome.
+ */
+function lowHalf(value: AccessValue, width: number): number {
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) {
+    if (width === 8) {
+      valueHigh = Math.floor(value / TWO_32);
+      return value % TWO_32 || 0;
+    }
+    if (value <= MAX_BY_WIDTH[width]!) {
+      valueHigh = 0;
+      return value || 0;
+    }
+  }
   const max = width === 8 ? 2n ** 64n - 1n : BigInt(2 ** (8 * width) - 1);
   const big = typeof value === 'bigint' ? value : Number.isSafeInteger(value) ? BigInt(value) : -1n;
   if (big < 0n || big > max) {
     throw new VmmrError('VMMR_ERR_BAD_VALUE', `value ${String(value)} does not fit in ${width} bytes`);
   }
-  if (width === 8) return [Number(big & 0xffffffffn), Number(big >> 32n)];
-  return [Number(big), 0];
+  if (width === 8) {
+    valueHigh = Number(big >> 32n);
+    return Number(big & 0xffffffffn);
+  }
+  valueHigh = 0;
+  return Number(big);
 }
 
 function enrich(e: unknown, fn: VirtioPciFunction | string, space: string, offset: number, width: number): never {
   if (!isVmmrError(e)) throw e;
   const bdf = typeof fn === 'string' ? fn : fn.bdf;
-  const where = `${bdf} ${space} ${describeAccess(offset, width)}`;
+  const where = `${bdf} ${isSpace(space) ? space : showValue(space)} ${describeAccess(offset, width)}`;
   throw new VmmrError(e.code, e.message.startsWith(where) ? e.message : `${where}: ${e.message}`, {
     bdf,
     space,
@@ -90,16 +148,23 @@ function enrich(e: unknown, fn: VirtioPciFunction | string, space: string, offse
 
 export function read(fn: VirtioPciFunction, space: Space, offset: number, width: number): AccessValue {
   try {
-    check(fn, space, offset, width);
+    checkShape(space, offset, width);
+    checkLive(fn);
     switch (space) {
       case 'config':
+        checkRange(space, offset, width, CONFIG_SIZE);
         return fn.readConfig(offset, width);
-      case 'io':
-        return guestView(asVf(fn, space)).ioRead(offset, width);
+      case 'io': {
+        const view = guestView(asVf(fn, space));
+        checkRange(space, offset, width, view.ioLength);
+        return view.ioRead(offset, width);
+      }
       case 'guest-config':
+        checkRange(space, offset, width, CONFIG_SIZE);
         return guestView(asVf(fn, space)).readConfig(offset, width);
       default: {
-        const low = fn.readBar(Number(space.slice(3)), offset, width);
+        const index = checkBarAccess(fn, space, offset, width);
+        const low = fn.readBar(index, offset, width);
         return width === 8 ? (BigInt(wide.high >>> 0) << 32n) | BigInt(low >>> 0) : low >>> 0;
       }
     }
@@ -110,20 +175,31 @@ export function read(fn: VirtioPciFunction, space: Space, offset: number, width:
 
 export function write(fn: VirtioPciFunction, space: Space, offset: number, width: number, value: AccessValue): void {
   try {
-    check(fn, space, offset, width);
-    const [low, high] = splitValue(value, width);
+    checkShape(space, offset, width);
+    checkLive(fn);
     switch (space) {
-      case 'config':
-        fn.writeConfig(offset, width, low);
+      case 'config': {
+        checkRange(space, offset, width, CONFIG_SIZE);
+        fn.writeConfig(offset, width, lowHalf(value, width));
         return;
-      case 'io':
-        guestView(asVf(fn, space)).ioWrite(offset, width, low);
+      }
+      case 'io': {
+        const view = guestView(asVf(fn, space));
+        checkRange(space, offset, width, view.ioLength);
+        view.ioWrite(offset, width, lowHalf(value, width));
         return;
-      case 'guest-config':
+      }
+      case 'guest-config': {
+        checkRange(space, offset, width, CONFIG_SIZE);
+        const low = lowHalf(value, width);
         guestView(asVf(fn, space)).writeConfig(offset, width, low);
         return;
-      default:
-        fn.writeBar(Number(space.slice(3)), offset, width, low, high);
+      }
+      default: {
+        const index = checkBarAccess(fn, space, offset, width);
+        const low = lowHalf(value, width);
+        fn.writeBar(index, offset, width, low, valueHigh);
+      }
     }
   } catch (e) {
     enrich(e, fn, space, offset, width);
@@ -163,7 +239,8 @@ export function runBatch(machine: Machine, ops: readonly Operation[], continueOn
       }
     } catch (e) {
       if (!isVmmrError(e)) throw e;
-      const error = e.context.bdf ? e : new VmmrError(e.code, `${op.bdf}: ${e.message}`, { ...e.context, bdf: op.bdf });
+      // Only a malformed BDF arrives without context.bdf, and its message already quotes it.
+      const error = e.context.bdf ? e : new VmmrError(e.code, e.message, { ...e.context, bdf: op.bdf });
       results.push({ ok: false, error });
       if (!continueOnError) break;
     }

@@ -69,7 +69,9 @@ export class ConnectionError extends Error {
     readonly reason: string,
     readonly causeCode: string | undefined,
   ) {
-    super(`cannot reach the vmmr service at ${url}: ${reason} (is \`vmmr serve\` running? set --url or VMMR_URL)`);
+    super(
+      `cannot reach the vmmr service at ${url}: ${reason} (is \`vmmr serve\` running? set --url or VMMR_URL)`,
+    );
   }
 }
 
@@ -201,14 +203,23 @@ export class ApiClient {
     const status = res.statusCode;
     if (typeof problem.detail === 'string' || typeof problem.code === 'string') {
       const detail = problem.detail ?? problem.title ?? `HTTP ${status}`;
-      return new ApiError(status, problem, problem.code ? `${detail} (${problem.code})` : detail);
+      const hint = status === 401 ? ': pass --token or set VMMR_TOKEN' : '';
+      return new ApiError(status, problem, `${detail}${hint}${problem.code ? ` (${problem.code})` : ''}`);
     }
     const what = `${method} ${url.pathname}${url.search}`;
     if (status === 401 || status === 403) {
-      return new ApiError(status, problem, `${what}: HTTP ${status}, not authorized: pass --token or set VMMR_TOKEN`);
+      return new ApiError(
+        status,
+        problem,
+        `${what}: HTTP ${status}, not authorized: pass --token or set VMMR_TOKEN`,
+      );
     }
     if (status === 404) {
-      return new ApiError(status, problem, `${what}: HTTP 404: ${this.url} has no such route (is it a vmmr service of this version?)`);
+      return new ApiError(
+        status,
+        problem,
+        `${what}: HTTP 404: ${this.url} has no such route (is it a vmmr service of this version?)`,
+      );
     }
     const message = (problem as { message?: unknown }).message;
     const reason = typeof message === 'string' ? message : text.split('\n')[0]?.slice(0, 200) || 'no details';
@@ -243,7 +254,11 @@ export class ApiClient {
 }
 
 /** Runs `fn` with a client for the command's options and closes it afterwards. */
-export async function withClient<T>(opts: ClientOptions, io: CliIo, fn: (client: ApiClient) => Promise<T>): Promise<T> {
+export async function withClient<T>(
+  opts: ClientOptions,
+  io: CliIo,
+  fn: (client: ApiClient) => Promise<T>,
+): Promise<T> {
   const client = ApiClient.from(opts, io);
   try {
     return await fn(client);
@@ -252,11 +267,11 @@ export async function withClient<T>(opts: ClientOptions, io: CliIo, fn: (client:
   }
 }
 
-/** Path of a function's resource. */
+/** Path of a function's resource (the BDF is a validated, normalised address: no escaping needed). */
 export function functionPath(bdf: string, ...rest: string[]): string {
-  return [`${API_PREFIX}/functions/${encodeURIComponent(bdf)}`, ...rest].join('/');
+  return [`${API_PREFIX}/functions/${bdf}`, ...rest].join('/');
 }
 
 export function pfPath(bdf: string, ...rest: string[]): string {
-  return [`${API_PREFIX}/pfs/${encodeURIComponent(bdf)}`, ...rest].join('/');
+  return [`${API_PREFIX}/pfs/${bdf}`, ...rest].join('/');
 }

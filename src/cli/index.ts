@@ -8,13 +8,32 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
+import { registerBarCommand } from './bar.js';
+import { registerCfgCommand } from './cfg.js';
+import { processIo, type CliIo } from './context.js';
+import { registerDumpCommand } from './dump.js';
 import { EXIT_USAGE, exitCodeFor, oneLineMessage } from './errors.js';
+import { registerEventsCommand } from './events.js';
+import { registerIoCommand } from './io.js';
+import { registerLsCommand } from './ls.js';
 import { registerServeCommand } from './serve.js';
+import { registerSriovCommand } from './sriov.js';
 
-export type RegisterCommand = (program: Command) => void;
+export type { CliIo } from './context.js';
+
+export type RegisterCommand = (program: Command, io: CliIo) => void;
 
 /** Commands in help order. */
-export const COMMANDS: readonly RegisterCommand[] = [registerServeCommand];
+export const COMMANDS: readonly RegisterCommand[] = [
+  registerServeCommand,
+  registerLsCommand,
+  registerSriovCommand,
+  registerCfgCommand,
+  registerBarCommand,
+  registerIoCommand,
+  registerDumpCommand,
+  registerEventsCommand,
+];
 
 /** The version of the nearest package.json named "vmmr" above this module. */
 export function packageVersion(): string {
@@ -35,16 +54,6 @@ export function packageVersion(): string {
   }
 }
 
-export interface CliIo {
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-}
-
-const processIo: CliIo = {
-  stdout: (text) => process.stdout.write(text),
-  stderr: (text) => process.stderr.write(text),
-};
-
 export function buildProgram(io: CliIo = processIo): Command {
   const program = new Command('vmmr')
     .description('Emulator of virtio transitional MMR devices, served over REST')
@@ -55,8 +64,15 @@ export function buildProgram(io: CliIo = processIo): Command {
       outputError: (text, write) => write(`vmmr: ${text.replace(/^error: /, '')}`),
     })
     .exitOverride();
-  for (const register of COMMANDS) register(program);
+  for (const register of COMMANDS) register(program, io);
   return program;
+}
+
+/** " (VMMR_ERR_...)" for a refusal of the in-process core (offline dump), as the service reports it. */
+function codeSuffix(err: unknown): string {
+  if (!(err instanceof Error) || err.name !== 'VmmrError') return '';
+  const code = (err as Error & { code?: unknown }).code;
+  return typeof code === 'string' && !err.message.includes(code) ? ` (${code})` : '';
 }
 
 /**
@@ -74,7 +90,7 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
       // Commander already printed its message (help and --version exit 0).
       return err.exitCode === 0 ? 0 : EXIT_USAGE;
     }
-    io.stderr(`vmmr: ${oneLineMessage(err)}\n`);
+    io.stderr(`vmmr: ${oneLineMessage(err)}${codeSuffix(err)}\n`);
     return exitCodeFor(err);
   }
 }

@@ -5,8 +5,9 @@
  *
  * ADDR is a hex offset (`0x` optional, as setpci takes hex without it), a
  * register name (`COMMAND`, `STATUS` in config space; width implied), or a
- * capability (`CAP_EXP`, `ECAP_SRIOV`, `CAP10`, `ECAP0x10`, `CAP_VNDR@1` for
- * the second one), optionally followed by `+OFFSET` (hex). A VALUE is hex, or
+ * capability (`CAP_EXP`, `ECAP_SRIOV`, `CAP10`, `ECAP0x10`), optionally followed
+ * by `+OFFSET` (hex). `@N` picks the N-th instance (from 0) of a capability:
+ * setpci writes it last (`CAP_VNDR+3.b@1`), `CAP_VNDR@1+3.b` works too. A VALUE is hex, or
  * `DATA:MASK` for a read-modify-write of the bits set in MASK. Several values
  * write consecutive registers of the same width.
  */
@@ -54,7 +55,10 @@ const HEX = /^(?:0x)?([0-9a-f]+)$/i;
 
 export function parseHex(text: string, what: string, max?: bigint): bigint {
   const m = HEX.exec(text.trim());
-  if (!m) throw new UsageError(`${what} ${JSON.stringify(text)} is not a hex number (setpci syntax: hex, 0x optional)`);
+  if (!m)
+    throw new UsageError(
+      `${what} ${JSON.stringify(text)} is not a hex number (setpci syntax: hex, 0x optional)`,
+    );
   const value = BigInt(`0x${m[1]}`);
   if (max !== undefined && value > max) {
     throw new UsageError(`${what} ${text} is too large (at most 0x${max.toString(16)})`);
@@ -90,8 +94,10 @@ export const CAPABILITY_NAMES: ReadonlyMap<string, { extended: boolean; id: numb
   const constants = capabilityIds.constants as Readonly<Record<string, { value: number }>>;
   for (const [name, c] of Object.entries(constants)) {
     if (name.endsWith('_MAX')) continue;
-    if (name.startsWith('EXT_CAP_ID_')) names.set(`ECAP_${name.slice('EXT_CAP_ID_'.length)}`, { extended: true, id: c.value });
-    else if (name.startsWith('CAP_ID_')) names.set(`CAP_${name.slice('CAP_ID_'.length)}`, { extended: false, id: c.value });
+    if (name.startsWith('EXT_CAP_ID_'))
+      names.set(`ECAP_${name.slice('EXT_CAP_ID_'.length)}`, { extended: true, id: c.value });
+    else if (name.startsWith('CAP_ID_'))
+      names.set(`CAP_${name.slice('CAP_ID_'.length)}`, { extended: false, id: c.value });
   }
   for (const [alias, constant] of Object.entries(SETPCI_CAP_ALIASES)) {
     const c = constants[constant];
@@ -136,10 +142,16 @@ export function registerNames(
 
 const CAP_RE = /^(E?CAP)(?:_([A-Z0-9_]+)|((?:0x)?[0-9A-F]+))$/i;
 
-function parseBase(text: string, syntax: SpecSyntax, spec: string): { base: SpecBase; size?: number } {
+function parseBase(
+  text: string,
+  syntax: SpecSyntax,
+  spec: string,
+  trailingInstance: string | undefined,
+): { base: SpecBase; size?: number } {
   const at = text.indexOf('@');
   const head = at < 0 ? text : text.slice(0, at);
-  const instanceText = at < 0 ? undefined : text.slice(at + 1);
+  if (at >= 0 && trailingInstance !== undefined) throw new UsageError(`${spec}: more than one @N`);
+  const instanceText = at < 0 ? trailingInstance : text.slice(at + 1);
   if (syntax.capabilities) {
     const m = CAP_RE.exec(head);
     if (m) {
@@ -150,30 +162,45 @@ function parseBase(text: string, syntax: SpecSyntax, spec: string): { base: Spec
         name = `${m[1]!.toUpperCase()}_${m[2].toUpperCase()}`;
         const known = CAPABILITY_NAMES.get(name);
         if (!known) {
-          throw new UsageError(`${spec}: unknown capability ${name} (see setpci --dumpregs; or use ${m[1]!.toUpperCase()}<hex id>)`);
+          throw new UsageError(
+            `${spec}: unknown capability ${name} (see setpci --dumpregs; or use ${m[1]!.toUpperCase()}<hex id>)`,
+          );
         }
         id = known.id;
       } else {
         id = Number(parseHex(m[3]!, 'capability ID', extended ? 0xffffn : 0xffn));
         name = `${m[1]!.toUpperCase()}${id.toString(16)}`;
       }
-      const instance = instanceText === undefined ? 0 : Number(parseHex(instanceText, `${spec}: capability instance`, 0xfffn));
+      const instance =
+        instanceText === undefined
+          ? 0
+          : Number(parseHex(instanceText, `${spec}: capability instance`, 0xfffn));
       return { base: { kind: 'capability', name, extended, id, instance } };
     }
   }
-  if (instanceText !== undefined) throw new UsageError(`${spec}: @N selects a capability instance and needs a CAP_/ECAP_ name`);
-  if (HEX.test(head)) return { base: { kind: 'offset', offset: Number(parseHex(head, `${spec}: offset`, 0xffffffffn)) } };
+  if (instanceText !== undefined)
+    throw new UsageError(`${spec}: @N selects a capability instance and needs a CAP_/ECAP_ name`);
+  if (HEX.test(head))
+    return { base: { kind: 'offset', offset: Number(parseHex(head, `${spec}: offset`, 0xffffffffn)) } };
   const reg = syntax.registers?.[head.toUpperCase()];
-  if (reg) return { base: { kind: 'register', name: head.toUpperCase(), offset: reg.offset }, size: reg.size };
-  const hint = syntax.registers || syntax.capabilities ? 'a hex offset, a register name or a capability' : 'a hex offset';
+  if (reg)
+    return { base: { kind: 'register', name: head.toUpperCase(), offset: reg.offset }, size: reg.size };
+  const hint =
+    syntax.registers || syntax.capabilities
+      ? 'a hex offset, a register name or a capability'
+      : 'a hex offset';
   throw new UsageError(`${spec}: ${JSON.stringify(head)} is not ${hint}`);
 }
 
 /** Parses one ADDR[.W][=VALUES] spec. */
 export function parseSpec(spec: string, syntax: SpecSyntax): RegSpec {
   const eq = spec.indexOf('=');
-  const left = eq < 0 ? spec : spec.slice(0, eq);
+  let left = eq < 0 ? spec : spec.slice(0, eq);
   const right = eq < 0 ? undefined : spec.slice(eq + 1);
+  // setpci puts the instance last (CAP_VNDR+3.b@1); CAP_VNDR@1+3.b is taken too.
+  const trailing = /\.[a-z]@([^.+@]*)$/i.exec(left);
+  const trailingInstance = trailing ? trailing[1] : undefined;
+  if (trailing) left = left.slice(0, left.length - trailing[1]!.length - 1);
 
   const dot = left.lastIndexOf('.');
   const addr = dot < 0 ? left : left.slice(0, dot);
@@ -183,10 +210,15 @@ export function parseSpec(spec: string, syntax: SpecSyntax): RegSpec {
   const plusAt = addr.indexOf('+');
   const baseText = plusAt < 0 ? addr : addr.slice(0, plusAt);
   const plus = plusAt < 0 ? 0 : Number(parseHex(addr.slice(plusAt + 1), `${spec}: +offset`, 0xffffffffn));
-  const { base, size } = parseBase(baseText, syntax, spec);
+  const { base, size } = parseBase(baseText, syntax, spec, trailingInstance);
 
   let width: Width;
-  const allowed = syntax.widths.map((w) => `.${Object.keys(WIDTH_LETTERS).find((k) => WIDTH_LETTERS[k] === w)!.toUpperCase()}`);
+  const allowed = syntax.widths.map(
+    (w) =>
+      `.${Object.keys(WIDTH_LETTERS)
+        .find((k) => WIDTH_LETTERS[k] === w)!
+        .toUpperCase()}`,
+  );
   if (widthText !== undefined) {
     const w = WIDTH_LETTERS[widthText.toLowerCase()];
     if (w === undefined || !syntax.widths.includes(w)) {
@@ -196,7 +228,9 @@ export function parseSpec(spec: string, syntax: SpecSyntax): RegSpec {
   } else if (size !== undefined && syntax.widths.includes(size as Width)) {
     width = size as Width;
   } else {
-    throw new UsageError(`${spec}: missing width: append one of ${allowed.join(' ')} (e.g. ${addr}${allowed[0]})`);
+    throw new UsageError(
+      `${spec}: missing width: append one of ${allowed.join(' ')} (e.g. ${addr}${allowed[0]})`,
+    );
   }
 
   let writes: WriteValue[] | undefined;
@@ -233,7 +267,12 @@ export function imageReader(bytes: Uint8Array): { read(offset: number, width: nu
  * Where a capability starts in a config-space image, walking both capability lists the way
  * lspci and setpci do; undefined when the function has no such capability.
  */
-export function findCapability(bytes: Uint8Array, extended: boolean, id: number, instance = 0): number | undefined {
+export function findCapability(
+  bytes: Uint8Array,
+  extended: boolean,
+  id: number,
+  instance = 0,
+): number | undefined {
   let seen = 0;
   for (const cap of listCapabilities(imageReader(bytes))) {
     if ((cap.kind === 'extended') !== extended || cap.id !== id) continue;
@@ -243,13 +282,19 @@ export function findCapability(bytes: Uint8Array, extended: boolean, id: number,
 }
 
 /** Offset of a spec's first register; capabilities are looked up in `image()` (fetched once). */
-export async function resolveOffset(spec: RegSpec, image: () => Promise<Uint8Array>, bdf: string): Promise<number> {
+export async function resolveOffset(
+  spec: RegSpec,
+  image: () => Promise<Uint8Array>,
+  bdf: string,
+): Promise<number> {
   const b = spec.base;
   if (b.kind !== 'capability') return b.offset + spec.plus;
   const at = findCapability(await image(), b.extended, b.id, b.instance);
   if (at === undefined) {
     const which = b.instance > 0 ? `${b.name}@${b.instance}` : b.name;
-    throw new CapabilityNotFound(`${bdf} has no capability ${which} (${b.extended ? 'extended ' : ''}ID 0x${b.id.toString(16)})`);
+    throw new CapabilityNotFound(
+      `${bdf} has no capability ${which} (${b.extended ? 'extended ' : ''}ID 0x${b.id.toString(16)})`,
+    );
   }
   return at + spec.plus;
 }

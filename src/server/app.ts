@@ -14,9 +14,26 @@ import Fastify, {
   type RawRequestDefaultExpression,
   type RawServerDefault,
 } from 'fastify';
-import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { Config } from '../config.js';
+import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { limitsOf, type Config, type Limits } from '../config.js';
 import type { ResolvedTopology } from '../topology.js';
+import { PROTECTED_PREFIX, bearerAuth } from './auth.js';
+import { Emulator } from './emulator.js';
+import { errorHandler, notFoundHandler } from './errors.js';
+import { Metrics } from './metrics.js';
+import { registerOpenApi } from './openapi.js';
+import { accessRoutes } from './routes/access.js';
+import { barRoutes } from './routes/bars.js';
+import { configRoutes } from './routes/config.js';
+import { deviceRoutes } from './routes/device.js';
+import { eventRoutes } from './routes/events.js';
+import { functionRoutes } from './routes/functions.js';
+import { guestRoutes } from './routes/guest.js';
+import { healthRoutes } from './routes/health.js';
+import { pfRoutes } from './routes/pfs.js';
+import { stateRoutes } from './routes/state.js';
+import { traceRoutes } from './routes/trace.js';
+import { SseHub } from './sse.js';
 
 /** The fastify instance type used throughout the server (TypeBox type provider). */
 export type VmmrApp = FastifyInstance<
@@ -30,7 +47,28 @@ export type VmmrApp = FastifyInstance<
 /** What route modules get besides the app. */
 export interface AppContext {
   config: Config;
+  /** The configured limits, defaults filled in. */
+  limits: Limits;
   topology: ResolvedTopology;
+  /** Holds the current Machine (swapped whole by restore and reset). */
+  emulator: Emulator;
+  metrics: Metrics;
+  sse: SseHub;
+  /** Every route registered (method, URL template, hidden from the OpenAPI document or not). */
+  routes: RegisteredRoute[];
+}
+
+export interface RegisteredRoute {
+  method: string;
+  url: string;
+  hidden: boolean;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The vmmr context of this app (emulator, metrics, routes…). */
+    vmmr: AppContext;
+  }
 }
 
 /** A route module: registers its routes (and hooks, schemas...) on the app. */
@@ -47,29 +85,26 @@ export interface BuildAppOptions {
   logger?: boolean | object;
   /** Extra route modules registered after the built-in ones (tests, embedding). */
   routes?: RouteModule[];
+  /** Interval of the keepalive comment on event streams (default 15 s). */
+  sseKeepaliveMs?: number;
 }
 
-export const HealthResponse = Type.Object({ status: Type.Literal('ok') });
-
-/** GET /healthz: liveness probe used by Docker's HEALTHCHECK and harnesses. */
-export const healthRoutes: RouteModule = (app) => {
-  app.get(
-    '/healthz',
-    {
-      schema: {
-        summary: 'Liveness probe',
-        response: { 200: HealthResponse },
-      },
-    },
-    async () => ({ status: 'ok' as const }),
-  );
-};
-
 /**
- * Built-in route modules, in registration order. Feature modules (device
- * model, config space, SR-IOV, translator API...) are appended here.
+ * Built-in route modules, in registration order.
  */
-export const ROUTE_MODULES: readonly RouteModule[] = [healthRoutes];
+export const ROUTE_MODULES: readonly RouteModule[] = [
+  healthRoutes,
+  pfRoutes,
+  functionRoutes,
+  configRoutes,
+  barRoutes,
+  guestRoutes,
+  accessRoutes,
+  deviceRoutes,
+  eventRoutes,
+  traceRoutes,
+  stateRoutes,
+];
 
 /**
  * Request logging policy: no per-request info lines (the request-rate of a
@@ -98,6 +133,14 @@ export class VmmrLogController extends LogController {
   }
 }
 
+/** The bearer token must never reach a log line, whatever logs a request's headers. */
+const REDACT = {
+  paths: ['req.headers.authorization', 'request.headers.authorization', 'headers.authorization'],
+  censor: '[redacted]',
+};
+
+const DEFAULT_SSE_KEEPALIVE_MS = 15_000;
+
 function isLoggerInstance(value: object): value is FastifyBaseLogger {
   const v = value as Record<string, unknown>;
   return typeof v.child === 'function' && typeof v.info === 'function';
@@ -108,20 +151,54 @@ function loggerOptions(
 ): Pick<FastifyServerOptions, 'logger'> & { loggerInstance?: FastifyBaseLogger } {
   const { logger, config } = opts;
   if (logger === false) return { logger: false };
-  if (logger === undefined || logger === true) return { logger: { level: config.logLevel } };
+  if (logger === undefined || logger === true) return { logger: { level: config.logLevel, redact: REDACT } };
   if (isLoggerInstance(logger)) return { loggerInstance: logger };
-  return { logger: { level: config.logLevel, ...logger } };
+  return { logger: { level: config.logLevel, redact: REDACT, ...logger } };
 }
 
 export async function buildApp(opts: BuildAppOptions): Promise<VmmrApp> {
+  const config = opts.config;
+  const limits = limitsOf(config);
   const app = Fastify({
     ...loggerOptions(opts),
     logController: new VmmrLogController(),
     // While closing, new requests get 503 instead of hanging.
     return503OnClosing: true,
+    bodyLimit: limits.bodyLimit,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  // Request bodies are validated as sent (no coercion); query strings and path parameters are
+  // converted ("4" -> 4, "0x10" -> 16) before validation.
+  app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler(notFoundHandler);
+  // Block writes may send raw bytes.
+  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+
+  const emulator = new Emulator(opts.topology, config.maxVfs === undefined ? {} : { maxVfs: config.maxVfs });
+  const metrics = new Metrics(emulator);
+  const sse = new SseHub(emulator, { queueLimit: limits.sseQueue, keepaliveMs: opts.sseKeepaliveMs ?? DEFAULT_SSE_KEEPALIVE_MS });
+  const routes: RegisteredRoute[] = [];
+  const ctx: AppContext = { config, limits, topology: opts.topology, emulator, metrics, sse, routes };
+  app.decorate('vmmr', ctx);
+
+  // Before the OpenAPI plugin, so that it sees the security requirement.
+  app.addHook('onRoute', (route) => {
+    const schema = (route.schema ?? {}) as { hide?: boolean; security?: unknown };
+    if (route.url.startsWith(PROTECTED_PREFIX) && !schema.hide) {
+      route.schema = { ...schema, security: [{ bearer: [] }] };
+    }
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    for (const method of methods) routes.push({ method, url: route.url, hidden: schema.hide === true });
+  });
+  if (config.token !== undefined) app.addHook('onRequest', bearerAuth(config.token));
+  await registerOpenApi(app, { auth: config.token !== undefined });
+
   app.addHook('onResponse', async (request, reply) => {
+    metrics.requestDuration.observe(
+      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
     if (request.log.level === 'debug' || request.log.level === 'trace') {
       request.log.debug(
         {
@@ -134,10 +211,13 @@ export async function buildApp(opts: BuildAppOptions): Promise<VmmrApp> {
       );
     }
   });
+  // Event streams never end by themselves: end them before the server waits for connections.
+  app.addHook('preClose', async () => {
+    sse.closeAll('shutdown');
+  });
 
-  const ctx: AppContext = { config: opts.config, topology: opts.topology };
-  for (const routes of [...ROUTE_MODULES, ...(opts.routes ?? [])]) {
-    await routes(app, ctx);
+  for (const register of [...ROUTE_MODULES, ...(opts.routes ?? [])]) {
+    await register(app, ctx);
   }
   return app;
 }

@@ -43,6 +43,13 @@ export interface VfBudget {
 export const PF_BAR_INDEX = barLayout.constants.PF_BAR_INDEX.value;
 export const VF_BAR_INDEX = barLayout.constants.VF_BAR_INDEX.value;
 const PAGE_SHIFT_BASE = SC.PAGE_SHIFT_BASE.value;
+// Read on every VF access (decode enable, BAR size): resolved once rather than by name per call.
+const CTRL_OFFSET = S.CTRL.offset;
+const CTRL_SIZE = S.CTRL.size;
+const CTRL_VFE = SC.CTRL_VFE.value;
+const CTRL_MSE = SC.CTRL_MSE.value;
+const SYS_PGSIZE_OFFSET = S.SYS_PGSIZE.offset;
+const SYS_PGSIZE_SIZE = S.SYS_PGSIZE.size;
 
 /**
  * A virtio PF (modern device 0x1040+type, revision 1, vmmr decision) with ARI and SR-IOV
@@ -63,6 +70,9 @@ export class VirtioPf extends VirtioPciFunction {
   readonly ari: number;
   vfs: MmrVf[] = [];
   private intxLevel = false;
+  /** The last System Page Size value seen and the per-VF BAR size it gives (vfBarSize memo). */
+  private pageSizeBits = -1;
+  private pageBarSize = 0;
 
   constructor(
     readonly definition: PfDefinition,
@@ -83,7 +93,9 @@ export class VirtioPf extends VirtioPciFunction {
         revision: DT.MODERN_REVISION.value,
         classCode: info.classCode,
         subsystemVendorId: DT.SUBSYSTEM_VENDOR_ID.value,
-        subsystemId: info.typeId,
+        // A non-transitional device's Subsystem Device ID is 0x40 or higher (virtio 1.2 §4.1.2.1,
+        // spec §2); only transitional functions (the MMR VFs) carry the type id there.
+        subsystemId: DT.MODERN_SUBSYSTEM_ID_MIN.value,
       },
       false,
       PF_BAR_INDEX,
@@ -165,12 +177,12 @@ export class VirtioPf extends VirtioPciFunction {
   }
 
   get vfEnabled(): boolean {
-    return (this.sriovRead('CTRL') & SC.CTRL_VFE.value) !== 0;
+    return (this.config.read(this.sriov + CTRL_OFFSET, CTRL_SIZE) & CTRL_VFE) !== 0;
   }
 
   vfMemoryDecodeEnabled(): boolean {
-    const ctrl = this.sriovRead('CTRL');
-    return (ctrl & SC.CTRL_VFE.value) !== 0 && (ctrl & SC.CTRL_MSE.value) !== 0;
+    const ctrl = this.config.read(this.sriov + CTRL_OFFSET, CTRL_SIZE);
+    return (ctrl & CTRL_VFE) !== 0 && (ctrl & CTRL_MSE) !== 0;
   }
 
   /** Routing ID of VF n (0-based): PF + First VF Offset + n * VF Stride. */
@@ -196,7 +208,12 @@ export class VirtioPf extends VirtioPciFunction {
   }
 
   vfBarSize(): number {
-    return this.vfBarSizeFor(this.sriovRead('SYS_PGSIZE'));
+    const bits = this.config.read(this.sriov + SYS_PGSIZE_OFFSET, SYS_PGSIZE_SIZE);
+    if (bits !== this.pageSizeBits) {
+      this.pageBarSize = this.vfBarSizeFor(bits);
+      this.pageSizeBits = bits;
+    }
+    return this.pageBarSize;
   }
 
   /** Base of VF BAR (from the SR-IOV capability's 64-bit VF BAR pair). */

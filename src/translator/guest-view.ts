@@ -40,13 +40,23 @@ function buildGuestTemplate(vf: MmrVf): ConfigTemplate {
   return t;
 }
 
-const guestTemplates = new WeakMap<FunctionTemplate, ConfigTemplate>();
+/**
+ * Guest templates per VF template and VF BAR size: the VF BAR size follows the PF's System Page
+ * Size, which may change between two VF enables while the VF template stays the same.
+ */
+const guestTemplates = new WeakMap<FunctionTemplate, Map<number, ConfigTemplate>>();
 
 function guestTemplate(vf: MmrVf): ConfigTemplate {
-  let t = guestTemplates.get(vf.template);
+  let bySize = guestTemplates.get(vf.template);
+  if (!bySize) {
+    bySize = new Map();
+    guestTemplates.set(vf.template, bySize);
+  }
+  const size = vf.barSize();
+  let t = bySize.get(size);
   if (!t) {
     t = buildGuestTemplate(vf);
-    guestTemplates.set(vf.template, t);
+    bySize.set(size, t);
   }
   return t;
 }

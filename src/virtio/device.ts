@@ -11,6 +11,7 @@ const FEATURES_OK = virtioStatus.constants.FEATURES_OK.value;
 const ENTRY = msixTableEntry.registers;
 const ENTRY_DWORDS = msixTableEntry.constants.ENTRY_SIZE.value / 4;
 const MASKBIT = msixTableEntry.constants.CTRL_MASKBIT.value;
+const VECTOR_CTRL_WRITABLE = ENTRY.VECTOR_CTRL.writeMask ?? MASKBIT;
 
 /** What a device needs from the PCI function that carries it. */
 export interface DeviceHost {
@@ -403,10 +404,12 @@ export class VirtioDevice {
     return this.msixDword(offset >>> 2);
   }
 
+  /** Vector Control keeps only its writable bits (Mask; bits 31:1 are reserved, PCI 3.0 §6.8.2.9). */
   writeMsixTable(offset: number, value: number): void {
     const index = offset >>> 2;
-    this.msixSlots()[index] = value >>> 0;
-    if (index % ENTRY_DWORDS === ENTRY.VECTOR_CTRL.offset / 4) this.deliverPending();
+    const isCtrl = index % ENTRY_DWORDS === ENTRY.VECTOR_CTRL.offset / 4;
+    this.msixSlots()[index] = (isCtrl ? value & VECTOR_CTRL_WRITABLE : value) >>> 0;
+    if (isCtrl) this.deliverPending();
   }
 
   readPba(offset: number): number {

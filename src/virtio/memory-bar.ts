@@ -59,7 +59,12 @@ export function regionsOf(dev: VirtioDevice): Region[] {
 const GRANULE_SHIFT = 8;
 const granuleCache = new WeakMap<object, (Region | undefined)[]>();
 
+/** The last model looked up and its table: consecutive accesses nearly always share a model. */
+let lastModel: object | undefined;
+let lastTable: (Region | undefined)[] = [];
+
 function granules(dev: VirtioDevice): (Region | undefined)[] {
+  if (dev.model === lastModel) return lastTable;
   let table = granuleCache.get(dev.model);
   if (!table) {
     table = new Array(BAR_LAYOUT_SIZE >> GRANULE_SHIFT).fill(undefined);
@@ -69,6 +74,8 @@ function granules(dev: VirtioDevice): (Region | undefined)[] {
     }
     granuleCache.set(dev.model, table);
   }
+  lastModel = dev.model;
+  lastTable = table;
   return table;
 }
 

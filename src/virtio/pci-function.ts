@@ -29,6 +29,7 @@ export interface CapabilityOffsets {
   common: number;
   notify: number;
   isr: number;
+  /** 0 when the type has no device-specific configuration (no DEVICE_CFG capability). */
   device: number;
   pciCfg: number;
 }
@@ -164,15 +165,20 @@ export function buildFunctionTemplate(
     (base) => t.set(base + VC.NOTIFY_OFF_MULTIPLIER.offset, VC.NOTIFY_OFF_MULTIPLIER.size, NOTIFY_OFF_MULTIPLIER),
   );
   const isr = addVirtioCap(layout, t, VT.CFG_TYPE_ISR.value, capLen, barIndex, region('ISR').offset, region('ISR').length);
-  const device = addVirtioCap(
-    layout,
-    t,
-    VT.CFG_TYPE_DEVICE.value,
-    capLen,
-    barIndex,
-    region('DEVICE_CFG').offset,
-    region('DEVICE_CFG').length,
-  );
+  // §4.1.4.6: a device-specific configuration capability only for a type that has one (rng has
+  // none). A zero-length one would make Linux's modern probe fail ("bad capability len").
+  const device =
+    region('DEVICE_CFG').length === 0
+      ? 0
+      : addVirtioCap(
+          layout,
+          t,
+          VT.CFG_TYPE_DEVICE.value,
+          capLen,
+          barIndex,
+          region('DEVICE_CFG').offset,
+          region('DEVICE_CFG').length,
+        );
   const pciCfg = addVirtioCap(layout, t, VT.CFG_TYPE_PCI.value, VT.PCI_CFG_CAP_LEN.value, 0, 0, 0, (base) => {
     t.setMasks(base + VC.BAR.offset, VC.BAR.size, 0xff);
     t.setMasks(base + VC.OFFSET.offset, VC.OFFSET.size, 0xffffffff);

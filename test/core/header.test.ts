@@ -122,7 +122,7 @@ describe('PF BAR sizing probe (PCI 3.0 §6.2.5.1)', () => {
     const { pf } = singlePf('net');
     setCfg(pf, H.BASE_ADDRESS_0.offset, 4, 0xfebf_1234);
     setCfg(pf, H.BASE_ADDRESS_1.offset, 4, 0x0000_0001);
-    expect(cfg(pf, H.BASE_ADDRESS_0.offset, 4)).toBe(0xfebf_0000 | BAR_64BIT_MEM);
+    expect(cfg(pf, H.BASE_ADDRESS_0.offset, 4)).toBe((0xfebf_0000 | BAR_64BIT_MEM) >>> 0);
     expect(cfg(pf, H.BASE_ADDRESS_1.offset, 4)).toBe(1);
   });
 

@@ -190,3 +190,71 @@ export function capabilityBlock(out: string, header: RegExp): string {
   for (let i = start + 1; i < lines.length && /^\t\t/.test(lines[i]!); i++) block.push(lines[i]!);
   return block.join('\n');
 }
+
+// ---- capability walkers, written from the PCI spec (independent of src/pci/capabilities.ts) ----
+
+export interface FoundCap {
+  id: number;
+  offset: number;
+}
+
+/** Standard list: Status.CapList, pointer at 0x34, [id, next] bytes, dword-aligned (PCI 3.0 §6.7). */
+export function standardCaps(readByte: (offset: number) => number): FoundCap[] {
+  const out: FoundCap[] = [];
+  if (!(readByte(0x06) & 0x10)) return out;
+  let ptr = readByte(0x34) & 0xfc;
+  while (ptr !== 0 && out.length < 48) {
+    out.push({ id: readByte(ptr), offset: ptr });
+    ptr = readByte(ptr + 1) & 0xfc;
+  }
+  return out;
+}
+
+/** Extended list from 0x100: header ID[15:0] Version[19:16] Next[31:20] (PCIe §7.6.3). */
+export function extendedCaps(readDword: (offset: number) => number): Array<FoundCap & { version: number }> {
+  const out: Array<FoundCap & { version: number }> = [];
+  let ptr = 0x100;
+  while (ptr !== 0 && out.length < 64) {
+    const header = readDword(ptr) >>> 0;
+    if (header === 0 || header === 0xffffffff) break;
+    out.push({ id: header & 0xffff, version: (header >>> 16) & 0xf, offset: ptr });
+    ptr = (header >>> 20) & 0xffc;
+  }
+  return out;
+}
+
+export function capsOf(fn: VirtioPciFunction, space: 'config' | 'guest-config' = 'config'): FoundCap[] {
+  return standardCaps((o) => rd(fn, space, o, 1));
+}
+
+export function extCapsOf(fn: VirtioPciFunction, space: 'config' | 'guest-config' = 'config'): Array<FoundCap & { version: number }> {
+  return extendedCaps((o) => rd(fn, space, o, 4));
+}
+
+/** virtio vendor capabilities (cap ID 0x09) by cfg_type, decoded as virtio 1.2 §4.1.4 lays them out. */
+export interface VirtioCap {
+  at: number;
+  capLen: number;
+  cfgType: number;
+  bar: number;
+  offset: number;
+  length: number;
+  multiplier?: number;
+}
+
+export function virtioCaps(fn: VirtioPciFunction, space: 'config' | 'guest-config' = 'config'): VirtioCap[] {
+  return capsOf(fn, space)
+    .filter((c) => c.id === 0x09)
+    .map((c) => {
+      const cap: VirtioCap = {
+        at: c.offset,
+        capLen: rd(fn, space, c.offset + 2, 1),
+        cfgType: rd(fn, space, c.offset + 3, 1),
+        bar: rd(fn, space, c.offset + 4, 1),
+        offset: rd(fn, space, c.offset + 8, 4),
+        length: rd(fn, space, c.offset + 12, 4),
+      };
+      if (cap.cfgType === 2) cap.multiplier = rd(fn, space, c.offset + 16, 4);
+      return cap;
+    });
+}

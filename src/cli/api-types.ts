@@ -1,0 +1,31 @@
+/** Shapes of the REST API answers the client commands read (only the fields they use). */
+
+export interface PfInfo {
+  bdf: string;
+  type: string;
+  totalVfs: number;
+  initialVfs: number;
+  firstVfOffset: number;
+  vfStride: number;
+  queueSize: number;
+  policy: string;
+  notify: string;
+  numVfs: number;
+  vfEnabled: boolean;
+  vfMemoryEnabled: boolean;
+  vfDeviceId: string | number;
+}
+
+export interface PfList {
+  items: PfInfo[];
+}
+
+export interface SriovState {
+  numVfs: number;
+  totalVfs: number;
+  vfEnabled: boolean;
+  vfMemoryEnabled: boolean;
+  firstVfOffset: number;
+  vfStride: number;
+  vfs: { items: string[]; total: number; nextCursor?: string | null };
+}

@@ -1,0 +1,131 @@
+/**
+ * Prometheus metrics, one registry per app instance (two apps in one process, as in tests, do
+ * not share counters). Access counts on the batch path are tallied locally and added once per
+ * batch, so counting costs nothing per operation.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { SPACES } from '../access/index.js';
+import type { Emulator } from './emulator.js';
+
+export type AccessOp = 'read' | 'write';
+
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly accesses: Counter<'space' | 'width' | 'op' | 'outcome'>;
+  readonly requestDuration: Histogram<'method' | 'route' | 'status_code'>;
+
+  constructor(emulator: Emulator) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    this.accesses = new Counter({
+      name: 'vmmr_accesses_total',
+      help: 'Device accesses by space, width ("block" for block accesses), op and outcome ("ok" or the error code)',
+      labelNames: ['space', 'width', 'op', 'outcome'],
+      registers,
+    });
+    this.requestDuration = new Histogram({
+      name: 'vmmr_http_request_duration_seconds',
+      help: 'HTTP request latency by method, route template and status code',
+      labelNames: ['method', 'route', 'status_code'],
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    new Gauge({
+      name: 'vmmr_vfs_enabled',
+      help: 'VFs enabled per PF',
+      labelNames: ['pf'],
+      registers,
+      collect() {
+        this.reset();
+        for (const pf of emulator.machine.pfs) this.set({ pf: pf.bdf }, pf.vfs.length);
+      },
+    });
+    new Gauge({
+      name: 'vmmr_pfs',
+      help: 'PFs in the machine',
+      registers,
+      collect() {
+        this.set(emulator.machine.pfs.length);
+      },
+    });
+    new Gauge({
+      name: 'vmmr_event_subscribers',
+      help: 'Open event streams (GET /api/v1/events)',
+      registers,
+      collect() {
+        this.set(emulator.subscriberCount);
+      },
+    });
+  }
+
+  countAccess(space: string, width: number | 'block', op: AccessOp, outcome: string, n = 1): void {
+    this.accesses.inc({ space, width: String(width), op, outcome }, n);
+  }
+
+  /** A tally for one batch: add() per operation, flush() once at the end. */
+  tally(): AccessTally {
+    return new AccessTally(this);
+  }
+}
+
+const SPACE_LIST: readonly string[] = SPACES;
+const SPACE_INDEX = new Map<string, number>(SPACE_LIST.map((space, i) => [space, i]));
+const WIDTH_LABELS = ['1', '2', '4', '8', 'block'] as const;
+const OPS: readonly AccessOp[] = ['read', 'write'];
+
+function widthSlot(width: number | 'block'): number {
+  switch (width) {
+    case 1:
+      return 0;
+    case 2:
+      return 1;
+    case 4:
+      return 2;
+    case 8:
+      return 3;
+    case 'block':
+      return 4;
+    default:
+      return -1;
+  }
+}
+
+/**
+ * Counts of one batch: successful accesses in a flat array indexed by (space, width, op), the
+ * rare others (errors, odd widths) in a map. Costs a few array operations per access.
+ */
+export class AccessTally {
+  private readonly ok = new Float64Array(SPACE_LIST.length * WIDTH_LABELS.length * OPS.length);
+  private readonly other = new Map<string, number>();
+
+  constructor(private readonly metrics: Metrics) {}
+
+  add(space: string, width: number | 'block', op: AccessOp, outcome: string): void {
+    const s = SPACE_INDEX.get(space);
+    const w = widthSlot(width);
+    if (outcome === 'ok' && s !== undefined && w >= 0) {
+      this.ok[(s * WIDTH_LABELS.length + w) * OPS.length + (op === 'read' ? 0 : 1)]! += 1;
+      return;
+    }
+    const key = `${space}\u0000${width}\u0000${op}\u0000${outcome}`;
+    this.other.set(key, (this.other.get(key) ?? 0) + 1);
+  }
+
+  flush(): void {
+    for (let i = 0; i < this.ok.length; i++) {
+      const n = this.ok[i]!;
+      if (n === 0) continue;
+      const o = i % OPS.length;
+      const w = Math.floor(i / OPS.length) % WIDTH_LABELS.length;
+      const s = Math.floor(i / (OPS.length * WIDTH_LABELS.length));
+      const width = WIDTH_LABELS[w]!;
+      this.metrics.countAccess(SPACE_LIST[s]!, width === 'block' ? 'block' : Number(width), OPS[o]!, 'ok', n);
+    }
+    this.ok.fill(0);
+    for (const [key, n] of this.other) {
+      const [space, width, op, outcome] = key.split('\u0000') as [string, string, AccessOp, string];
+      this.metrics.countAccess(space, width === 'block' ? 'block' : Number(width), op, outcome, n);
+    }
+    this.other.clear();
+  }
+}

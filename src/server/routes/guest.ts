@@ -1,0 +1,82 @@
+/**
+ * The translator's guest view of an MMR VF: the classic transitional device a legacy guest
+ * driver sees (config space with an I/O BAR0) and that I/O BAR0 itself.
+ */
+import { Type } from 'typebox';
+import { formatHexDump, formatLspciDump } from '../../dump.js';
+import { dumpDescription } from '../../inspect.js';
+import { guestView } from '../../translator/guest-view.js';
+import type { RouteModule } from '../app.js';
+import { bytesToHex } from '../hex.js';
+import { BdfParam, BdfParams, ConfigDump, DumpFormat, OffsetParam, problems } from '../schemas.js';
+import { registerSpaceRoutes } from './space.js';
+
+const tags = ['guest'];
+
+export const guestRoutes: RouteModule = (app, ctx) => {
+  app.get(
+    '/api/v1/functions/:bdf/guest/config',
+    {
+      schema: {
+        tags,
+        summary: "The guest's whole config space of a VF, without side effects",
+        description:
+          'A transitional virtio device (Device ID 0x1000 + n, revision 0) with BAR0 an I/O BAR of the legacy block ' +
+          'length and the VF memory BAR passed through; the MMR locator is hidden. Opens the guest view.',
+        params: BdfParams,
+        querystring: Type.Object({ format: Type.Optional(DumpFormat) }, { additionalProperties: false }),
+        response: {
+          200: {
+            description: 'the guest config space',
+            content: { 'application/json': { schema: ConfigDump }, 'text/plain': { schema: Type.String() } },
+          },
+          ...problems(400, 404, 410, 422),
+        },
+      },
+    },
+    async (request, reply) => {
+      const vf = ctx.emulator.machine.findVf(request.params.bdf);
+      const bytes = guestView(vf).snapshot();
+      switch (request.query.format ?? 'json') {
+        case 'lspci':
+          return reply.type('text/plain; charset=utf-8').send(formatLspciDump(vf.bdf, dumpDescription(vf, 'guest'), bytes));
+        case 'hex':
+          return reply.type('text/plain; charset=utf-8').send(formatHexDump(bytes));
+        default:
+          return reply.type('application/json').send({ bdf: vf.bdf, length: bytes.length, data: bytesToHex(bytes) });
+      }
+    },
+  );
+
+  registerSpaceRoutes(app, ctx, {
+    url: '/api/v1/functions/:bdf/guest/config/:offset',
+    offsetParam: 'offset',
+    params: Type.Object({ bdf: BdfParam, offset: OffsetParam }),
+    tags,
+    what: "the guest's config space of a VF",
+    widths: '1, 2 or 4',
+    description:
+      'Header bytes are the guest\'s own (set Command.IO at 0x04 before I/O accesses); the standard capabilities ' +
+      'pass through to the VF.',
+    spaceOf: () => 'guest-config',
+    functionOf: (c, bdf) => c.emulator.machine.findVf(bdf),
+  });
+
+  registerSpaceRoutes(app, ctx, {
+    url: '/api/v1/functions/:bdf/guest/io/:port',
+    offsetParam: 'port',
+    params: Type.Object({
+      bdf: BdfParam,
+      port: Type.String({ description: 'port offset inside I/O BAR0, hex ("0x12") or decimal', examples: ['0x12'] }),
+    }),
+    tags,
+    what: "the guest's legacy I/O BAR0 of a VF",
+    widths: '1, 2 or 4',
+    description:
+      'Each I/O access of width 1, 2 or 4 at port p becomes exactly one MMIO access of the same width at the VF ' +
+      'BAR + legacy block offset + p (QUEUE_NOTIFY goes to the notify region unless the PF says legacy-register). ' +
+      'Refused with 409 VMMR_ERR_IO_DISABLED while the guest Command.IO bit is clear.',
+    spaceOf: () => 'io',
+    functionOf: (c, bdf) => c.emulator.machine.findVf(bdf),
+  });
+};
