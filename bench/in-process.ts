@@ -18,7 +18,7 @@ import {
   VF_BAR_SPACE,
   LEGACY_BLOCK,
 } from './lib/machine.js';
-import { measureRates, medianRatio, now, sink, type RateCase } from './lib/measure.js';
+import { measureRates, medianRatio, now, quantile, sink, type RateCase } from './lib/measure.js';
 import type { Row, Section } from './lib/results.js';
 
 export interface InProcessOptions {
@@ -99,7 +99,7 @@ export function runInProcess(options: InProcessOptions = IN_PROCESS_DEFAULTS): S
     'ops/s': Math.round(r.opsPerSec),
     'ns/op': 1e9 / r.opsPerSec,
     '× baseline cost': base!.opsPerSec / r.opsPerSec,
-    'spread %': (100 * (Math.max(...r.samples) - Math.min(...r.samples))) / r.opsPerSec,
+    'IQR %': (100 * (quantile(r.samples, 0.75) - quantile(r.samples, 0.25))) / r.opsPerSec,
   }));
   const writes = transcript.filter((e) => e.op === 'write').length;
   return {

@@ -32,6 +32,8 @@ export type VmmrErrorCode =
   | 'VMMR_ERR_TOO_LARGE'
   // A bounded resource is full (event-stream subscribers): retry later.
   | 'VMMR_ERR_TOO_MANY'
+  // The request needs a setting this server was started without (VMMR_STATE_FILE).
+  | 'VMMR_ERR_NOT_CONFIGURED'
   | 'VMMR_ERR_INTERNAL';
 
 /** The access (or object) a refusal is about. */

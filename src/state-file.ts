@@ -9,7 +9,11 @@ import { TopologyPfSchema } from './topology.js';
  * The state file (VMMR_STATE_FILE): a MachineState as JSON, written atomically — temp file in
  * the same directory, fsync, rename over the old file, fsync the directory — so a crash or
  * `kill -9` at any moment leaves either the previous complete file or the new one.
+ *
+ * Every failure is a StateFileError whose one-line message names the file; the CLI turns it
+ * into exit code 2 at startup, like a bad setting.
  */
+
 /** A message on one short line: JSON.parse quotes the offending text, newlines and all. */
 function oneLine(text: string): string {
   const flat = text.replace(/\s*\n\s*/g, ' ');
@@ -71,27 +75,64 @@ export function validateMachineState(value: unknown): string | undefined {
   return first ? `${first.instancePath || '/'} ${first.message}` : 'does not match the vmmr state schema';
 }
 
-export function saveStateFile(file: string, state: MachineState): void {
+/** Writes `state` to `file` atomically; returns the file's size in bytes. */
+export function saveStateFile(file: string, state: MachineState): number {
   const dir = dirname(file);
   const temp = join(dir, `.${basename(file)}.${process.pid}.tmp`);
-  const fd = openSync(temp, 'w', 0o600);
   try {
-    // writeFileSync on a descriptor loops until every byte is written (writeSync may stop short).
-    writeFileSync(fd, `${JSON.stringify(state)}\n`);
-    fsyncSync(fd);
-  } catch (e) {
+    const text = `${JSON.stringify(state)}\n`;
+    const fd = openSync(temp, 'w', 0o600);
+    try {
+      // writeFileSync on a descriptor loops until every byte is written (writeSync may stop short).
+      writeFileSync(fd, text);
+      fsyncSync(fd);
+    } catch (e) {
+      closeSync(fd);
+      unlinkSync(temp);
+      throw e;
+    }
     closeSync(fd);
-    unlinkSync(temp);
-    throw e;
+    renameSync(temp, file);
+    const dirFd = openSync(dir, 'r');
+    try {
+      fsyncSync(dirFd);
+    } finally {
+      closeSync(dirFd);
+    }
+    return Buffer.byteLength(text);
+  } catch (e) {
+    throw new StateFileError(file, `cannot be written (${oneLine((e as Error).message)})`);
   }
-  closeSync(fd);
-  renameSync(temp, file);
-  const dirFd = openSync(dir, 'r');
+}
+
+/** What holds the machine the state file restores into (the server's Emulator). */
+export interface StateHolder {
+  restore(state: MachineState): unknown;
+}
+
+export interface StartupState {
+  /** True when a saved state was restored; false when there was no file (fresh start). */
+  restored: boolean;
+  /** Functions whose state the file held. */
+  functions: number;
+  /** Temporary files of interrupted saves that were removed. */
+  staleTemporaryFiles: number;
+}
+
+/**
+ * Startup with a state file: a missing file is a fresh start from the topology; a file that
+ * cannot be read, parsed, validated or restored is a StateFileError (never a silent fresh start).
+ */
+export function restoreStateFile(file: string, holder: StateHolder): StartupState {
+  const staleTemporaryFiles = removeStaleTemporaryFiles(file);
+  const state = loadStateFile(file);
+  if (!state) return { restored: false, functions: 0, staleTemporaryFiles };
   try {
-    fsyncSync(dirFd);
-  } finally {
-    closeSync(dirFd);
+    holder.restore(state);
+  } catch (e) {
+    throw new StateFileError(file, `cannot be restored: ${oneLine((e as Error).message)}`);
   }
+  return { restored: true, functions: state.functions.length, staleTemporaryFiles };
 }
 
 /**

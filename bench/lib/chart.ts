@@ -100,9 +100,12 @@ function lineChart(top: number, heading: string, chart: Chart, subtitle?: string
     out.push(`<line x1="${f.x0}" x2="${f.x1}" y1="${y}" y2="${y}" stroke="#888" stroke-dasharray="6 4"/>`);
     out.push(`<text x="${f.x1 - 4}" y="${y - 5}" font-size="11" fill="#555" text-anchor="end" ${FONT}>${esc(mark.label)}</text>`);
   }
+  // Series of one group share a colour (a series without a group is its own group).
+  const groups: string[] = [];
+  for (const s of chart.series) if (!groups.includes(s.group ?? s.name)) groups.push(s.group ?? s.name);
   chart.series.forEach((s, i) => {
-    const color = COLORS[i % COLORS.length]!;
-    const dashed = /touched/i.test(s.name) ? ' stroke-dasharray="5 3"' : '';
+    const color = COLORS[groups.indexOf(s.group ?? s.name) % COLORS.length]!;
+    const dashed = s.dashed ? ' stroke-dasharray="5 3"' : '';
     const pts = [...s.points].sort((a, b) => a.x - b.x);
     out.push(
       `<polyline fill="none" stroke="${color}" stroke-width="2.2"${dashed} points="${pts.map((p) => `${sx(p.x).toFixed(1)},${sy(p.y).toFixed(1)}`).join(' ')}"/>`,
@@ -163,9 +166,15 @@ function barChart(top: number, heading: string, bars: Array<{ label: string; val
     const y = f.y1 + i * slot + slot * 0.15;
     const h = slot * 0.7;
     const w = Math.max(1, sx(b.value) - f.x0);
+    const lines = [b.label, `${fmt(b.value)} ops/s · ${fmt(1e9 / b.value)} ns each`];
+    // Inside the bar in white when it fits, else after its end in black.
+    const textWidth = Math.max(...lines.map((l) => l.length)) * 7 + 16;
+    const inside = textWidth < w;
+    const tx = inside ? f.x0 + 8 : f.x0 + w + 8;
+    const fill = inside ? '#fff' : '#222';
     out.push(`<rect x="${f.x0}" y="${y}" width="${w}" height="${h}" fill="${COLORS[i % COLORS.length]}" opacity="0.85"/>`);
-    out.push(`<text x="${f.x0 + 8}" y="${y + h / 2 - 2}" font-size="12" fill="#fff" font-weight="bold" ${FONT}>${esc(b.label)}</text>`);
-    out.push(`<text x="${f.x0 + 8}" y="${y + h / 2 + 13}" font-size="12" fill="#fff" ${FONT}>${fmt(b.value)} ops/s</text>`);
+    out.push(`<text x="${tx}" y="${y + h / 2 - 2}" font-size="12" fill="${fill}" font-weight="bold" ${FONT}>${esc(lines[0]!)}</text>`);
+    out.push(`<text x="${tx}" y="${y + h / 2 + 13}" font-size="12" fill="${fill}" ${FONT}>${esc(lines[1]!)}</text>`);
   });
   out.push(`<rect x="${f.x0}" y="${f.y1}" width="${f.x1 - f.x0}" height="${f.y0 - f.y1}" fill="none" stroke="#333"/>`);
   out.push(`<text x="${(f.x0 + f.x1) / 2}" y="${f.y0 + 42}" font-size="13" text-anchor="middle" ${FONT}>${esc(xLabel)}</text>`);
@@ -198,7 +207,12 @@ function panelAccesses(results: Results, top: number): string {
 function panelBytes(results: Results, top: number): string {
   const scaleSection = section(results, 'scale');
   if (!scaleSection?.chart) return title(top, 'Bytes per VF', 'no scale section in results.json');
-  return lineChart(top, 'Memory per VF against VF count', scaleSection.chart, 'after a full GC; delta from before VF Enable ÷ N');
+  return lineChart(
+    top,
+    'Memory per VF against VF count',
+    scaleSection.chart,
+    'delta from before VF Enable ÷ N, after a full GC; RSS moves in pages, so at 1,000 VFs it is mostly noise',
+  );
 }
 
 export function renderSvg(results: Results): string {

@@ -28,6 +28,9 @@ export interface Point {
 export interface Series {
   name: string;
   points: Point[];
+  /** Series of the same group are drawn in the same colour. */
+  group?: string;
+  dashed?: boolean;
 }
 
 export interface Chart {

@@ -27,5 +27,7 @@ export interface SriovState {
   vfMemoryEnabled: boolean;
   firstVfOffset: number;
   vfStride: number;
+  /** Not in every version of the API: shown when present. */
+  vfDeviceId?: string | number;
   vfs: { items: string[]; total: number; nextCursor?: string | null };
 }

@@ -20,7 +20,7 @@ export const EXIT_USAGE = 2;
  * instanceof so that this module does not load the config/topology modules
  * (and their validators) for commands that do not need them.
  */
-const USAGE_ERRORS = new Set(['ConfigError', 'TopologyError', 'UsageError']);
+const USAGE_ERRORS = new Set(['ConfigError', 'TopologyError', 'UsageError', 'StateFileError']);
 
 export function exitCodeFor(err: unknown): number {
   return err instanceof Error && USAGE_ERRORS.has(err.name) ? EXIT_USAGE : EXIT_FAILURE;

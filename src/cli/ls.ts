@@ -30,12 +30,19 @@ export function pfDeviceId(type: string): string {
   return isVirtioTypeName(type) ? hex4(deviceTypes.types[type].modernId) : '????';
 }
 
-export function vfDeviceIdOf(pf: PfInfo): string {
+/** "10f9" from the API's "0x10f9" (or a number); "????" when unreadable. */
+export function hexId(value: unknown): string {
   try {
-    return hex4(parseApiValue(pf.vfDeviceId));
+    return hex4(parseApiValue(value));
   } catch {
-    return isVirtioTypeName(pf.type) ? hex4(deviceTypes.types[pf.type].mmrId) : '????';
+    return '????';
   }
+}
+
+export function vfDeviceIdOf(pf: PfInfo): string {
+  const id = hexId(pf.vfDeviceId);
+  if (id !== '????' || !isVirtioTypeName(pf.type)) return id;
+  return hex4(deviceTypes.types[pf.type].mmrId);
 }
 
 /** How many VFs a PF has right now: NumVFs while VF Enable is set. */

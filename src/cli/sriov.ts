@@ -5,11 +5,11 @@
  * VMMR_ERR_SRIOV_STATE, sysfs with EBUSY).
  */
 import type { Command } from 'commander';
-import type { PfInfo, SriovState } from './api-types.js';
+import type { SriovState } from './api-types.js';
 import { addClientOptions, pfPath, withClient, type ClientOptions } from './client.js';
 import type { CliIo } from './context.js';
 import { bdfArgument, countArgument, jsonLine } from './format.js';
-import { vfDeviceIdOf } from './ls.js';
+import { hexId } from './ls.js';
 import { vfBdf, vfRuns } from './vfs.js';
 
 export interface SriovOptions extends ClientOptions {
@@ -18,14 +18,14 @@ export interface SriovOptions extends ClientOptions {
 
 const SHOWN_VFS = 8;
 
-export function formatSriov(pf: string, state: SriovState, info: PfInfo | undefined, all: boolean): string {
+export function formatSriov(pf: string, state: SriovState, all: boolean): string {
   const rows: Array<[string, string]> = [
     ['sriov_numvfs', String(state.numVfs)],
     ['sriov_totalvfs', String(state.totalVfs)],
     ['sriov_offset', String(state.firstVfOffset)],
     ['sriov_stride', String(state.vfStride)],
   ];
-  if (info) rows.push(['sriov_vf_device', vfDeviceIdOf(info)]);
+  if (state.vfDeviceId !== undefined) rows.push(['sriov_vf_device', hexId(state.vfDeviceId)]);
   rows.push(
     ['vf_enable', state.vfEnabled ? '1' : '0'],
     ['vf_memory_enable', state.vfMemoryEnabled ? '1' : '0'],
@@ -57,13 +57,9 @@ export function registerSriovCommand(program: Command, io: CliIo): void {
         if (opts.json) io.stdout(jsonLine({ bdf: pf, ...state }));
         return;
       }
-      const [state, info] = await Promise.all([
-        client.get<SriovState>(pfPath(pf, 'sriov')),
-        client.get<PfInfo>(pfPath(pf)).catch(() => undefined),
-      ]);
-      if (opts.json)
-        io.stdout(jsonLine({ bdf: pf, ...state, ...(info ? { vfDeviceId: info.vfDeviceId } : {}) }));
-      else io.stdout(formatSriov(pf, state, info, !!opts.all));
+      const state = await client.get<SriovState>(pfPath(pf, 'sriov'));
+      if (opts.json) io.stdout(jsonLine({ bdf: pf, ...state }));
+      else io.stdout(formatSriov(pf, state, !!opts.all));
     });
   });
 }

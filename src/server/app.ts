@@ -32,6 +32,8 @@ import { guestRoutes } from './routes/guest.js';
 import { healthRoutes } from './routes/health.js';
 import { pfRoutes } from './routes/pfs.js';
 import { stateRoutes } from './routes/state.js';
+import { restoreAtStartup, stateFileRoutes } from './persistence.js';
+import { clientErrorHandler } from './client-errors.js';
 import { traceRoutes } from './routes/trace.js';
 import { SseHub } from './sse.js';
 
@@ -104,6 +106,7 @@ export const ROUTE_MODULES: readonly RouteModule[] = [
   eventRoutes,
   traceRoutes,
   stateRoutes,
+  stateFileRoutes,
 ];
 
 /**
@@ -165,6 +168,21 @@ export async function buildApp(opts: BuildAppOptions): Promise<VmmrApp> {
     // While closing, new requests get 503 instead of hanging.
     return503OnClosing: true,
     bodyLimit: limits.bodyLimit,
+    // A client that does not send its whole request in time (slow loris) gets 408 and is closed;
+    // the checking interval bounds how late the timeout fires.
+    requestTimeout: limits.requestTimeout,
+    http: {
+      requestTimeout: limits.requestTimeout,
+      headersTimeout: limits.requestTimeout,
+      connectionsCheckingInterval: Math.min(30_000, Math.max(50, Math.floor(limits.requestTimeout / 4))),
+    },
+    // Malformed HTTP, timeouts, oversized headers: problem+json like every other refusal.
+    clientErrorHandler,
+    // Refusals fastify makes before routing (bad URL encoding, a path parameter over
+    // maxParamLength: 400/414) go through the same error handler.
+    frameworkErrors: (error, request, reply) => {
+      errorHandler(error, request, reply);
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   // Request bodies are validated as sent (no coercion); query strings and path parameters are
@@ -172,6 +190,17 @@ export async function buildApp(opts: BuildAppOptions): Promise<VmmrApp> {
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
+  // An empty JSON body (curl -X POST -H 'content-type: application/json' with no data) is no body.
+  const defaultJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (text.trim() === '') {
+      done(null, undefined);
+      return;
+    }
+    defaultJson(request, text, done);
+  });
   // Block writes may send raw bytes.
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
 
@@ -181,6 +210,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<VmmrApp> {
   const routes: RegisteredRoute[] = [];
   const ctx: AppContext = { config, limits, topology: opts.topology, emulator, metrics, sse, routes };
   app.decorate('vmmr', ctx);
+  restoreAtStartup(app, ctx);
 
   // Before the OpenAPI plugin, so that it sees the security requirement.
   app.addHook('onRoute', (route) => {

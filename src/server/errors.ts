@@ -27,6 +27,7 @@ export const STATUS_BY_CODE: Readonly<Record<VmmrErrorCode, number>> = {
   VMMR_ERR_SRIOV_STATE: 409,
   VMMR_ERR_TOPOLOGY: 409,
   VMMR_ERR_LIMIT: 409,
+  VMMR_ERR_NOT_CONFIGURED: 409,
   // A VF address whose VF is not enabled (it existed, or may exist, but is gone now).
   VMMR_ERR_VF_DISABLED: 410,
   VMMR_ERR_TOO_LARGE: 413,
@@ -63,6 +64,7 @@ const TITLES: Readonly<Record<VmmrErrorCode, string>> = {
   VMMR_ERR_VF_DISABLED: 'VF not enabled',
   VMMR_ERR_TOO_LARGE: 'Request too large',
   VMMR_ERR_TOO_MANY: 'Too many at once',
+  VMMR_ERR_NOT_CONFIGURED: 'Not configured on this server',
   VMMR_ERR_UNMAPPED: 'Nothing decoded there',
   VMMR_ERR_WIDTH_MISMATCH: 'Width does not match the register',
   VMMR_ERR_READ_ONLY: 'Register is read-only',

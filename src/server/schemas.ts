@@ -65,10 +65,10 @@ export const Problem = Type.Object(
   { description: 'RFC 9457 problem document (application/problem+json)' },
 );
 
-/** Problem responses of a route, for the OpenAPI document. */
-export function problems(...statuses: number[]): Record<number, TSchema> {
-  const out: Record<number, TSchema> = {};
-  for (const s of statuses) out[s] = Problem;
+/** Problem responses of a route (application/problem+json), for the OpenAPI document. */
+export function problems(...statuses: number[]): Record<number, { description: string; content: Record<string, { schema: TSchema }> }> {
+  const out: Record<number, { description: string; content: Record<string, { schema: TSchema }> }> = {};
+  for (const s of statuses) out[s] = { description: 'problem document', content: { 'application/problem+json': { schema: Problem } } };
   return out;
 }
 

@@ -79,7 +79,8 @@ export class SseStream implements EmulatorListener {
       connection: 'keep-alive',
       'x-accel-buffering': 'no',
     });
-    res.socket?.setNoDelay(true);
+    // (light-my-request's socket, used by app.inject, has no setNoDelay)
+    if (typeof res.socket?.setNoDelay === 'function') res.socket.setNoDelay(true);
     res.write(': vmmr events\n\n');
     this.unsubscribe = emulator.subscribe(this);
     this.keepalive = setInterval(() => {

@@ -347,9 +347,18 @@ export class VirtioPf extends VirtioPciFunction {
     }
   }
 
+  /**
+   * The VF BAR's writable address bits follow the per-VF size (System Page Size). Address bits
+   * below a larger size become hard-wired 0, so they are cleared in the register as well:
+   * otherwise a stale bit could never be written away and the VF BARs would be misaligned.
+   */
   private syncVfBarMask(): void {
     const vfBar = this.sriov + S.BAR0.offset + VF_BAR_INDEX * 4;
-    this.template.config.setMasks(vfBar, 4, (~(this.vfBarSize() - 1) & ~0xf) >>> 0);
+    const mask = (~(this.vfBarSize() - 1) & ~0xf) >>> 0;
+    this.template.config.setMasks(vfBar, 4, mask);
+    const value = this.config.read(vfBar, 4);
+    const aligned = (value & (mask | 0xf)) >>> 0;
+    if (aligned !== value) this.config.poke(vfBar, 4, aligned);
   }
 
   /** A PF FLR also resets its SR-IOV capability: VF Enable clears and the VFs go away. */

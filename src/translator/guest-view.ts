@@ -33,6 +33,8 @@ function buildGuestTemplate(vf: MmrVf): ConfigTemplate {
   t.setMasks(H.BASE_ADDRESS_0.offset, 4, (~(source.model.legacyLength - 1) & ~IO_FLAG_BITS) >>> 0);
   placeMemoryBar(t, H.BASE_ADDRESS_0.offset + source.barIndex * 4, vf.barSize());
   t.set(H.INTERRUPT_PIN.offset, H.INTERRUPT_PIN.size, HC.INTERRUPT_PIN_A.value);
+  // A function that uses an interrupt pin implements Interrupt Line read-write (PCI 3.0 §6.2.4).
+  t.setMasks(H.INTERRUPT_LINE.offset, H.INTERRUPT_LINE.size, H.INTERRUPT_LINE.writeMask ?? 0);
   for (let off = EXT_START; off < t.bytes.length; off += 4) {
     t.set(off, 4, 0);
     t.setMasks(off, 4, 0);

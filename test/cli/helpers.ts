@@ -1,8 +1,9 @@
 /** Runs the CLI in process with captured output, and the pciutils that read its dumps. */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll } from 'vitest';
 import { runCli } from '../../src/cli/index.js';
 
 export interface CliRun {
@@ -36,7 +37,9 @@ export async function vmmr(args: string[], options: RunOptions = {}): Promise<Cl
   return { code: code ?? 0, stdout, stderr };
 }
 
+/** Scratch directory of the test file that imports this module, removed after its tests. */
 export const TMP = mkdtempSync(join(tmpdir(), 'vmmr-cli-test-'));
+afterAll(() => rmSync(TMP, { recursive: true, force: true }));
 
 let counter = 0;
 /** Writes text to a fresh file under TMP and returns its path. */

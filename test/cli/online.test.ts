@@ -34,6 +34,16 @@ async function ok(args: string[]): Promise<string> {
   return r.stdout;
 }
 
+/** Resolves once the service at `url` has `n` event streams open (its /metrics gauge). */
+async function subscribers(url: string, n: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    if (new RegExp(`^vmmr_event_subscribers ${n}$`, 'm').test(text)) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`the service never had ${n} event streams open`);
+}
+
 /** NumVFs = n the sysfs way: through 0, since one nonzero count cannot become another. */
 async function setVfs(pf: string, n: number): Promise<void> {
   expect(await ok(['sriov', pf, '0'])).toBe('');
@@ -276,11 +286,12 @@ describe('vmmr dump (online)', () => {
 describe('vmmr events', () => {
   it('prints one line per event and stops after --count', async () => {
     await setVfs('81:00.0', 0);
+    await subscribers(server.url, 0);
     const lines: string[] = [];
     const following = cli(['events', '--types', 'vf-enable,vf-disable', '--bdf', '81:00.0', '--count', '2'], {
       onStdout: (t) => lines.push(t),
     });
-    await new Promise((r) => setTimeout(r, 200));
+    await subscribers(server.url, 1);
     await setVfs('81:00.0', 2);
     await setVfs('81:00.0', 0);
     const r = await following;
@@ -293,12 +304,13 @@ describe('vmmr events', () => {
   });
 
   it('prints JSON lines with --json and ends cleanly when interrupted', async () => {
+    await subscribers(server.url, 0);
     const stop = new AbortController();
     const following = cli(['events', '--json', '--types', 'vf-enable'], {
       signal: stop.signal,
       onStdout: () => stop.abort(),
     });
-    await new Promise((r) => setTimeout(r, 200));
+    await subscribers(server.url, 1);
     await setVfs('81:00.0', 1);
     const r = await following;
     expect(r).toMatchObject({ code: 0, stderr: '' });
@@ -312,5 +324,49 @@ describe('vmmr events', () => {
     const r = await cli(['events', '--types', 'vf-enable,bogus']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^vmmr: --types: unknown event type bogus: expected notify, interrupt, /);
+  });
+});
+
+describe('a service of its own', () => {
+  async function start(token?: string): Promise<RunningServer> {
+    const config = {
+      ...loadConfig({}),
+      host: '127.0.0.1',
+      port: 0,
+      logLevel: 'silent' as const,
+      ...(token ? { token } : {}),
+    };
+    return startServer(config, DEFAULT_TOPOLOGY, { handleSignals: false, logger: false });
+  }
+
+  it('sends --token / VMMR_TOKEN as a bearer token; without it the refusal says what to do', async () => {
+    const s = await start('s3cret');
+    try {
+      const denied = await vmmr(['ls', '--url', s.url]);
+      expect(denied.code).toBe(1);
+      expect(denied.stderr).toMatch(/^vmmr: .*: pass --token or set VMMR_TOKEN \(VMMR_ERR_UNAUTHORIZED\)\n$/);
+      expect((await vmmr(['ls', '--url', s.url, '--token', 's3cret'])).code).toBe(0);
+      const env = await vmmr(['cfg', '01:00.0', 'VENDOR_ID'], {
+        env: { VMMR_URL: s.url, VMMR_TOKEN: 's3cret' },
+      });
+      expect(env).toEqual({ code: 0, stdout: '1af4\n', stderr: '' });
+      const wrong = await vmmr(['dump', '01:00.0', '--url', s.url, '--token', 'nope']);
+      expect(wrong.code).toBe(1);
+      expect(wrong.stderr).toMatch(/\(VMMR_ERR_UNAUTHORIZED\)\n$/);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('ends `vmmr events` cleanly (exit 0) when the service shuts down', async () => {
+    const s = await start();
+    const following = vmmr(['events', '--url', s.url]);
+    await subscribers(s.url, 1);
+    await vmmr(['sriov', '81:00.0', '1'], { env: { VMMR_URL: s.url } });
+    await s.close();
+    const r = await following;
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^1 vf-enable 0000:81:00\.0 numVfs=1 first=0000:81:00\.1 last=0000:81:00\.1\n$/);
+    expect(r.stderr).toBe('vmmr: the service ended the event stream after event 1: shutdown\n');
   });
 });

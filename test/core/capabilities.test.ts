@@ -11,6 +11,7 @@ import {
   capsOf,
   cfg,
   enableMemory,
+  expectSameBytes,
   record,
   rd,
   setCfg,
@@ -54,7 +55,15 @@ describe('capability list', () => {
     const { pf, vf } = withVfs('net');
     for (const fn of [pf, vf]) {
       const caps = capsOf(fn);
-      expect(caps.map((c) => c.id)).toEqual([CAP_EXP, CAP_MSIX, CAP_VNDR, CAP_VNDR, CAP_VNDR, CAP_VNDR, CAP_VNDR]);
+      expect(caps.map((c) => c.id)).toEqual([
+        CAP_EXP,
+        CAP_MSIX,
+        CAP_VNDR,
+        CAP_VNDR,
+        CAP_VNDR,
+        CAP_VNDR,
+        CAP_VNDR,
+      ]);
       for (const c of caps) {
         expect(c.offset).toBeGreaterThanOrEqual(0x40);
         expect(c.offset).toBeLessThan(0x100);
@@ -92,7 +101,7 @@ describe('PCI Express capability', () => {
     const events = record(machine);
     setCfg(pf, exp + DEVCTL, 2, cfg(pf, exp + DEVCTL, 2) | BCR_FLR);
     expect(cfg(pf, exp + DEVCTL, 2) & BCR_FLR).toBe(0);
-    expect(pf.config.snapshot()).toEqual(powerOn);
+    expectSameBytes(pf.config.snapshot(), powerOn, 'config after FLR');
     expect(pf.device.status).toBe(0);
     expect(pf.device.getState().msix).toBeNull();
     expect(events).toContainEqual({ type: 'reset', bdf: pf.bdf, reason: 'flr' });
@@ -211,7 +220,12 @@ describe('virtio vendor capabilities (virtio 1.2 §4.1.4)', () => {
           expect(device).toEqual([]);
         } else {
           expect(device).toHaveLength(1);
-          expect(device[0]).toMatchObject({ capLen: 16, bar, offset: L.DEVICE_CFG.offset, length: DEVICE_CFG_SIZE[type] });
+          expect(device[0]).toMatchObject({
+            capLen: 16,
+            bar,
+            offset: L.DEVICE_CFG.offset,
+            length: DEVICE_CFG_SIZE[type],
+          });
         }
         expect(pciCfg).toMatchObject({ capLen: 20 });
         // every region lies inside the 16 KiB BAR and is naturally aligned (§4.1.4.1)

@@ -98,7 +98,9 @@ const WRITABLE: Partial<Record<TypeName, Array<[string, number, 1 | 2 | 4, numbe
   ],
 };
 
-function views(type: TypeName): Array<{ what: string; fn: VirtioPciFunction; bar: 'bar0' | 'bar2'; base: number }> {
+function views(
+  type: TypeName,
+): Array<{ what: string; fn: VirtioPciFunction; bar: 'bar0' | 'bar2'; base: number }> {
   const { pf, vf } = withVfs(type);
   enableMemory(pf);
   return [
@@ -145,7 +147,9 @@ describe('device configuration layouts', () => {
 });
 
 describe('driver-writable fields and read-only refusals', () => {
-  for (const [type, fields] of Object.entries(WRITABLE) as Array<[TypeName, Array<[string, number, 1 | 2 | 4, number]>]>) {
+  for (const [type, fields] of Object.entries(WRITABLE) as Array<
+    [TypeName, Array<[string, number, 1 | 2 | 4, number]>]
+  >) {
     it(`${type}: ${fields.map((f) => f[0]).join(', ')} take writes and go back to their default on reset`, () => {
       for (const v of views(type)) {
         for (const [name, offset, width, value] of fields) {
@@ -196,7 +200,11 @@ describe('driver-writable fields and read-only refusals', () => {
 
 describe('identities: MAC and serial', () => {
   const macOf = (fn: VirtioPciFunction, bar: 'bar0' | 'bar2'): string =>
-    Array.from({ length: 6 }, (_, i) => rd(fn, bar, DEVICE_CFG + i, 1).toString(16).padStart(2, '0')).join(':');
+    Array.from({ length: 6 }, (_, i) =>
+      rd(fn, bar, DEVICE_CFG + i, 1)
+        .toString(16)
+        .padStart(2, '0'),
+    ).join(':');
 
   it('net MACs are locally administered unicast, derived from the BDF, unique and stable', () => {
     const machine = machineOf([
@@ -228,7 +236,12 @@ describe('identities: MAC and serial', () => {
 
   it('topology overrides: a VF MAC and a block VF serial; the others keep derived ones', () => {
     const machine = machineOf([
-      { bdf: '0000:01:00.0', type: 'net', totalVfs: 4, vfs: { '0000:01:00.3': { mac: '52:54:00:AA:BB:CC' } } },
+      {
+        bdf: '0000:01:00.0',
+        type: 'net',
+        totalVfs: 4,
+        vfs: { '0000:01:00.3': { mac: '52:54:00:AA:BB:CC' } },
+      },
       { bdf: '0000:81:00.0', type: 'block', totalVfs: 4, vfs: { '81:00.2': { serial: 'disk-two' } } },
     ]);
     const net = machine.findPf('01:00.0');

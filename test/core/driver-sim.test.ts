@@ -35,7 +35,8 @@ export function portFor(fn: VirtioPciFunction): SimPort {
   };
 }
 
-const notifies = (events: VmmrEvent[]) => events.flatMap((e) => (e.type === 'notify' ? [[e.queue, e.via]] : []));
+const notifies = (events: VmmrEvent[]) =>
+  events.flatMap((e) => (e.type === 'notify' ? [[e.queue, e.via]] : []));
 
 describe('legacy probe on an MMR VF (BAR2 + 0x1000)', () => {
   for (const type of TYPES) {
@@ -46,7 +47,13 @@ describe('legacy probe on an MMR VF (BAR2 + 0x1000)', () => {
         const queues = IDS[type].queues;
         const kick = Array.from({ length: queues }, (_, q) => q);
         const transcript = runSim(
-          legacyProbe({ msix, notify: kick, configBytes: vf.device.model.config.size, teardown: false, pfnBase: 0x4000 }),
+          legacyProbe({
+            msix,
+            notify: kick,
+            configBytes: vf.device.model.config.size,
+            teardown: false,
+            pfnBase: 0x4000,
+          }),
           portFor(vf),
         );
         expect(transcript.length).toBeGreaterThan(10);
@@ -66,8 +73,12 @@ describe('legacy probe on an MMR VF (BAR2 + 0x1000)', () => {
         expect(notifies(events)).toEqual(kick.map((q) => [q, 'legacy-register']));
         // the config bytes the driver read byte by byte are the device's
         const configStart = msix ? 24 : 20;
-        const read = transcript.filter((t) => t.space === 'legacy' && t.op === 'read' && t.offset >= configStart && t.width === 1);
-        expect(read.map((t) => t.value)).toEqual(Array.from({ length: d.model.config.size }, (_, i) => d.configByte(i)));
+        const read = transcript.filter(
+          (t) => t.space === 'legacy' && t.op === 'read' && t.offset >= configStart && t.width === 1,
+        );
+        expect(read.map((t) => t.value)).toEqual(
+          Array.from({ length: d.model.config.size }, (_, i) => d.configByte(i)),
+        );
       });
     }
   }
@@ -78,13 +89,9 @@ describe('legacy probe on an MMR VF (BAR2 + 0x1000)', () => {
     runSim(legacyProbe({ msix: true, notify: [0] }), portFor(vf));
     expect(vf.device.status).toBe(0);
     expect(vf.device.queueStates().every((q) => !q.enabled)).toBe(true);
-    expect(events.filter((e) => e.type === 'reset').map((e) => (e.type === 'reset' ? e.reason : ''))).toEqual([
-      'status',
-      'queue-pfn',
-      'queue-pfn',
-      'queue-pfn',
-      'status',
-    ]);
+    expect(events.filter((e) => e.type === 'reset').map((e) => (e.type === 'reset' ? e.reason : ''))).toEqual(
+      ['status', 'queue-pfn', 'queue-pfn', 'queue-pfn', 'status'],
+    );
   });
 });
 
@@ -102,7 +109,10 @@ describe('modern probe on a PF (BAR0) and on a VF (BAR2)', () => {
           runSim(modernProbe({ msix, notify: kick, teardown: false }), portFor(fn));
           const d = fn.device;
           expect(d.status).toBe(ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK);
-          expect([d.driverFeatures(0), d.driverFeatures(1)]).toEqual([d.deviceFeatures(0), d.deviceFeatures(1)]);
+          expect([d.driverFeatures(0), d.driverFeatures(1)]).toEqual([
+            d.deviceFeatures(0),
+            d.deviceFeatures(1),
+          ]);
           expect((d.driverFeatures(1) & 1) === 1).toBe(true); // VIRTIO_F_VERSION_1
           expect(fn.msixEnabled()).toBe(msix);
           for (const q of d.queueStates()) {

@@ -13,9 +13,20 @@ import { VmmrError, type VmmrErrorCode } from '../../src/errors.js';
 import type { VmmrEvent } from '../../src/events.js';
 import { Machine } from '../../src/machine.js';
 import type { MmrVf } from '../../src/mmr/vf.js';
-import { pciHeader, sriovCap } from '../../src/spec/index.js';
+import {
+  ariCap,
+  mmrLocator,
+  msixCap,
+  pciHeader,
+  pcieCap,
+  sriovCap,
+  virtioPciCap,
+  type AnyTable,
+} from '../../src/spec/index.js';
+import { guestView } from '../../src/translator/guest-view.js';
 import type { VirtioPf } from '../../src/sriov/pf.js';
-import { parseTopology, type TopologyPf } from '../../src/topology.js';
+import { normalizeBdf } from '../../src/pci/bdf.js';
+import type { ResolvedPf, TopologyPf } from '../../src/topology.js';
 import type { VirtioPciFunction } from '../../src/virtio/pci-function.js';
 
 export type TypeName = TopologyPf['type'];
@@ -46,10 +57,36 @@ export const VENDOR = 0x1af4;
 export const NET_PF = '0000:01:00.0';
 export const BLK_PF = '0000:81:00.0';
 
-/** A machine from topology PF objects (schema defaults fill the rest). */
-export function machineOf(pfs: Array<Partial<TopologyPf> & Pick<TopologyPf, 'bdf' | 'type' | 'totalVfs'>>, maxVfs?: number): Machine {
-  const topology = parseTopology({ pfs: pfs.map((p) => ({ initialVfs: 0, ...p })) }, 'test topology');
-  return new Machine(topology, maxVfs === undefined ? {} : { maxVfs });
+/**
+ * A machine from topology PF objects, resolved with the topology file's documented defaults
+ * (First VF Offset 1, VF Stride 1, queue size 256, strict, notify-region; InitialVFs 0 here).
+ * Built directly rather than through parseTopology, whose schema compiler is slow to import.
+ */
+export function machineOf(
+  pfs: Array<Partial<TopologyPf> & Pick<TopologyPf, 'bdf' | 'type' | 'totalVfs'>>,
+  maxVfs?: number,
+): Machine {
+  const resolved = pfs.map((p): ResolvedPf => ({
+    bdf: normalizeBdf(p.bdf),
+    type: p.type,
+    totalVfs: p.totalVfs,
+    initialVfs: p.initialVfs ?? 0,
+    firstVfOffset: p.firstVfOffset ?? 1,
+    vfStride: p.vfStride ?? 1,
+    queueSize: p.queueSize ?? 256,
+    policy: p.policy ?? 'strict',
+    notify: p.notify ?? 'notify-region',
+    vfs: Object.fromEntries(
+      Object.entries(p.vfs ?? {}).map(([bdf, o]) => [
+        normalizeBdf(bdf),
+        {
+          ...(o.mac !== undefined ? { mac: o.mac.toLowerCase() } : {}),
+          ...(o.serial !== undefined ? { serial: o.serial } : {}),
+        },
+      ]),
+    ),
+  }));
+  return new Machine({ pfs: resolved }, maxVfs === undefined ? {} : { maxVfs });
 }
 
 /** One PF per type, on buses 0x10, 0x20, ... (PF of type t at `pfBdfOf(t)`). */
@@ -63,7 +100,10 @@ export function pfBdfOf(type: TypeName): string {
 }
 
 /** A single-PF machine of one type; its PF is at 0000:01:00.0. */
-export function singlePf(type: TypeName, extra: Partial<TopologyPf> = {}): { machine: Machine; pf: VirtioPf } {
+export function singlePf(
+  type: TypeName,
+  extra: Partial<TopologyPf> = {},
+): { machine: Machine; pf: VirtioPf } {
   const machine = machineOf([{ bdf: NET_PF, type, totalVfs: 16, ...extra }]);
   return { machine, pf: machine.findPf(NET_PF) };
 }
@@ -82,11 +122,18 @@ export function rd64(fn: VirtioPciFunction, space: Space, offset: number): bigin
   return v;
 }
 
-export function wr(fn: VirtioPciFunction, space: Space, offset: number, width: number, value: AccessValue): void {
+export function wr(
+  fn: VirtioPciFunction,
+  space: Space,
+  offset: number,
+  width: number,
+  value: AccessValue,
+): void {
   write(fn, space, offset, width, value);
 }
 
-export const cfg = (fn: VirtioPciFunction, offset: number, width: number): number => rd(fn, 'config', offset, width);
+export const cfg = (fn: VirtioPciFunction, offset: number, width: number): number =>
+  rd(fn, 'config', offset, width);
 export const setCfg = (fn: VirtioPciFunction, offset: number, width: number, value: number): void =>
   wr(fn, 'config', offset, width, value);
 
@@ -227,7 +274,10 @@ export function capsOf(fn: VirtioPciFunction, space: 'config' | 'guest-config' =
   return standardCaps((o) => rd(fn, space, o, 1));
 }
 
-export function extCapsOf(fn: VirtioPciFunction, space: 'config' | 'guest-config' = 'config'): Array<FoundCap & { version: number }> {
+export function extCapsOf(
+  fn: VirtioPciFunction,
+  space: 'config' | 'guest-config' = 'config',
+): Array<FoundCap & { version: number }> {
   return extendedCaps((o) => rd(fn, space, o, 4));
 }
 
@@ -257,4 +307,102 @@ export function virtioCaps(fn: VirtioPciFunction, space: 'config' | 'guest-confi
       if (cap.cfgType === 2) cap.multiplier = rd(fn, space, c.offset + 16, 4);
       return cap;
     });
+}
+
+/** Byte-image equality with the first differing offset in the message (fast on 4 KiB images). */
+export function expectSameBytes(actual: Uint8Array, expected: Uint8Array, what = 'image'): void {
+  expect(actual.length, `${what} length`).toBe(expected.length);
+  const at = actual.findIndex((b, i) => b !== expected[i]);
+  const show = (img: Uint8Array) => (at < 0 ? '' : `0x${img[at]!.toString(16)}`);
+  expect(
+    at < 0 ? 'same' : `differs at 0x${at.toString(16)}: ${show(actual)} vs ${show(expected)}`,
+    what,
+  ).toBe('same');
+}
+
+// ---- the oracle: which bits of each config byte software may change ----
+
+function put(mask: Uint8Array, offset: number, size: number, bits: number): void {
+  for (let i = 0; i < size && i < 4; i++) mask[offset + i]! |= Math.floor((bits >>> 0) / 2 ** (8 * i)) & 0xff;
+}
+
+function applyTable(
+  mask: Uint8Array,
+  base: number,
+  table: AnyTable,
+  vf: boolean,
+  skip: readonly string[] = [],
+): void {
+  for (const [name, reg] of Object.entries(table.registers)) {
+    if (reg.alias || skip.includes(name) || reg.exposed === false) continue;
+    const wm = vf ? (reg.vfWriteMask ?? reg.writeMask) : reg.writeMask;
+    put(mask, base + reg.offset, reg.size, (wm ?? 0) | (reg.rw1cMask ?? 0));
+  }
+}
+
+/**
+ * PCI 3.0 §6.2.5.1 BAR rules on a run of BAR registers, judged from the power-on image: a memory
+ * BAR's type bits [3:0] are read-only and only bits [31:4] may change; a 64-bit BAR's next
+ * register (upper half) may change entirely; an I/O BAR's bits [1:0] are read-only; a register
+ * that reads 0 at power-on and is no upper half is not implemented and stays 0.
+ */
+function barRun(mask: Uint8Array, image: Uint8Array, first: number, count: number): void {
+  for (let i = 0; i < count; i++) {
+    const at = first + 4 * i;
+    const value = new DataView(image.buffer).getUint32(at, true);
+    if (value === 0) continue;
+    if (value & 1) {
+      put(mask, at, 4, 0xfffffffc); // I/O BAR: bits 1:0 read-only
+      continue;
+    }
+    put(mask, at, 4, 0xfffffff0);
+    if ((value & 0x6) === 0x4) {
+      put(mask, at + 4, 4, 0xffffffff);
+      i++;
+    }
+  }
+}
+
+/**
+ * The bits software may change in each config byte (the property tests' oracle): the spec
+ * tables' write and RW1C masks placed at the capabilities found by walking the lists, plus the
+ * BAR rules. For `space` 'guest-config' (the translator's view of a VF): a classic function's
+ * header (the table's non-VF masks), the VF's standard capabilities it passes through, no
+ * extended capability.
+ */
+export function writableMask(fn: VirtioPciFunction, space: 'config' | 'guest-config' = 'config'): Uint8Array {
+  const guest = space === 'guest-config';
+  const vf = fn.kind === 'vf';
+  const image = guest ? guestView(fn as MmrVf).snapshot() : fn.config.snapshot();
+  const mask = new Uint8Array(4096);
+  const bars = [
+    'BASE_ADDRESS_0',
+    'BASE_ADDRESS_1',
+    'BASE_ADDRESS_2',
+    'BASE_ADDRESS_3',
+    'BASE_ADDRESS_4',
+    'BASE_ADDRESS_5',
+  ];
+  applyTable(mask, 0, pciHeader, vf && !guest, bars);
+  barRun(mask, image, pciHeader.registers.BASE_ADDRESS_0.offset, 6);
+  for (const cap of capsOf(fn, space)) {
+    if (cap.id === 0x10) applyTable(mask, cap.offset, pcieCap, vf, ['CAP_ID', 'NEXT']);
+    else if (cap.id === 0x11) applyTable(mask, cap.offset, msixCap, vf, ['CAP_ID', 'NEXT']);
+    else if (cap.id === 0x09 && image[cap.offset + virtioPciCap.registers.CFG_TYPE.offset] === 5) {
+      // virtio 1.2 §4.1.4.9: the driver writes cap.bar, cap.offset, cap.length and pci_cfg_data
+      const R = virtioPciCap.registers;
+      put(mask, cap.offset + R.BAR.offset, R.BAR.size, 0xff);
+      put(mask, cap.offset + R.OFFSET.offset, 4, 0xffffffff);
+      put(mask, cap.offset + R.LENGTH.offset, 4, 0xffffffff);
+      put(mask, cap.offset + R.PCI_CFG_DATA.offset, 4, 0xffffffff);
+    }
+  }
+  for (const cap of guest ? [] : extCapsOf(fn)) {
+    if (cap.id === 0x0010) {
+      applyTable(mask, cap.offset, sriovCap, vf, ['BAR0', 'BAR1', 'BAR2', 'BAR3', 'BAR4', 'BAR5']);
+      barRun(mask, image, cap.offset + sriovCap.registers.BAR0.offset, 6);
+    } else if (cap.id === 0x000e) applyTable(mask, cap.offset, ariCap, vf);
+    else if (cap.id === 0x000b) applyTable(mask, cap.offset, mmrLocator, vf);
+  }
+  return mask;
 }

@@ -5,7 +5,19 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { VirtioPciFunction } from '../../src/virtio/pci-function.js';
-import { IDS, cfg, enableMemory, record, rd, rd64, refusal, setCfg, singlePf, withVfs, wr } from './helpers.js';
+import {
+  IDS,
+  cfg,
+  enableMemory,
+  record,
+  rd,
+  rd64,
+  refusal,
+  setCfg,
+  singlePf,
+  withVfs,
+  wr,
+} from './helpers.js';
 
 const NOTIFY = 0x400;
 const TABLE = 0x2000;
@@ -29,7 +41,9 @@ describe('notifications', () => {
       const { machine, fn, bar } = setup(kind);
       const events = record(machine);
       for (let q = 0; q < IDS.net.queues; q++) wr(fn, bar, NOTIFY + 4 * q, 2, q);
-      expect(events).toEqual([0, 1, 2].map((queue) => ({ type: 'notify', bdf: fn.bdf, queue, via: 'notify-region' })));
+      expect(events).toEqual(
+        [0, 1, 2].map((queue) => ({ type: 'notify', bdf: fn.bdf, queue, via: 'notify-region' })),
+      );
       refusal(() => rd(fn, bar, NOTIFY, 2), 'VMMR_ERR_WRITE_ONLY');
       refusal(() => wr(fn, bar, NOTIFY, 4, 0), 'VMMR_ERR_WIDTH_MISMATCH', 'notify queue 0');
       refusal(() => wr(fn, bar, NOTIFY + 2, 2, 0), 'VMMR_ERR_WIDTH_MISMATCH');
@@ -58,13 +72,21 @@ describe('notifications', () => {
 });
 
 describe('MSI-X table and PBA', () => {
-  function program(fn: VirtioPciFunction, bar: 'bar0' | 'bar2', vector: number, address: bigint, data: number, masked: boolean): void {
+  function program(
+    fn: VirtioPciFunction,
+    bar: 'bar0' | 'bar2',
+    vector: number,
+    address: bigint,
+    data: number,
+    masked: boolean,
+  ): void {
     const e = TABLE + 16 * vector;
     wr(fn, bar, e, 8, address);
     wr(fn, bar, e + 8, 4, data);
     wr(fn, bar, e + 12, 4, masked ? 1 : 0);
   }
-  const msixFlags = (fn: VirtioPciFunction, value: number): void => setCfg(fn, fn.template.caps.msix + 2, 2, value);
+  const msixFlags = (fn: VirtioPciFunction, value: number): void =>
+    setCfg(fn, fn.template.caps.msix + 2, 2, value);
 
   for (const kind of ['pf', 'vf'] as const) {
     it(`${kind}: reset state: every vector masked, address and data 0, nothing pending`, () => {
@@ -89,7 +111,16 @@ describe('MSI-X table and PBA', () => {
       wr(fn, bar, 0x1a, 2, 2);
       const events = record(machine);
       fn.device.raiseQueueInterrupt(0);
-      expect(events).toEqual([{ type: 'interrupt', bdf: fn.bdf, mode: 'msix', vector: 1, address: '0x00000000fee00000', data: 0x4041 }]);
+      expect(events).toEqual([
+        {
+          type: 'interrupt',
+          bdf: fn.bdf,
+          mode: 'msix',
+          vector: 1,
+          address: '0x00000000fee00000',
+          data: 0x4041,
+        },
+      ]);
       events.length = 0;
       fn.device.raiseQueueInterrupt(1);
       expect(events).toEqual([{ type: 'interrupt', bdf: fn.bdf, mode: 'msix-pending', vector: 2 }]);
@@ -97,7 +128,16 @@ describe('MSI-X table and PBA', () => {
       expect(rd64(fn, bar, PBA)).toBe(4n);
       events.length = 0;
       wr(fn, bar, TABLE + 16 * 2 + 12, 4, 0); // unmask
-      expect(events).toEqual([{ type: 'interrupt', bdf: fn.bdf, mode: 'msix', vector: 2, address: '0x00000001fee01000', data: 0x4042 }]);
+      expect(events).toEqual([
+        {
+          type: 'interrupt',
+          bdf: fn.bdf,
+          mode: 'msix',
+          vector: 2,
+          address: '0x00000001fee01000',
+          data: 0x4042,
+        },
+      ]);
       expect(rd(fn, bar, PBA, 4)).toBe(0);
       // no INTx while MSI-X is enabled
       expect(cfg(fn, 0x06, 2) & STATUS_INTERRUPT).toBe(0);
@@ -122,8 +162,22 @@ describe('MSI-X table and PBA', () => {
       events.length = 0;
       msixFlags(fn, MSIX_ENABLE);
       expect(events).toEqual([
-        { type: 'interrupt', bdf: fn.bdf, mode: 'msix', vector: 0, address: '0x00000000fee00000', data: 0x30 },
-        { type: 'interrupt', bdf: fn.bdf, mode: 'msix', vector: 3, address: '0x00000000fee00000', data: 0x33 },
+        {
+          type: 'interrupt',
+          bdf: fn.bdf,
+          mode: 'msix',
+          vector: 0,
+          address: '0x00000000fee00000',
+          data: 0x30,
+        },
+        {
+          type: 'interrupt',
+          bdf: fn.bdf,
+          mode: 'msix',
+          vector: 3,
+          address: '0x00000000fee00000',
+          data: 0x33,
+        },
       ]);
       expect(rd(fn, bar, PBA, 4)).toBe(0);
     });
@@ -167,7 +221,12 @@ describe('INTx', () => {
     expect(rd(pf, 'bar0', 0x100, 1)).toBe(3);
     expect(cfg(pf, 0x06, 2) & STATUS_INTERRUPT).toBe(0);
     expect(pf.intxAsserted).toBe(false);
-    expect(events.filter((e) => e.type === 'interrupt').at(-1)).toEqual({ type: 'interrupt', bdf: pf.bdf, mode: 'intx', level: false });
+    expect(events.filter((e) => e.type === 'interrupt').at(-1)).toEqual({
+      type: 'interrupt',
+      bdf: pf.bdf,
+      mode: 'intx',
+      level: false,
+    });
   });
 
   it('PF: Command.Interrupt Disable masks the pin but not Status.Interrupt', () => {

@@ -4,7 +4,20 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { MmrVf } from '../../src/mmr/vf.js';
-import { IDS, TYPES, cfg, machineOf, record, rd, rd64, refusal, setCfg, withVfs, wr, type TypeName } from './helpers.js';
+import {
+  IDS,
+  TYPES,
+  cfg,
+  machineOf,
+  record,
+  rd,
+  rd64,
+  refusal,
+  setCfg,
+  withVfs,
+  wr,
+  type TypeName,
+} from './helpers.js';
 
 // <linux/virtio_pci.h>
 const HOST_FEATURES = 0;

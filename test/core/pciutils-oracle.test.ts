@@ -8,7 +8,17 @@ import { formatLspciDump } from '../../src/dump.js';
 import { Machine } from '../../src/machine.js';
 import { DEFAULT_TOPOLOGY } from '../../src/topology.js';
 import type { VirtioPciFunction } from '../../src/virtio/pci-function.js';
-import { IDS, TYPES, capabilityBlock, enableVfs, lspci, pfBdfOf, setCfg, setpci, sevenTypeMachine } from './helpers.js';
+import {
+  IDS,
+  TYPES,
+  capabilityBlock,
+  enableVfs,
+  lspci,
+  pfBdfOf,
+  setCfg,
+  setpci,
+  sevenTypeMachine,
+} from './helpers.js';
 
 const hex = (n: number, digits: number): string => n.toString(16).padStart(digits, '0');
 const dumpOf = (fn: VirtioPciFunction): string => formatLspciDump(fn.bdf, fn.kind, fn.config.snapshot());
@@ -44,7 +54,9 @@ describe('lspci -F decodes the default net PF with VFs enabled, and one of its V
   });
 
   it('PF: identity, BAR0, interrupt pin', () => {
-    expect(pfOut.split('\n')[0]).toMatch(/^01:00\.0 Ethernet controller \[0200\]: .*\[1af4:1041\] \(rev 01\)$/);
+    expect(pfOut.split('\n')[0]).toMatch(
+      /^01:00\.0 Ethernet controller \[0200\]: .*\[1af4:1041\] \(rev 01\)$/,
+    );
     expect(pfOut).toMatch(/\tInterrupt: pin A/);
     expect(pfOut).toMatch(/\tRegion 0: Memory at fe000000 \(64-bit, non-prefetchable\)/);
     expect(pfOut).toMatch(/Control: I\/O- Mem\+ BusMaster\+/);
@@ -95,7 +107,16 @@ describe('lspci -F decodes the default net PF with VFs enabled, and one of its V
   });
 
   it('setpci -A dump reads back the SR-IOV fields and the VSEC header by capability name', () => {
-    expect(setpci(dumpOf(pf), '01:00.0', ['ECAP_SRIOV+0x1a.w', 'ECAP_SRIOV+0x0e.w', 'ECAP_SRIOV+0x10.w', 'ECAP_SRIOV+0x14.l', 'CAP_MSIX+2.w', '0.l'])).toEqual([
+    expect(
+      setpci(dumpOf(pf), '01:00.0', [
+        'ECAP_SRIOV+0x1a.w',
+        'ECAP_SRIOV+0x0e.w',
+        'ECAP_SRIOV+0x10.w',
+        'ECAP_SRIOV+0x14.l',
+        'CAP_MSIX+2.w',
+        '0.l',
+      ]),
+    ).toEqual([
       '10f9',
       hex(topo.totalVfs, 4),
       '0004',
@@ -103,7 +124,16 @@ describe('lspci -F decodes the default net PF with VFs enabled, and one of its V
       '0003',
       '10411af4',
     ]);
-    expect(setpci(dumpOf(vf), '01:00.1', ['ECAP_VNDR.l', 'ECAP_VNDR+4.l', 'ECAP_VNDR+8.b', 'ECAP_VNDR+0xc.l', 'ECAP_VNDR+0x14.l', '0.l'])).toEqual([
+    expect(
+      setpci(dumpOf(vf), '01:00.1', [
+        'ECAP_VNDR.l',
+        'ECAP_VNDR+4.l',
+        'ECAP_VNDR+8.b',
+        'ECAP_VNDR+0xc.l',
+        'ECAP_VNDR+0x14.l',
+        '0.l',
+      ]),
+    ).toEqual([
       '0001000b', // ID 0x000b, version 1, last
       '01c0000a', // VSEC ID 10, rev 0, length 0x1c
       '02',

@@ -65,7 +65,9 @@ describe('SR-IOV capability registers', () => {
     // read-only fields ignore writes
     for (const off of [0x0c, 0x0e, 0x14, 0x16, 0x1a]) setCfg(pf, s + off, 2, 0x1234);
     setCfg(pf, s + 0x1c, 4, 0);
-    expect([cfg(pf, s + 0x0c, 2), cfg(pf, s + 0x0e, 2), cfg(pf, s + 0x14, 2), cfg(pf, s + 0x16, 2)]).toEqual([60, 100, 8, 2]);
+    expect([cfg(pf, s + 0x0c, 2), cfg(pf, s + 0x0e, 2), cfg(pf, s + 0x14, 2), cfg(pf, s + 0x16, 2)]).toEqual([
+      60, 100, 8, 2,
+    ]);
     expect(cfg(pf, s + 0x1a, 2)).toBe(IDS.block.mmr);
     expect(cfg(pf, s + 0x1c, 4)).toBe(0x553);
   });
@@ -127,7 +129,9 @@ describe('NumVFs', () => {
 
 describe('VF Enable', () => {
   it('creates NumVFs VFs at PF + First VF Offset + n * VF Stride and announces them', () => {
-    const machine = machineOf([{ bdf: '0000:05:00.0', type: 'net', totalVfs: 64, firstVfOffset: 8, vfStride: 2 }]);
+    const machine = machineOf([
+      { bdf: '0000:05:00.0', type: 'net', totalVfs: 64, firstVfOffset: 8, vfStride: 2 },
+    ]);
     const pf = machine.findPf('0000:05:00.0');
     const events = record(machine);
     enableVfs(pf, 5);
@@ -139,7 +143,9 @@ describe('VF Enable', () => {
       expect(vf.index).toBe(n);
       expect(vf.pf).toBe(pf);
     });
-    expect(events).toEqual([{ type: 'vf-enable', bdf: pf.bdf, numVfs: 5, first: expected[0], last: expected[4] }]);
+    expect(events).toEqual([
+      { type: 'vf-enable', bdf: pf.bdf, numVfs: 5, first: expected[0], last: expected[4] },
+    ]);
     // between strides: nobody; past NumVFs but within TotalVFs: a disabled VF slot
     refusal(() => machine.find('0000:05:01.1'), 'VMMR_ERR_NO_FUNCTION');
     refusal(() => machine.find('0000:05:02.2'), 'VMMR_ERR_VF_DISABLED');
@@ -251,6 +257,19 @@ describe('VF memory BAR (SR-IOV VF BAR2/3) and VF MSE', () => {
     }
   });
 
+  it('after a System Page Size change the VF BAR takes addresses aligned to the new size', () => {
+    const { pf } = singlePf('net');
+    const s = pf.sriov;
+    setCfg(pf, s + VF_BAR_LO, 4, 0x8000_4000); // 16 KiB-aligned, fine at 4 KiB pages
+    expect(cfg(pf, s + VF_BAR_LO, 4)).toBe(0x8000_4004);
+    setCfg(pf, s + 0x20, 4, 0x10); // 64 KiB pages: address bits 15:0 become read-only zero
+    expect(cfg(pf, s + VF_BAR_LO, 4) & 0xffff).toBe(0x4);
+    setCfg(pf, s + VF_BAR_LO, 4, 0x8001_0000);
+    expect(cfg(pf, s + VF_BAR_LO, 4)).toBe(0x8001_0004);
+    enableVfs(pf, 2);
+    expect(pf.vfs[1]!.barAddress()).toBe(0x8001_0000 + 0x10000);
+  });
+
   it('compat: an unsupported System Page Size is dropped silently', () => {
     const { pf } = singlePf('net', { policy: 'compat' });
     setCfg(pf, pf.sriov + 0x20, 4, 0x4);
@@ -332,7 +351,8 @@ describe('MMR locator (spec §4)', () => {
   it('is read-only and identical on every VF', () => {
     const { pf } = withVfs('net', 3);
     const at = pf.vfLocator;
-    const image = (n: number): number[] => Array.from({ length: 7 }, (_, i) => cfg(pf.vfs[n]!, at + 4 * i, 4));
+    const image = (n: number): number[] =>
+      Array.from({ length: 7 }, (_, i) => cfg(pf.vfs[n]!, at + 4 * i, 4));
     const before = image(0);
     for (let i = 0; i < 7; i++) setCfg(pf.vfs[0]!, at + 4 * i, 4, 0xffffffff);
     expect(image(0)).toEqual(before);
@@ -355,6 +375,32 @@ describe('VF objects after VF Enable is cleared', () => {
     setCfg(pf, pf.sriov + 0x08, 2, VFE | MSE);
     refusal(() => rd(stale, 'bar2', 0x12, 2), 'VMMR_ERR_VF_DISABLED');
     expect(rd(pf.vfs[0]!, 'bar2', 0x12, 2)).toBe(IDS.net.queues);
+  });
+});
+
+describe('routing IDs (spec §3: VF routing IDs fit in 16 bits and collide with nobody)', () => {
+  it('a PF whose potential VFs would overlap another function is refused', () => {
+    refusal(
+      () =>
+        machineOf([
+          { bdf: '0000:01:00.0', type: 'net', totalVfs: 8 },
+          { bdf: '0000:01:00.4', type: 'block', totalVfs: 2 },
+        ]),
+      'VMMR_ERR_TOPOLOGY',
+    );
+    // another domain is another routing-ID space
+    const m = machineOf([
+      { bdf: '0000:01:00.0', type: 'net', totalVfs: 8 },
+      { bdf: '0001:01:00.4', type: 'block', totalVfs: 2 },
+    ]);
+    expect(m.pfs).toHaveLength(2);
+  });
+
+  it('a PF whose last VF would pass routing ID 0xffff is refused', () => {
+    refusal(() => machineOf([{ bdf: '0000:ff:00.0', type: 'net', totalVfs: 256 }]), 'VMMR_ERR_TOPOLOGY');
+    const m = machineOf([{ bdf: '0000:ff:00.0', type: 'net', totalVfs: 255 }]);
+    enableVfs(m.pfs[0]!, 255);
+    expect(m.pfs[0]!.vfs.at(-1)!.bdf).toBe('0000:ff:1f.7');
   });
 });
 

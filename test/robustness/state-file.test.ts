@@ -3,13 +3,15 @@
  * byte; a save is atomic even under kill -9; anything but a good file of this format and version
  * is refused with an error naming the file (never a silent fresh start).
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { request } from 'undici';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Machine, STATE_FORMAT, STATE_VERSION, type MachineState } from '../../src/machine.js';
+import { formatBdf } from '../../src/pci/bdf.js';
 import { Emulator } from '../../src/server/emulator.js';
 import { loadStateFile, removeStaleTemporaryFiles, saveStateFile, StateFileError } from '../../src/state-file.js';
 import { parseTopology } from '../../src/topology.js';
@@ -35,13 +37,14 @@ const TOPOLOGY = parseTopology(
   'state test topology',
 );
 
-export const faults = { midWrite: 0, kills: 0, killChecks: 0, corruptFilesRefused: 0, roundTrips: 0, lost: 0 };
+export const faults = { restarts: 0, midWrite: 0, kills: 0, killChecks: 0, corruptFilesRefused: 0, roundTrips: 0, lost: 0 };
 
 afterAll(() => {
   rmSync(TMP, { recursive: true, force: true });
   console.log(
     `state-file: ${faults.roundTrips} save/load round trips, ${faults.corruptFilesRefused} bad files refused, ` +
-      `${faults.kills} kill -9 during saves (${faults.midWrite} mid-write, ${faults.killChecks} files checked), ${faults.lost} lost or corrupted`,
+      `${faults.kills} kill -9 during saves (${faults.midWrite} mid-write, ${faults.killChecks} files checked), ` +
+      `${faults.restarts} service restarts, ${faults.lost} lost or corrupted`,
   );
 });
 
@@ -184,13 +187,13 @@ describe('bad files stop startup with an error naming the file', () => {
   });
 });
 
-describe('kill -9 during saves', () => {
-  let built: Built;
-  beforeAll(async () => {
-    built = await buildForChildren('state');
-  }, 60_000);
-  afterAll(() => built?.remove());
+let built: Built;
+beforeAll(async () => {
+  built = await buildForChildren('state');
+}, 60_000);
+afterAll(() => built?.remove());
 
+describe('kill -9 during saves', () => {
   /** Generation written into a loaded state; throws when functions disagree (a torn file). */
   function generationOf(state: MachineState): number {
     const gens = new Set<number>();
@@ -267,4 +270,207 @@ describe('kill -9 during saves', () => {
     },
     LONG ? 600_000 : 45_000,
   );
+});
+
+// ---------------------------------------------------------------------------------------------
+// The service: VMMR_STATE_FILE end to end
+
+interface Child {
+  url: string;
+  proc: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const k of Object.keys(env)) if (k.startsWith('VMMR_') || ['HOST', 'PORT', 'LOG_LEVEL'].includes(k)) delete env[k];
+  return { ...env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...extra };
+}
+
+/** Runs `vmmr serve` (the built CLI); resolves once it listens, or rejects with its exit. */
+function serveChild(env: Record<string, string>): Promise<Child> {
+  const proc = spawn(process.execPath, [built.cli, 'serve'], { env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    proc.on('close', (code, signal) => r({ code, signal })),
+  );
+  return new Promise((resolveChild, reject) => {
+    proc.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const url = /vmmr ready on (http:\/\/[^"\s]+)/.exec(out)?.[1];
+      if (url) resolveChild({ url, proc, stdout: () => out, stderr: () => err, exited });
+    });
+    proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    void exited.then(({ code, signal }) => reject(Object.assign(new Error(`vmmr exited ${code ?? signal}: ${err}`), { code, stderr: err })));
+  });
+}
+
+async function stopChild(c: Child): Promise<void> {
+  c.proc.kill('SIGTERM');
+  const { code } = await c.exited;
+  expect(code, c.stderr()).toBe(0);
+}
+
+async function api(url: string, method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<{ status: number; text: string; json: unknown }> {
+  const res = await request(`${url}${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.body.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.statusCode, text, json };
+}
+
+/** Every function's config dump and full description, and the whole state document. */
+async function fullDump(url: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  out.set('state', (await api(url, 'GET', '/api/v1/state')).text);
+  let cursor: string | null = null;
+  do {
+    const page = (await api(url, 'GET', `/api/v1/functions?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`)).json as {
+      items: Array<{ bdf: string }>;
+      nextCursor: string | null;
+    };
+    for (const { bdf } of page.items) {
+      const description = await api(url, 'GET', `/api/v1/functions/${bdf}`);
+      const config = await api(url, 'GET', `/api/v1/functions/${bdf}/config`);
+      out.set(bdf, `${description.text}\n${config.text}`);
+    }
+    cursor = page.nextCursor;
+  } while (cursor);
+  return out;
+}
+
+/** Driver activity over HTTP: VFs, BAR placement, probes' effects, MSI-X, device config. */
+async function activityOverHttp(url: string, salt: number): Promise<void> {
+  expect((await api(url, 'PUT', '/api/v1/pfs/0000:01:00.0/sriov', { numVfs: 40 })).status).toBe(200);
+  expect((await api(url, 'PUT', '/api/v1/pfs/0000:81:00.0/sriov', { numVfs: 7 })).status).toBe(200);
+  const ops: unknown[] = [];
+  for (const [pf, n] of [['0000:01:00.0', 40], ['0000:81:00.0', 7]] as const) {
+    ops.push({ bdf: pf, space: 'config', op: 'write', offset: 4, width: 2, value: 6 });
+    ops.push({ bdf: pf, space: 'config', op: 'write', offset: 0x10, width: 4, value: 0xfe000000 });
+    ops.push({ bdf: pf, space: 'bar0', op: 'write', offset: 0x14, width: 1, value: 3 });
+    const base = parseInt(pf.slice(5, 7), 16) << 8;
+    for (let i = 0; i < n; i += 3) {
+      const vf = formatBdf(0, base + 1 + i);
+      ops.push({ bdf: vf, space: 'bar2', op: 'write', offset: 0x2000 + 8, width: 4, value: (salt * 1000 + i) >>> 0 });
+      ops.push({ bdf: vf, space: 'bar2', op: 'write', offset: 0x16, width: 2, value: i % 2 });
+      ops.push({ bdf: vf, space: 'bar2', op: 'write', offset: 0x20, width: 8, value: `0x${(0x12345000 + salt + i).toString(16)}00000000` });
+      ops.push({ bdf: vf, space: 'bar2', op: 'write', offset: 0x1012, width: 1, value: 7 });
+      ops.push({ bdf: vf, space: 'config', op: 'write', offset: 0x4, width: 2, value: 4 });
+    }
+  }
+  const res = await api(url, 'POST', '/api/v1/access', { ops, onError: 'continue' });
+  expect(res.status, res.text.slice(0, 300)).toBe(200);
+  const failed = (res.json as { results: Array<{ ok: boolean; error?: unknown }> }).results.filter((r) => !r.ok);
+  expect(failed.slice(0, 3)).toEqual([]);
+  expect((await api(url, 'POST', '/api/v1/functions/0000:01:00.4/interrupt', { config: true })).status).toBe(200);
+}
+
+describe('the service keeps its state across restarts', () => {
+  it('graceful restart (real CLI process): every function byte-for-byte the same', async () => {
+    const file = join(TMP, 'service.json');
+    const first = await serveChild({ VMMR_STATE_FILE: file });
+    expect(first.stdout()).toContain('fresh start from the topology');
+    await activityOverHttp(first.url, 1);
+    const before = await fullDump(first.url);
+    expect(before.size).toBeGreaterThan(40);
+    await stopChild(first);
+    faults.restarts++;
+    const second = await serveChild({ VMMR_STATE_FILE: file });
+    expect(second.stdout()).toContain(`state restored from ${file}`);
+    const after = await fullDump(second.url);
+    const diffs = [...before].filter(([k, v]) => after.get(k) !== v).map(([k]) => k);
+    if (diffs.length || after.size !== before.size) faults.lost++;
+    expect(diffs).toEqual([]);
+    expect(after.size).toBe(before.size);
+    // POST /api/v1/state/save answers the file and its size.
+    const saved = await api(second.url, 'POST', '/api/v1/state/save');
+    expect(saved.status, saved.text).toBe(200);
+    expect(saved.json).toEqual({ file, bytes: statSync(file).size });
+    await stopChild(second);
+  }, 60_000);
+
+  it('kill -9 of the service between and during saves: it restarts with the last or the next state', async () => {
+    const file = join(TMP, 'service-killed.json');
+    let acknowledged = 0;
+    for (let k = 0; k < (LONG ? 10 : 2); k++) {
+      const child = await serveChild({ VMMR_STATE_FILE: file });
+      faults.restarts++;
+      // What it restored: the Interrupt Line of PF 01:00.0 counts the saves.
+      const line = Number(((await api(child.url, 'GET', '/api/v1/functions/0000:01:00.0/config/0x3c?width=1')).json as { value: string }).value);
+      expect([acknowledged & 0xff, (acknowledged + 1) & 0xff]).toContain(line);
+      acknowledged = line;
+      if (k === 0) await activityOverHttp(child.url, 2);
+      const saving = (async () => {
+        for (let n = acknowledged + 1; ; n++) {
+          const w = await api(child.url, 'PUT', '/api/v1/functions/0000:01:00.0/config/0x3c', { width: 1, value: n & 0xff });
+          if (w.status !== 200) return;
+          const s = await api(child.url, 'POST', '/api/v1/state/save').catch(() => undefined);
+          if (s?.status !== 200) return;
+          acknowledged = n;
+        }
+      })().catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 200 + Math.random() * 300));
+      child.proc.kill('SIGKILL');
+      faults.kills++;
+      await child.exited;
+      await saving;
+    }
+    const last = await serveChild({ VMMR_STATE_FILE: file });
+    const line = Number(((await api(last.url, 'GET', '/api/v1/functions/0000:01:00.0/config/0x3c?width=1')).json as { value: string }).value);
+    expect([acknowledged & 0xff, (acknowledged + 1) & 0xff]).toContain(line);
+    await stopChild(last);
+  }, 60_000);
+
+  it.each([
+    ['a corrupt file', '{"format":"vmmr-state","version":1,"pfs":[{"bdf"'],
+    ['a truncated file', 'TRUNCATE'],
+    ['another format', JSON.stringify({ format: 'something-else', version: 1, pfs: [], functions: [] })],
+    ['another version', JSON.stringify({ format: STATE_FORMAT, version: 7, pfs: [], functions: [] })],
+    ['a state that does not restore', JSON.stringify({ format: STATE_FORMAT, version: STATE_VERSION, pfs: [], functions: [{ bdf: '0000:01:00.0', config: [], device: new Machine(TOPOLOGY).snapshot().functions[0]!.device }] })],
+  ])('%s stops startup with exit code 2 and one line naming the file', async (_name, content) => {
+    const file = join(TMP, `startup-${Math.random().toString(36).slice(2)}.json`);
+    if (content === 'TRUNCATE') {
+      const m = new Machine(TOPOLOGY);
+      applyActivity(m, { numVfs: [2, 2, 1, 1, 1, 1, 0, 0], pageSizeShift: 0, probes: [], writes: [] });
+      const text = `${JSON.stringify(m.snapshot())}\n`;
+      writeFileSync(file, text.slice(0, Math.floor(text.length * 0.6)));
+    } else {
+      writeFileSync(file, content);
+    }
+    const before = readFileSync(file);
+    const failed = await serveChild({ VMMR_STATE_FILE: file }).then(
+      async (c) => {
+        await stopChild(c);
+        return undefined;
+      },
+      (e: Error & { code: number; stderr: string }) => e,
+    );
+    expect(failed, 'the service started').toBeDefined();
+    expect(failed!.code).toBe(2);
+    const lines = failed!.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(new RegExp(`^vmmr: state file ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `));
+    // The bad file is left as it was (no fresh state written over it).
+    expect(readFileSync(file).equals(before)).toBe(true);
+    faults.corruptFilesRefused++;
+  }, 30_000);
+
+  it('POST /api/v1/state/save without VMMR_STATE_FILE is 409 problem+json', async () => {
+    const c = await serveChild({});
+    const a = await api(c.url, 'POST', '/api/v1/state/save');
+    expect(a.status).toBe(409);
+    expect((a.json as { code: string }).code).toBe('VMMR_ERR_NOT_CONFIGURED');
+    await stopChild(c);
+  }, 30_000);
 });

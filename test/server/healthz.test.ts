@@ -45,10 +45,11 @@ describe('GET /healthz', () => {
     expect(res.statusCode).toBe(200);
   });
 
-  it('answers 404 as JSON for unknown routes', async () => {
+  it('answers 404 as problem+json for unknown routes', async () => {
     const res = await (await app()).inject({ method: 'GET', url: '/nope' });
     expect(res.statusCode).toBe(404);
-    expect(res.json()).toMatchObject({ statusCode: 404 });
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(res.json()).toMatchObject({ status: 404, code: 'VMMR_ERR_NOT_FOUND', detail: 'no route GET /nope' });
   });
 });
 

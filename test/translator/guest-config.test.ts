@@ -4,7 +4,9 @@
  * legacy block, the VF memory BAR passed through, INTx pin A, the standard capabilities passed
  * through to the VF and no extended capability. Decoded by lspci as well.
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { VmmrError } from '../../src/errors.js';
 import { formatLspciDump } from '../../src/dump.js';
 import { guestView } from '../../src/translator/guest-view.js';
 import {
@@ -25,6 +27,7 @@ import {
   virtioCaps,
   withVfs,
   wr,
+  writableMask,
 } from '../core/helpers.js';
 import type { MmrVf } from '../../src/mmr/vf.js';
 
@@ -52,6 +55,14 @@ describe('guest header (virtio 1.2 §4.1.2: transitional device)', () => {
       expect(rd(vf, 'config', 0x00, 4)).toBe(0xffffffff);
     });
   }
+
+  it('Interrupt Line is read-write since the guest function uses pin A (PCI 3.0 §6.2.4)', () => {
+    const { vf } = withVfs('net');
+    setG(vf, 0x3c, 1, 0x0b);
+    expect(G(vf, 0x3c, 1)).toBe(0x0b);
+    expect(G(vf, 0x3d, 1)).toBe(1);
+    expect(rd(vf, 'config', 0x3c, 1)).toBe(0); // the VF's own register stays hard-wired
+  });
 
   it('exists for VFs only', () => {
     const { pf } = singlePf('net');
@@ -88,7 +99,7 @@ describe('guest BARs', () => {
     const { vf } = withVfs('block');
     expect(G(vf, 0x18, 4)).toBe(0x4);
     for (let i = 1; i < 6; i++) setG(vf, 0x10 + 4 * i, 4, 0xffffffff);
-    expect(G(vf, 0x18, 4)).toBe((~(vf.barSize() - 1) & ~0xf | 0x4) >>> 0);
+    expect(G(vf, 0x18, 4)).toBe(((~(vf.barSize() - 1) & ~0xf) | 0x4) >>> 0);
     expect(vf.barSize()).toBe(16 * 1024);
     expect(G(vf, 0x1c, 4)).toBe(0xffffffff);
     for (const off of [0x14, 0x20, 0x24]) expect(G(vf, off, 4)).toBe(0);
@@ -141,6 +152,46 @@ describe('capabilities in the guest view', () => {
   });
 });
 
+describe('property: read-only bits of the guest config space never change', () => {
+  it('under random guest-config writes (oracle: a classic header, the VF capabilities, nothing above 0x100)', () => {
+    const write = fc.record({
+      offset: fc.oneof(
+        fc.integer({ min: 0, max: 0x3f }),
+        fc.integer({ min: 0x40, max: 0xff }),
+        fc.integer({ min: 0, max: 0xfff }),
+      ),
+      width: fc.constantFrom(1, 2, 4),
+      value: fc.oneof(fc.constant(0xffffffff), fc.nat({ max: 0xffffffff })),
+    });
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...TYPES),
+        fc.array(write, { minLength: 1, maxLength: 40 }),
+        (type, writes) => {
+          const { vf } = withVfs(type);
+          const mask = writableMask(vf, 'guest-config');
+          const before = guestView(vf).snapshot();
+          for (const w of writes) {
+            const offset = w.offset - (w.offset % w.width);
+            try {
+              setG(vf, offset, w.width, w.width === 4 ? w.value : w.value % 2 ** (8 * w.width));
+            } catch (e) {
+              if (!(e instanceof VmmrError)) throw e;
+            }
+            const after = guestView(vf).snapshot();
+            const at = after.findIndex((b, i) => ((b ^ before[i]!) & ~mask[i]!) !== 0);
+            expect(
+              at,
+              `read-only bits changed at 0x${at.toString(16)} after ${JSON.stringify({ ...w, offset })}`,
+            ).toBe(-1);
+          }
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+});
+
 describe('lspci -F on guest-view dumps of every type', () => {
   const machine = sevenTypeMachine();
   const dumps: string[] = [];
@@ -178,7 +229,9 @@ describe('lspci -F on guest-view dumps of every type', () => {
       expect(out).toMatch(/\tInterrupt: pin A/);
       expect(out).toMatch(/Control: I\/O\+ Mem\+ BusMaster\+/);
       expect(capabilityBlock(out, /VirtIO: CommonCfg$/)).toContain('BAR=2 offset=00000000 size=00000040');
-      expect(capabilityBlock(out, /VirtIO: Notify$/)).toContain(`BAR=2 offset=00000400 size=${(IDS[type].queues * 4).toString(16).padStart(8, '0')} multiplier=00000004`);
+      expect(capabilityBlock(out, /VirtIO: Notify$/)).toContain(
+        `BAR=2 offset=00000400 size=${(IDS[type].queues * 4).toString(16).padStart(8, '0')} multiplier=00000004`,
+      );
       expect(capabilityBlock(out, /VirtIO: ISR$/)).toContain('BAR=2 offset=00000100 size=00000001');
       expect(out).toMatch(/MSI-X: Enable- Count=\d+ Masked-/);
       expect(out).not.toMatch(/Vendor Specific Information: ID=/);

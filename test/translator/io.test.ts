@@ -192,13 +192,15 @@ describe('emulated INTx (level follows the ISR while MSI-X is disabled)', () => 
 });
 
 describe('notify routing (spec §7)', () => {
-  it('default (notify-region): a 2-byte QUEUE_NOTIFY write goes to the queue\'s notify address', () => {
+  it("default (notify-region): a 2-byte QUEUE_NOTIFY write goes to the queue's notify address", () => {
     const { machine, vf } = guest('net');
     const view = guestView(vf);
     view.enableTrace(16);
     const events = record(machine);
     for (let q = 0; q < IDS.net.queues; q++) setIo(vf, 16, 2, q);
-    expect(events).toEqual([0, 1, 2].map((queue) => ({ type: 'notify', bdf: vf.bdf, queue, via: 'notify-region' })));
+    expect(events).toEqual(
+      [0, 1, 2].map((queue) => ({ type: 'notify', bdf: vf.bdf, queue, via: 'notify-region' })),
+    );
     expect(view.trace!.list().map((t) => [t.port, t.offset, t.register])).toEqual([
       [16, 0x400, 'notify queue 0'],
       [16, 0x404, 'notify queue 1'],
@@ -207,7 +209,11 @@ describe('notify routing (spec §7)', () => {
     // an index that names no queue has no notify address: it goes to the legacy register, which ignores it
     setIo(vf, 16, 2, IDS.net.queues);
     expect(events).toHaveLength(3);
-    expect(view.trace!.list().at(-1)).toMatchObject({ offset: 0x1010, register: 'QUEUE_NOTIFY', outcome: 'ok' });
+    expect(view.trace!.list().at(-1)).toMatchObject({
+      offset: 0x1010,
+      register: 'QUEUE_NOTIFY',
+      outcome: 'ok',
+    });
   });
 
   it("topology notify 'legacy-register': the write goes to legacy offset 16", () => {
@@ -217,7 +223,9 @@ describe('notify routing (spec §7)', () => {
     const events = record(machine);
     setIo(vf, 16, 2, 1);
     expect(events).toEqual([{ type: 'notify', bdf: vf.bdf, queue: 1, via: 'legacy-register' }]);
-    expect(view.trace!.list()).toMatchObject([{ op: 'write', port: 16, width: 2, value: 1, bar: 2, offset: 0x1010, register: 'QUEUE_NOTIFY' }]);
+    expect(view.trace!.list()).toMatchObject([
+      { op: 'write', port: 16, width: 2, value: 1, bar: 2, offset: 0x1010, register: 'QUEUE_NOTIFY' },
+    ]);
   });
 });
 

@@ -228,6 +228,7 @@ function parseJson(_request: unknown, body: string | Buffer, done: (err: Error |
 export const accessRoutes: RouteModule = async (root, ctx) => {
   // An encapsulated scope: the JSON parser above applies to this route only.
   await root.register(async (app) => {
+    app.removeContentTypeParser('application/json');
     app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJson);
     registerBatchRoute(app as VmmrApp, ctx);
   });

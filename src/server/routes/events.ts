@@ -63,7 +63,13 @@ export const eventRoutes: RouteModule = (app, ctx) => {
         );
       }
       reply.hijack();
-      ctx.sse.open(reply.raw, filter);
+      try {
+        ctx.sse.open(reply.raw, filter);
+      } catch (e) {
+        // The reply is ours now: fastify's error handling no longer applies.
+        request.log.error({ err: e }, 'event stream failed to open');
+        reply.raw.destroy();
+      }
     },
   );
 };
