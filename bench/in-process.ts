@@ -38,7 +38,11 @@ export const TRANSLATOR_OVERHEAD_GOAL = 1.5;
  */
 export function baselineCase(): RateCase {
   const table = new Map<number, Uint32Array>();
-  for (let k = 0; k < 64; k++) table.set(k, Uint32Array.from({ length: 16 }, (_, i) => k * 16 + i));
+  for (let k = 0; k < 64; k++)
+    table.set(
+      k,
+      Uint32Array.from({ length: 16 }, (_, i) => k * 16 + i),
+    );
   const lookup = (key: number): number => table.get(key & 63)![key & 15]!;
   return {
     name: 'baseline: call + Map lookup + typed-array read',

@@ -69,8 +69,12 @@ async function main(argv: readonly string[]): Promise<void> {
   writeResults(RESULTS_JSON, results);
   process.stdout.write(`results: ${RESULTS_JSON}\n`);
   drawChart(results);
-  process.stdout.write(`total ${((performance.now() - started) / 1000).toFixed(1)} s (checksum ${sinkChecksum()})\n`);
-  const missed = sections.flatMap((s) => (s.targets ?? []).filter((t) => !t.met).map((t) => `${s.id}: ${t.name}`));
+  process.stdout.write(
+    `total ${((performance.now() - started) / 1000).toFixed(1)} s (checksum ${sinkChecksum()})\n`,
+  );
+  const missed = sections.flatMap((s) =>
+    (s.targets ?? []).filter((t) => !t.met).map((t) => `${s.id}: ${t.name}`),
+  );
   if (missed.length > 0) process.stdout.write(`targets not met:\n  ${missed.join('\n  ')}\n`);
 }
 

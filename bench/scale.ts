@@ -77,7 +77,8 @@ interface Memory {
 /** Heap without the code spaces: compiled code is not memory the VFs hold. */
 function dataHeapBytes(): number {
   let used = 0;
-  for (const space of getHeapSpaceStatistics()) if (!space.space_name.startsWith('code')) used += space.space_used_size;
+  for (const space of getHeapSpaceStatistics())
+    if (!space.space_name.startsWith('code')) used += space.space_used_size;
   return used;
 }
 
@@ -151,7 +152,8 @@ export async function measureMemory(n: number): Promise<MemoryFigures> {
   }
   const touchMs = median(touches);
   const touched = await memory();
-  if (Number(read(pf.vfs[n - 1]!, VF_BAR_SPACE, STATUS, 1)) !== ACKNOWLEDGE) throw new Error('touch did not land');
+  if (Number(read(pf.vfs[n - 1]!, VF_BAR_SPACE, STATUS, 1)) !== ACKNOWLEDGE)
+    throw new Error('touch did not land');
 
   // Warm enables start from a collected heap: the time is creating VFs, not freeing the last ones.
   const enables: number[] = [];
@@ -217,7 +219,9 @@ function measureAccess(counts: readonly number[]): { figures: AccessFigures[]; b
   // BDF strings are made beforehand: the measured access starts from a string, as a request does.
   const draw = (m: Machine, range: number): string[] => {
     const pf = m.pfs[0]!;
-    return Array.from({ length: RANDOM_VFS }, () => formatBdf(pf.domain, pf.vfRid(Math.floor(random() * range))));
+    return Array.from({ length: RANDOM_VFS }, () =>
+      formatBdf(pf.domain, pf.vfRid(Math.floor(random() * range))),
+    );
   };
   const everywhere = machines.map((m) => draw(m, m.pfs[0]!.vfs.length));
   const sameSet = machines.map((m) => draw(m, Math.min(SAME_SET, m.pfs[0]!.vfs.length)));
@@ -246,7 +250,11 @@ function measureAccess(counts: readonly number[]): { figures: AccessFigures[]; b
   for (let round = 0; round < 5; round++) {
     machines.forEach((m, k) => {
       const bdfs = everywhere[k]!;
-      const chunk = latencySamples((i) => sink(access(m, bdfs[i & (RANDOM_VFS - 1)]!)), LATENCY_SAMPLES / 5, LATENCY_BATCH);
+      const chunk = latencySamples(
+        (i) => sink(access(m, bdfs[i & (RANDOM_VFS - 1)]!)),
+        LATENCY_SAMPLES / 5,
+        LATENCY_BATCH,
+      );
       latencies[k]!.push(...chunk);
       const start = now();
       const list = [...m.functions()].map((f) => f.bdf);
@@ -318,7 +326,12 @@ export function runScale(counts: readonly number[] = SCALE_COUNTS): Section {
       `typed-array read, ${baselineNs.toPrecision(3)} ns here) and N = 1,000, both in the same interleaved rounds`,
     rows,
     targets: [
-      { name: 'heap per idle VF (worst N), bytes', goal: `<= ${HEAP_GOAL_BYTES}`, value: worstHeap, met: worstHeap <= HEAP_GOAL_BYTES },
+      {
+        name: 'heap per idle VF (worst N), bytes',
+        goal: `<= ${HEAP_GOAL_BYTES}`,
+        value: worstHeap,
+        met: worstHeap <= HEAP_GOAL_BYTES,
+      },
       {
         name: 'heap per touched VF (worst N), bytes',
         goal: `<= ${HEAP_GOAL_BYTES}`,
@@ -349,10 +362,24 @@ export function runScale(counts: readonly number[] = SCALE_COUNTS): Section {
       yLabel: 'bytes per VF',
       xLog: true,
       series: [
-        { name: 'heap, idle', group: 'heap', points: mem.map((x) => ({ x: x.vfs, y: x.heapPerVf + x.externalPerVf })) },
+        {
+          name: 'heap, idle',
+          group: 'heap',
+          points: mem.map((x) => ({ x: x.vfs, y: x.heapPerVf + x.externalPerVf })),
+        },
         { name: 'RSS, idle', group: 'RSS', points: mem.map((x) => ({ x: x.vfs, y: x.rssPerVf })) },
-        { name: 'heap, touched', group: 'heap', dashed: true, points: mem.map((x) => ({ x: x.vfs, y: x.heapPerVfTouched })) },
-        { name: 'RSS, touched', group: 'RSS', dashed: true, points: mem.map((x) => ({ x: x.vfs, y: x.rssPerVfTouched })) },
+        {
+          name: 'heap, touched',
+          group: 'heap',
+          dashed: true,
+          points: mem.map((x) => ({ x: x.vfs, y: x.heapPerVfTouched })),
+        },
+        {
+          name: 'RSS, touched',
+          group: 'RSS',
+          dashed: true,
+          points: mem.map((x) => ({ x: x.vfs, y: x.rssPerVfTouched })),
+        },
       ],
       marks: [{ label: `goal: ${HEAP_GOAL_BYTES} B per idle VF`, y: HEAP_GOAL_BYTES }],
     },

@@ -75,19 +75,32 @@ interface Frame {
 }
 
 function frameAt(top: number): Frame {
-  return { x0: MARGIN.left, x1: WIDTH - MARGIN.right, y0: top + PANEL_H - MARGIN.bottom, y1: top + MARGIN.top };
+  return {
+    x0: MARGIN.left,
+    x1: WIDTH - MARGIN.right,
+    y0: top + PANEL_H - MARGIN.bottom,
+    y1: top + MARGIN.top,
+  };
 }
 
 function title(top: number, text: string, subtitle?: string): string {
-  const parts = [`<text x="${MARGIN.left}" y="${top + 24}" font-size="17" font-weight="bold" ${FONT}>${esc(text)}</text>`];
-  if (subtitle) parts.push(`<text x="${MARGIN.left}" y="${top + 42}" font-size="12" fill="#555" ${FONT}>${esc(subtitle)}</text>`);
+  const parts = [
+    `<text x="${MARGIN.left}" y="${top + 24}" font-size="17" font-weight="bold" ${FONT}>${esc(text)}</text>`,
+  ];
+  if (subtitle)
+    parts.push(
+      `<text x="${MARGIN.left}" y="${top + 42}" font-size="12" fill="#555" ${FONT}>${esc(subtitle)}</text>`,
+    );
   return parts.join('\n');
 }
 
 function lineChart(top: number, heading: string, chart: Chart, subtitle?: string): string {
   const f = frameAt(top);
   const xs = chart.series.flatMap((s) => s.points.map((p) => p.x));
-  const ys = [...chart.series.flatMap((s) => s.points.map((p) => p.y)), ...(chart.marks ?? []).map((m) => m.y)];
+  const ys = [
+    ...chart.series.flatMap((s) => s.points.map((p) => p.y)),
+    ...(chart.marks ?? []).map((m) => m.y),
+  ];
   if (xs.length === 0) return title(top, heading, 'no data');
   const xAxis = chart.xLog ? logAxis(xs) : linearAxis(xs, false);
   const yAxis = chart.yLog ? logAxis(ys) : linearAxis(ys);
@@ -98,7 +111,9 @@ function lineChart(top: number, heading: string, chart: Chart, subtitle?: string
   for (const mark of chart.marks ?? []) {
     const y = sy(mark.y);
     out.push(`<line x1="${f.x0}" x2="${f.x1}" y1="${y}" y2="${y}" stroke="#888" stroke-dasharray="6 4"/>`);
-    out.push(`<text x="${f.x1 - 4}" y="${y - 5}" font-size="11" fill="#555" text-anchor="end" ${FONT}>${esc(mark.label)}</text>`);
+    out.push(
+      `<text x="${f.x1 - 4}" y="${y - 5}" font-size="11" fill="#555" text-anchor="end" ${FONT}>${esc(mark.label)}</text>`,
+    );
   }
   // Series of one group share a colour (a series without a group is its own group).
   const groups: string[] = [];
@@ -111,10 +126,14 @@ function lineChart(top: number, heading: string, chart: Chart, subtitle?: string
       `<polyline fill="none" stroke="${color}" stroke-width="2.2"${dashed} points="${pts.map((p) => `${sx(p.x).toFixed(1)},${sy(p.y).toFixed(1)}`).join(' ')}"/>`,
     );
     for (const p of pts) {
-      out.push(`<circle cx="${sx(p.x).toFixed(1)}" cy="${sy(p.y).toFixed(1)}" r="3.5" fill="${color}"><title>${esc(`${s.name}: ${fmt(p.x)} → ${fmt(p.y)}`)}</title></circle>`);
+      out.push(
+        `<circle cx="${sx(p.x).toFixed(1)}" cy="${sy(p.y).toFixed(1)}" r="3.5" fill="${color}"><title>${esc(`${s.name}: ${fmt(p.x)} → ${fmt(p.y)}`)}</title></circle>`,
+      );
     }
     const ly = f.y1 + 10 + i * 20;
-    out.push(`<line x1="${f.x1 + 20}" x2="${f.x1 + 45}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="2.5"${dashed}/>`);
+    out.push(
+      `<line x1="${f.x1 + 20}" x2="${f.x1 + 45}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="2.5"${dashed}/>`,
+    );
     out.push(`<text x="${f.x1 + 52}" y="${ly + 4}" font-size="12" ${FONT}>${esc(s.name)}</text>`);
   });
   return out.join('\n');
@@ -139,18 +158,32 @@ function grid(
     for (const t of xAxis.ticks) {
       const x = sx(t);
       out.push(`<line x1="${x}" x2="${x}" y1="${f.y0}" y2="${f.y1}" stroke="#e3e3e3"/>`);
-      out.push(`<text x="${x}" y="${f.y0 + 18}" font-size="11" text-anchor="middle" ${FONT}>${fmt(t)}</text>`);
+      out.push(
+        `<text x="${x}" y="${f.y0 + 18}" font-size="11" text-anchor="middle" ${FONT}>${fmt(t)}</text>`,
+      );
     }
   }
-  out.push(`<rect x="${f.x0}" y="${f.y1}" width="${f.x1 - f.x0}" height="${f.y0 - f.y1}" fill="none" stroke="#333"/>`);
-  out.push(`<text x="${(f.x0 + f.x1) / 2}" y="${f.y0 + 42}" font-size="13" text-anchor="middle" ${FONT}>${esc(xLabel)}</text>`);
+  out.push(
+    `<rect x="${f.x0}" y="${f.y1}" width="${f.x1 - f.x0}" height="${f.y0 - f.y1}" fill="none" stroke="#333"/>`,
+  );
+  out.push(
+    `<text x="${(f.x0 + f.x1) / 2}" y="${f.y0 + 42}" font-size="13" text-anchor="middle" ${FONT}>${esc(xLabel)}</text>`,
+  );
   const my = (f.y0 + f.y1) / 2;
-  out.push(`<text x="${f.x0 - 62}" y="${my}" font-size="13" text-anchor="middle" transform="rotate(-90 ${f.x0 - 62} ${my})" ${FONT}>${esc(yLabel)}</text>`);
+  out.push(
+    `<text x="${f.x0 - 62}" y="${my}" font-size="13" text-anchor="middle" transform="rotate(-90 ${f.x0 - 62} ${my})" ${FONT}>${esc(yLabel)}</text>`,
+  );
   return out;
 }
 
 /** Horizontal bars, log scale, labels inside the plot. */
-function barChart(top: number, heading: string, bars: Array<{ label: string; value: number }>, xLabel: string, subtitle?: string): string {
+function barChart(
+  top: number,
+  heading: string,
+  bars: Array<{ label: string; value: number }>,
+  xLabel: string,
+  subtitle?: string,
+): string {
   if (bars.length === 0) return title(top, heading, 'no data');
   const f = frameAt(top);
   const axis = logAxis(bars.map((b) => b.value));
@@ -172,12 +205,22 @@ function barChart(top: number, heading: string, bars: Array<{ label: string; val
     const inside = textWidth < w;
     const tx = inside ? f.x0 + 8 : f.x0 + w + 8;
     const fill = inside ? '#fff' : '#222';
-    out.push(`<rect x="${f.x0}" y="${y}" width="${w}" height="${h}" fill="${COLORS[i % COLORS.length]}" opacity="0.85"/>`);
-    out.push(`<text x="${tx}" y="${y + h / 2 - 2}" font-size="12" fill="${fill}" font-weight="bold" ${FONT}>${esc(lines[0]!)}</text>`);
-    out.push(`<text x="${tx}" y="${y + h / 2 + 13}" font-size="12" fill="${fill}" ${FONT}>${esc(lines[1]!)}</text>`);
+    out.push(
+      `<rect x="${f.x0}" y="${y}" width="${w}" height="${h}" fill="${COLORS[i % COLORS.length]}" opacity="0.85"/>`,
+    );
+    out.push(
+      `<text x="${tx}" y="${y + h / 2 - 2}" font-size="12" fill="${fill}" font-weight="bold" ${FONT}>${esc(lines[0]!)}</text>`,
+    );
+    out.push(
+      `<text x="${tx}" y="${y + h / 2 + 13}" font-size="12" fill="${fill}" ${FONT}>${esc(lines[1]!)}</text>`,
+    );
   });
-  out.push(`<rect x="${f.x0}" y="${f.y1}" width="${f.x1 - f.x0}" height="${f.y0 - f.y1}" fill="none" stroke="#333"/>`);
-  out.push(`<text x="${(f.x0 + f.x1) / 2}" y="${f.y0 + 42}" font-size="13" text-anchor="middle" ${FONT}>${esc(xLabel)}</text>`);
+  out.push(
+    `<rect x="${f.x0}" y="${f.y1}" width="${f.x1 - f.x0}" height="${f.y0 - f.y1}" fill="none" stroke="#333"/>`,
+  );
+  out.push(
+    `<text x="${(f.x0 + f.x1) / 2}" y="${f.y0 + 42}" font-size="13" text-anchor="middle" ${FONT}>${esc(xLabel)}</text>`,
+  );
   return out.join('\n');
 }
 

@@ -3,7 +3,13 @@
  * SR-IOV registers, and DriverSim sequences recorded once and replayed as plain access lists.
  */
 import { read, write, type Space } from '../../src/access/index.js';
-import { legacyProbe, runSim, type LegacyProbeOptions, type SimOp, type TranscriptEntry } from '../../src/driver-sim.js';
+import {
+  legacyProbe,
+  runSim,
+  type LegacyProbeOptions,
+  type SimOp,
+  type TranscriptEntry,
+} from '../../src/driver-sim.js';
 import { Machine } from '../../src/machine.js';
 import type { MmrVf } from '../../src/mmr/vf.js';
 import { barLayout, mmrLocator, pciHeader, sriovCap } from '../../src/spec/index.js';
@@ -26,7 +32,11 @@ export const SCALE_PF_BDF = '0000:01:00.0';
 /** One net PF with TotalVFs = n, no VF enabled at start. */
 export function scaleTopology(totalVfs: number): ResolvedTopology {
   return parseTopology(
-    { pfs: [{ bdf: SCALE_PF_BDF, type: 'net', totalVfs, initialVfs: totalVfs, firstVfOffset: 1, vfStride: 1 }] },
+    {
+      pfs: [
+        { bdf: SCALE_PF_BDF, type: 'net', totalVfs, initialVfs: totalVfs, firstVfOffset: 1, vfStride: 1 },
+      ],
+    },
     'bench',
   );
 }
@@ -56,11 +66,17 @@ export type LegacyRoute = 'mmr' | 'io';
 function placeOp(op: SimOp, route: LegacyRoute): { space: Space; offset: number } {
   if (op.space === 'config') return { space: 'config', offset: op.offset };
   if (op.space === 'bar') return { space: `bar${op.bar ?? 0}` as Space, offset: op.offset };
-  return route === 'mmr' ? { space: VF_BAR_SPACE, offset: LEGACY_BLOCK + op.offset } : { space: 'io', offset: op.offset };
+  return route === 'mmr'
+    ? { space: VF_BAR_SPACE, offset: LEGACY_BLOCK + op.offset }
+    : { space: 'io', offset: op.offset };
 }
 
 /** Runs a legacy probe once on a VF and returns what it did (reads carry the values seen). */
-export function recordLegacyProbe(vf: VirtioPciFunction, route: LegacyRoute, options: LegacyProbeOptions): TranscriptEntry[] {
+export function recordLegacyProbe(
+  vf: VirtioPciFunction,
+  route: LegacyRoute,
+  options: LegacyProbeOptions,
+): TranscriptEntry[] {
   return runSim(legacyProbe(options), {
     read: (op) => {
       const at = placeOp(op, route);

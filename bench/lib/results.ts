@@ -98,7 +98,9 @@ export function formatTable(rows: readonly Row[]): string {
   if (rows.length === 0) return '(no rows)';
   const columns: string[] = [];
   for (const row of rows) for (const key of Object.keys(row)) if (!columns.includes(key)) columns.push(key);
-  const numeric = columns.map((c) => rows.every((r) => r[c] === undefined || r[c] === null || typeof r[c] === 'number'));
+  const numeric = columns.map((c) =>
+    rows.every((r) => r[c] === undefined || r[c] === null || typeof r[c] === 'number'),
+  );
   const cells = rows.map((r) => columns.map((c) => formatCell(r[c] ?? null)));
   const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((row) => row[i]!.length)));
   const line = (values: readonly string[]): string =>
@@ -117,7 +119,12 @@ export function formatSection(section: Section): string {
     out.push('');
     out.push(
       formatTable(
-        section.targets.map((t) => ({ target: t.name, goal: t.goal, measured: t.value, met: t.met ? 'yes' : 'NO' })),
+        section.targets.map((t) => ({
+          target: t.name,
+          goal: t.goal,
+          measured: t.value,
+          met: t.met ? 'yes' : 'NO',
+        })),
       ),
     );
   }

@@ -50,7 +50,7 @@ beforeAll(async () => {
     handleSignals: false,
     logger: false,
   });
-}, 60_000);
+}, 120_000);
 
 afterAll(async () => {
   await server?.close();

@@ -24,7 +24,7 @@ import {
   type TypeName,
 } from './helpers.js';
 
-const RUNS = 100;
+const RUNS = 60;
 
 const configWrite = fc.record({
   offset: fc.oneof(
@@ -135,7 +135,7 @@ describe('property: four 1-byte writes equal one 4-byte write on plain read-writ
           expect(bytewise.device.getState()).toEqual(whole.device.getState());
         },
       ),
-      { numRuns: 200 },
+      { numRuns: 120 },
     );
   });
 
@@ -246,7 +246,7 @@ describe('property: random access streams', () => {
           }
         }
       }),
-      { numRuns: 150 },
+      { numRuns: 100 },
     );
   });
 
