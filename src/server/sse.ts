@@ -59,6 +59,8 @@ export class SseHub {
 
 export class SseStream implements EmulatorListener {
   private seq = 0;
+  /** seq of the last event handed to the socket. */
+  private written = 0;
   private queue: string[] = [];
   private scheduled = false;
   private waitingDrain = false;
@@ -138,6 +140,7 @@ export class SseStream implements EmulatorListener {
     if (this.closed || this.waitingDrain || this.queue.length === 0) return;
     const chunk = this.queue.length === 1 ? this.queue[0]! : this.queue.join('');
     this.queue = [];
+    this.written = this.seq;
     if (!this.res.write(chunk)) {
       this.waitingDrain = true;
       this.res.once('drain', () => {
@@ -161,9 +164,12 @@ export class SseStream implements EmulatorListener {
     this.res.once('close', () => clearTimeout(timer));
   }
 
-  /** A slow subscriber: the queued events are discarded, a final `dropped` event goes out. */
+  /**
+   * A slow subscriber: the queued events are discarded, a final `dropped` event goes out. Its
+   * lastSeq is the last event written to the stream: everything after it is lost.
+   */
   private drop(): void {
-    const data = { reason: 'slow-subscriber', queueLimit: this.options.queueLimit, lastSeq: this.seq };
+    const data = { reason: 'slow-subscriber', queueLimit: this.options.queueLimit, lastSeq: this.written };
     this.finish(`event: dropped\ndata: ${JSON.stringify(data)}\n\n`, false);
   }
 

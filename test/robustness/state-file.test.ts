@@ -216,6 +216,7 @@ describe('kill -9 during saves', () => {
           stdio: ['ignore', 'pipe', 'pipe'],
         });
         let reported = known;
+        const reports: number[] = [];
         let stderr = '';
         let buffered = '';
         const firstSave = new Promise<void>((resolveFirst, reject) => {
@@ -227,7 +228,8 @@ describe('kill -9 during saves', () => {
               const g = Number(/^saved (\d+)$/.exec(line)?.[1]);
               if (g) {
                 reported = g;
-                resolveFirst();
+                reports.push(Date.now());
+                if (reports.length >= 2) resolveFirst();
               }
             }
           });
@@ -238,9 +240,16 @@ describe('kill -9 during saves', () => {
         });
         // 'close': the process is gone AND its stdout is drained, so `reported` is final.
         const exited = new Promise<void>((r) => child.on('close', () => r()));
-        // Kill at a random moment: before the first save, or after some saves, mid-write mostly.
-        if (k % 4 !== 0) await firstSave;
-        await new Promise((r) => setTimeout(r, Math.random() * 250));
+        // Kill at a random moment: before the first save (every fourth time), else at a random
+        // point of a save — a loop iteration is mostly the save, so a delay drawn within one
+        // iteration's length lands inside one.
+        if (k % 4 !== 0) {
+          await firstSave;
+          const iteration = reports[reports.length - 1]! - reports[reports.length - 2]!;
+          await new Promise((r) => setTimeout(r, Math.random() * iteration));
+        } else {
+          await new Promise((r) => setTimeout(r, Math.random() * 250));
+        }
         child.kill('SIGKILL');
         faults.kills++;
         await exited;

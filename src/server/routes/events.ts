@@ -19,7 +19,7 @@ export const eventRoutes: RouteModule = (app, ctx) => {
           'with seq, type, bdf and the event fields>`. seq counts 1, 2, 3… per stream with no gap among the events ' +
           'that pass the filter. A comment line (": keepalive") comes every 15 s. A stream whose queue of ' +
           `undelivered events reaches VMMR_SSE_QUEUE (this server: ${ctx.limits.sseQueue}) is dropped: a final ` +
-          '`event: dropped` ({reason, queueLimit, lastSeq}), then the stream closes. With a bdf filter, the stream ' +
+          '`event: dropped` ({reason, queueLimit, lastSeq: the id of the last event written; later ones are lost}), then the stream closes. With a bdf filter, the stream ' +
           'ends when that function goes away (VF disabled, PF removed, state restored or reset without it): a final ' +
           '`event: end` ({reason: "function-removed", bdf, detail, lastSeq}). Server shutdown sends `event: end` ' +
           '({reason: "shutdown"}). Control events carry no id. The subscription is live once the response headers ' +
@@ -56,6 +56,9 @@ export const eventRoutes: RouteModule = (app, ctx) => {
         filter.bdf = fn.bdf;
         if (fn.kind === 'vf') filter.parentPf = (fn as MmrVf).pf.bdf;
       }
+      // HEAD (fastify's automatic HEAD route runs this handler): the headers, no stream. Opening
+      // one would hang the client and hold a subscriber slot for nothing.
+      if (request.method === 'HEAD') return reply.type('text/event-stream; charset=utf-8').send('');
       if (ctx.sse.size >= ctx.limits.maxSubscribers) {
         throw new VmmrError(
           'VMMR_ERR_TOO_MANY',
