@@ -109,7 +109,10 @@ export const MAX_PAGE_LIMIT = 4096;
 
 function checkLimit(limit: number): void {
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_LIMIT) {
-    throw new VmmrError('VMMR_ERR_BAD_REQUEST', `limit ${String(limit)} is not allowed: use 1..${MAX_PAGE_LIMIT}`);
+    throw new VmmrError(
+      'VMMR_ERR_BAD_REQUEST',
+      `limit ${String(limit)} is not allowed: use 1..${MAX_PAGE_LIMIT}`,
+    );
   }
 }
 
@@ -131,7 +134,11 @@ export function vfPage(pf: VirtioPf, limit = DEFAULT_PAGE_LIMIT, cursor?: string
   const end = Math.min(vfs.length, start + limit);
   const items: string[] = [];
   for (let n = start; n < end; n++) items.push(formatBdf(pf.domain, pf.vfRid(n)));
-  return { items, total: vfs.length, nextCursor: end < vfs.length && items.length > 0 ? items[items.length - 1]! : null };
+  return {
+    items,
+    total: vfs.length,
+    nextCursor: end < vfs.length && items.length > 0 ? items[items.length - 1]! : null,
+  };
 }
 
 function parseCursor(cursor: string): { domain: number; rid: number } {
@@ -174,7 +181,10 @@ export function sriovState(pf: VirtioPf, limit = DEFAULT_PAGE_LIMIT, cursor?: st
     vfDeviceId: s.vfDeviceId,
     systemPageSize: hex(sriovRegister(pf, S.SYS_PGSIZE), S.SYS_PGSIZE.size),
     vfBarSize: pf.vfBarSize(),
-    vfBarBase: hex64(pf.config.read(barReg, 4) & HC.BASE_ADDRESS_MEM_MASK.value, pf.config.read(barReg + 4, 4)),
+    vfBarBase: hex64(
+      pf.config.read(barReg, 4) & HC.BASE_ADDRESS_MEM_MASK.value,
+      pf.config.read(barReg + 4, 4),
+    ),
     vfs: vfPage(pf, limit, cursor),
   };
 }
@@ -193,7 +203,11 @@ export function sriovState(pf: VirtioPf, limit = DEFAULT_PAGE_LIMIT, cursor?: st
 export function setNumVfs(pf: VirtioPf, n: number): void {
   const context = { bdf: pf.bdf, register: 'SR-IOV NumVFs' };
   if (!Number.isInteger(n) || n < 0) {
-    throw new VmmrError('VMMR_ERR_BAD_VALUE', `${pf.bdf}: numVfs ${String(n)} is not a non-negative integer`, context);
+    throw new VmmrError(
+      'VMMR_ERR_BAD_VALUE',
+      `${pf.bdf}: numVfs ${String(n)} is not a non-negative integer`,
+      context,
+    );
   }
   const total = pf.definition.totalVfs;
   if (n > total) {
@@ -248,9 +262,15 @@ export interface FunctionSummary {
 function logicalIds(fn: VirtioPciFunction): { vendorId: number; deviceId: number } {
   if (fn.kind === 'vf') {
     const pf = (fn as MmrVf).pf;
-    return { vendorId: pf.config.read(H.VENDOR_ID.offset, H.VENDOR_ID.size), deviceId: sriovRegister(pf, S.VF_DID) };
+    return {
+      vendorId: pf.config.read(H.VENDOR_ID.offset, H.VENDOR_ID.size),
+      deviceId: sriovRegister(pf, S.VF_DID),
+    };
   }
-  return { vendorId: fn.config.read(H.VENDOR_ID.offset, H.VENDOR_ID.size), deviceId: fn.config.read(H.DEVICE_ID.offset, H.DEVICE_ID.size) };
+  return {
+    vendorId: fn.config.read(H.VENDOR_ID.offset, H.VENDOR_ID.size),
+    deviceId: fn.config.read(H.DEVICE_ID.offset, H.DEVICE_ID.size),
+  };
 }
 
 function pfOf(fn: VirtioPciFunction): VirtioPf {
@@ -485,9 +505,14 @@ const EXTENDED_NAMES: Readonly<Record<string, string>> = {
 };
 
 /** Capability ID -> name, built from the spec table's constant names (no bare IDs here). */
-function nameTable(prefix: 'CAP_ID_' | 'EXT_CAP_ID_', names: Readonly<Record<string, string>>): Map<number, string> {
+function nameTable(
+  prefix: 'CAP_ID_' | 'EXT_CAP_ID_',
+  names: Readonly<Record<string, string>>,
+): Map<number, string> {
   const out = new Map<number, string>();
-  for (const [name, c] of Object.entries(CI as Readonly<Record<string, { value: number; alias?: boolean }>>)) {
+  for (const [name, c] of Object.entries(
+    CI as Readonly<Record<string, { value: number; alias?: boolean }>>,
+  )) {
     if (!name.startsWith(prefix) || name.endsWith('_MAX') || c.alias || out.has(c.value)) continue;
     if (prefix === 'CAP_ID_' && name.startsWith('EXT_')) continue;
     out.set(c.value, names[name] ?? name.slice(prefix.length));
@@ -565,15 +590,30 @@ function describeBars(fn: VirtioPciFunction): BarDescription[] {
       const vf = fn as MmrVf;
       const reg = vf.pf.sriov + S.BAR0.offset + index * 4;
       const low = vf.pf.config.read(reg, 4);
-      const base = (BigInt(vf.pf.config.read(reg + 4, 4)) << 32n) | BigInt((low & HC.BASE_ADDRESS_MEM_MASK.value) >>> 0);
+      const base =
+        (BigInt(vf.pf.config.read(reg + 4, 4)) << 32n) | BigInt((low & HC.BASE_ADDRESS_MEM_MASK.value) >>> 0);
       const address = base + BigInt(vf.index) * BigInt(size);
-      return { index, type: 'memory', ...barFlags(low), size, address: hex(address & 0xffffffffffffffffn, 8), decoding };
+      return {
+        index,
+        type: 'memory',
+        ...barFlags(low),
+        size,
+        address: hex(address & 0xffffffffffffffffn, 8),
+        decoding,
+      };
     }
     const reg = H.BASE_ADDRESS_0.offset + index * 4;
     const low = fn.config.read(reg, 4);
     const flags = barFlags(low);
     const high = flags.is64 ? fn.config.read(reg + 4, 4) : 0;
-    return { index, type: 'memory', ...flags, size, address: hex64(low & HC.BASE_ADDRESS_MEM_MASK.value, high), decoding };
+    return {
+      index,
+      type: 'memory',
+      ...flags,
+      size,
+      address: hex64(low & HC.BASE_ADDRESS_MEM_MASK.value, high),
+      decoding,
+    };
   });
 }
 
@@ -601,7 +641,9 @@ function describeVirtio(fn: VirtioPciFunction): VirtioSummary {
     msix: { enabled: msixEnabled, masked: fn.msixFunctionMasked(), vectors: d.model.msixVectors },
   };
   if (d.model.transitional) {
-    summary.legacyConfigOffset = msixEnabled ? legacy.constants.CONFIG_OFF_MSIX.value : legacy.constants.CONFIG_OFF_NO_MSIX.value;
+    summary.legacyConfigOffset = msixEnabled
+      ? legacy.constants.CONFIG_OFF_MSIX.value
+      : legacy.constants.CONFIG_OFF_NO_MSIX.value;
   }
   return summary;
 }
@@ -610,7 +652,8 @@ function describeIdentity(fn: VirtioPciFunction): { mac?: string; serial?: strin
   const model = fn.template.model;
   const field = model.identityField;
   if (field) return { mac: formatMac((k) => fn.device.configByte(field.offset + k)) };
-  if (model.type === 'block') return { serial: fn.kind === 'vf' ? (fn as MmrVf).serial() : (fn as VirtioPf).serial() };
+  if (model.type === 'block')
+    return { serial: fn.kind === 'vf' ? (fn as MmrVf).serial() : (fn as VirtioPf).serial() };
   return {};
 }
 
@@ -633,12 +676,17 @@ function describeGuest(vf: MmrVf): GuestSummary | undefined {
 /** Everything a harness may want to know about one live function, without side effects. */
 export function describeFunction(fn: VirtioPciFunction): FunctionDescription {
   const c = fn.config;
-  const classCode = (c.read(H.CLASS_DEVICE.offset, H.CLASS_DEVICE.size) << 8) | c.read(H.CLASS_PROG.offset, H.CLASS_PROG.size);
+  const classCode =
+    (c.read(H.CLASS_DEVICE.offset, H.CLASS_DEVICE.size) << 8) |
+    c.read(H.CLASS_PROG.offset, H.CLASS_PROG.size);
   const out: FunctionDescription = {
     ...functionSummary(fn),
     revision: hex(c.read(H.REVISION_ID.offset, H.REVISION_ID.size), H.REVISION_ID.size),
     classCode: hex(classCode, 3),
-    subsystemVendorId: hex(c.read(H.SUBSYSTEM_VENDOR_ID.offset, H.SUBSYSTEM_VENDOR_ID.size), H.SUBSYSTEM_VENDOR_ID.size),
+    subsystemVendorId: hex(
+      c.read(H.SUBSYSTEM_VENDOR_ID.offset, H.SUBSYSTEM_VENDOR_ID.size),
+      H.SUBSYSTEM_VENDOR_ID.size,
+    ),
     subsystemId: hex(c.read(H.SUBSYSTEM_ID.offset, H.SUBSYSTEM_ID.size), H.SUBSYSTEM_ID.size),
     configVendorId: hex(c.read(H.VENDOR_ID.offset, H.VENDOR_ID.size), H.VENDOR_ID.size),
     configDeviceId: hex(c.read(H.DEVICE_ID.offset, H.DEVICE_ID.size), H.DEVICE_ID.size),
@@ -667,7 +715,8 @@ export function describeFunction(fn: VirtioPciFunction): FunctionDescription {
 export function dumpDescription(fn: VirtioPciFunction, view: 'function' | 'guest' = 'function'): string {
   const type = fn.template.model.type;
   const info = deviceTypes.types[type];
-  if (view === 'guest') return `virtio-${type} transitional device ${hex(info.transitionalId, 2)} (guest view of MMR VF ${fn.bdf})`;
+  if (view === 'guest')
+    return `virtio-${type} transitional device ${hex(info.transitionalId, 2)} (guest view of MMR VF ${fn.bdf})`;
   if (fn.kind === 'vf') return `virtio-${type} MMR VF ${hex(info.mmrId, 2)} of PF ${pfOf(fn).bdf}`;
   return `virtio-${type} PF ${hex(info.modernId, 2)}`;
 }

@@ -1,4 +1,13 @@
-import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { Type, type Static } from 'typebox';
 import { Compile } from 'typebox/compile';
@@ -185,7 +194,10 @@ export function loadStateFile(file: string): MachineState | undefined {
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new StateFileError(file, `is not valid JSON (${oneLine((e as Error).message)}); refusing to start from scratch`);
+    throw new StateFileError(
+      file,
+      `is not valid JSON (${oneLine((e as Error).message)}); refusing to start from scratch`,
+    );
   }
   const problem = validateMachineState(json);
   if (problem !== undefined) {

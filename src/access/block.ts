@@ -61,14 +61,30 @@ function spaceSize(fn: VirtioPciFunction, space: Space): number | undefined {
   return fn.memoryBars().find((b) => b.index === index)?.size;
 }
 
-function where(fn: VirtioPciFunction, space: Space, op: 'read' | 'write', offset: number, length: number): string {
+function where(
+  fn: VirtioPciFunction,
+  space: Space,
+  op: 'read' | 'write',
+  offset: number,
+  length: number,
+): string {
   return `${fn.bdf} ${space} block ${op} of ${length} bytes at 0x${offset.toString(16)}`;
 }
 
-function checkBlock(fn: VirtioPciFunction, space: Space, op: 'read' | 'write', offset: number, length: number): void {
+function checkBlock(
+  fn: VirtioPciFunction,
+  space: Space,
+  op: 'read' | 'write',
+  offset: number,
+  length: number,
+): void {
   const context = { bdf: fn.bdf, space, offset };
   if (!Number.isSafeInteger(offset) || offset < 0) {
-    throw new VmmrError('VMMR_ERR_BAD_OFFSET', `${fn.bdf} ${space}: offset ${String(offset)} is not a non-negative integer`, context);
+    throw new VmmrError(
+      'VMMR_ERR_BAD_OFFSET',
+      `${fn.bdf} ${space}: offset ${String(offset)} is not a non-negative integer`,
+      context,
+    );
   }
   if (!Number.isInteger(length) || length < 1 || length > MAX_BLOCK_LENGTH) {
     throw new VmmrError(
@@ -87,9 +103,21 @@ function checkBlock(fn: VirtioPciFunction, space: Space, op: 'read' | 'write', o
   }
 }
 
-function stopped(e: unknown, fn: VirtioPciFunction, space: Space, op: 'read' | 'write', offset: number, length: number, done: number): never {
+function stopped(
+  e: unknown,
+  fn: VirtioPciFunction,
+  space: Space,
+  op: 'read' | 'write',
+  offset: number,
+  length: number,
+  done: number,
+): never {
   if (!isVmmrError(e)) throw e;
-  throw new VmmrError(e.code, `${where(fn, space, op, offset, length)} stopped after ${done} bytes: ${e.message}`, e.context);
+  throw new VmmrError(
+    e.code,
+    `${where(fn, space, op, offset, length)} stopped after ${done} bytes: ${e.message}`,
+    e.context,
+  );
 }
 
 /** Reads `length` bytes (1..4096) at `offset` of a space; see the module comment. */
@@ -199,11 +227,15 @@ export function runBatchOperations(
     try {
       if (op.refused) throw op.refused;
       if (!SPACE_SET.has(op.space)) {
-        throw new VmmrError('VMMR_ERR_BAD_SPACE', `${op.bdf}: "${op.space}" is not a space: use ${SPACES.join(', ')}`, {
-          bdf: op.bdf,
-          space: op.space,
-          offset: op.offset,
-        });
+        throw new VmmrError(
+          'VMMR_ERR_BAD_SPACE',
+          `${op.bdf}: "${op.space}" is not a space: use ${SPACES.join(', ')}`,
+          {
+            bdf: op.bdf,
+            space: op.space,
+            offset: op.offset,
+          },
+        );
       }
       const space = op.space as Space;
       if (op.bdf !== lastBdf || !lastFn) {
@@ -213,7 +245,8 @@ export function runBatchOperations(
       }
       const fn = lastFn;
       if (op.op === 'read') {
-        if (op.width > 0) results.push({ ok: true, value: read(fn, space, op.offset, op.width), data: undefined });
+        if (op.width > 0)
+          results.push({ ok: true, value: read(fn, space, op.offset, op.width), data: undefined });
         else results.push({ ok: true, value: undefined, data: readBlock(fn, space, op.offset, op.length) });
       } else {
         if (op.width > 0) write(fn, space, op.offset, op.width, op.value);
@@ -226,7 +259,12 @@ export function runBatchOperations(
       if (!isVmmrError(e)) throw e;
       const error = e.context.bdf
         ? e
-        : new VmmrError(e.code, `${op.bdf}: ${e.message}`, { ...e.context, bdf: op.bdf, space: op.space, offset: op.offset });
+        : new VmmrError(e.code, `${op.bdf}: ${e.message}`, {
+            ...e.context,
+            bdf: op.bdf,
+            space: op.space,
+            offset: op.offset,
+          });
       results.push({ ok: false, error });
       if (!continueOnError) break;
     }

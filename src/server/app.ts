@@ -14,7 +14,7 @@ import Fastify, {
   type RawRequestDefaultExpression,
   type RawServerDefault,
 } from 'fastify';
-import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { limitsOf, type Config, type Limits } from '../config.js';
 import type { ResolvedTopology } from '../topology.js';
 import { PROTECTED_PREFIX, bearerAuth } from './auth.js';
@@ -36,6 +36,7 @@ import { restoreAtStartup, stateFileRoutes } from './persistence.js';
 import { clientErrorHandler } from './client-errors.js';
 import { traceRoutes } from './routes/trace.js';
 import { SseHub } from './sse.js';
+import { serializerCompiler, validatorCompiler } from './validation.js';
 
 /** The fastify instance type used throughout the server (TypeBox type provider). */
 export type VmmrApp = FastifyInstance<
@@ -187,7 +188,8 @@ export async function buildApp(opts: BuildAppOptions): Promise<VmmrApp> {
 
   // Request bodies are validated as sent (no coercion); query strings and path parameters are
   // converted ("4" -> 4, "0x10" -> 16) before validation.
-  app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
   // An empty JSON body (curl -X POST -H 'content-type: application/json' with no data) is no body.
@@ -202,11 +204,16 @@ export async function buildApp(opts: BuildAppOptions): Promise<VmmrApp> {
     defaultJson(request, text, done);
   });
   // Block writes may send raw bytes.
-  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_request, body, done) =>
+    done(null, body),
+  );
 
   const emulator = new Emulator(opts.topology, config.maxVfs === undefined ? {} : { maxVfs: config.maxVfs });
   const metrics = new Metrics(emulator);
-  const sse = new SseHub(emulator, { queueLimit: limits.sseQueue, keepaliveMs: opts.sseKeepaliveMs ?? DEFAULT_SSE_KEEPALIVE_MS });
+  const sse = new SseHub(emulator, {
+    queueLimit: limits.sseQueue,
+    keepaliveMs: opts.sseKeepaliveMs ?? DEFAULT_SSE_KEEPALIVE_MS,
+  });
   const routes: RegisteredRoute[] = [];
   const ctx: AppContext = { config, limits, topology: opts.topology, emulator, metrics, sse, routes };
   app.decorate('vmmr', ctx);
@@ -226,7 +233,11 @@ export async function buildApp(opts: BuildAppOptions): Promise<VmmrApp> {
 
   app.addHook('onResponse', async (request, reply) => {
     metrics.requestDuration.observe(
-      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: String(reply.statusCode) },
+      {
+        method: request.method,
+        route: request.routeOptions.url ?? 'unmatched',
+        status_code: String(reply.statusCode),
+      },
       reply.elapsedTime / 1000,
     );
     if (request.log.level === 'debug' || request.log.level === 'trace') {

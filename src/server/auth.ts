@@ -36,7 +36,10 @@ export function bearerAuth(
         : presented === undefined
           ? 'the Authorization header is not "Bearer <token>"'
           : 'the bearer token is not the one this server was started with';
-    reply.header('www-authenticate', `Bearer realm="vmmr"${presented === undefined ? '' : ', error="invalid_token"'}`);
+    reply.header(
+      'www-authenticate',
+      `Bearer realm="vmmr"${presented === undefined ? '' : ', error="invalid_token"'}`,
+    );
     return sendProblem(reply, problemOf(new VmmrError('VMMR_ERR_UNAUTHORIZED', detail)));
   };
 }

@@ -16,7 +16,10 @@ const WHY: Record<string, [number, string]> = {
 
 export function clientErrorHandler(error: Error & { code?: string }, socket: Socket): void {
   if (error.code === 'ECONNRESET' || socket.destroyed) return;
-  const [status, detail] = WHY[error.code ?? ''] ?? [400, `malformed HTTP request (${error.code ?? 'parse error'})`];
+  const [status, detail] = WHY[error.code ?? ''] ?? [
+    400,
+    `malformed HTTP request (${error.code ?? 'parse error'})`,
+  ];
   if (socket.writable) {
     const body = JSON.stringify({ ...problemOf(new VmmrError('VMMR_ERR_BAD_REQUEST', detail)), status });
     socket.end(

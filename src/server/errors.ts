@@ -123,9 +123,20 @@ interface SchemaError {
 }
 
 /** One readable line out of a validator's error list, naming where the problem is. */
-export function describeValidation(errors: readonly SchemaError[], part: string): { detail: string; path: string } {
+export function describeValidation(
+  errors: readonly SchemaError[],
+  part: string,
+): { detail: string; path: string } {
   const rank = (e: SchemaError): number =>
-    e.keyword === 'additionalProperties' ? 0 : e.keyword === 'required' ? 1 : e.keyword === 'boolean' ? 9 : e.keyword === 'anyOf' ? 8 : 2;
+    e.keyword === 'additionalProperties'
+      ? 0
+      : e.keyword === 'required'
+        ? 1
+        : e.keyword === 'boolean'
+          ? 9
+          : e.keyword === 'anyOf'
+            ? 8
+            : 2;
   const best = [...errors].sort((a, b) => rank(a) - rank(b))[0];
   if (!best) return { detail: `${part}: invalid`, path: '' };
   const at = `${part}${best.instancePath}`;
@@ -141,7 +152,9 @@ export function describeValidation(errors: readonly SchemaError[], part: string)
     const alternatives = errors
       .filter((e) => e.instancePath === best.instancePath && e.keyword !== 'anyOf' && e.message)
       .map((e) => e.message!);
-    problem = [...new Set(alternatives.length > 0 ? alternatives : [best.message ?? 'is invalid'])].join(' or ');
+    problem = [...new Set(alternatives.length > 0 ? alternatives : [best.message ?? 'is invalid'])].join(
+      ' or ',
+    );
   }
   return { detail: `${at}: ${problem}`, path: best.instancePath };
 }
@@ -168,9 +181,13 @@ export function problemFromError(error: unknown): { problem: Problem; unexpected
   if (isVmmrError(error)) return { problem: problemOf(error), unexpected: false };
   const e = error as FastifyError & { validation?: SchemaError[]; validationContext?: string };
   if (Array.isArray(e?.validation)) {
-    const part = e.validationContext && VALIDATION_PARTS.has(e.validationContext) ? e.validationContext : 'request';
+    const part =
+      e.validationContext && VALIDATION_PARTS.has(e.validationContext) ? e.validationContext : 'request';
     const { detail, path } = describeValidation(e.validation, part);
-    return { problem: problemOf(new VmmrError('VMMR_ERR_BAD_REQUEST', detail), { in: part, path }), unexpected: false };
+    return {
+      problem: problemOf(new VmmrError('VMMR_ERR_BAD_REQUEST', detail), { in: part, path }),
+      unexpected: false,
+    };
   }
   const status = typeof e?.statusCode === 'number' ? e.statusCode : 500;
   if (status === 413) {
@@ -180,7 +197,10 @@ export function problemFromError(error: unknown): { problem: Problem; unexpected
     const problem = problemOf(new VmmrError('VMMR_ERR_BAD_REQUEST', oneLine(e.message)));
     return { problem: { ...problem, status }, unexpected: false };
   }
-  return { problem: problemOf(new VmmrError('VMMR_ERR_INTERNAL', 'internal error: see the server log')), unexpected: true };
+  return {
+    problem: problemOf(new VmmrError('VMMR_ERR_INTERNAL', 'internal error: see the server log')),
+    unexpected: true,
+  };
 }
 
 function oneLine(text: string | undefined): string {
@@ -189,11 +209,18 @@ function oneLine(text: string | undefined): string {
 
 export function errorHandler(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const { problem, unexpected } = problemFromError(error);
-  if (unexpected) request.log.error({ err: error, method: request.method, url: request.url }, (error as Error)?.message ?? 'error');
+  if (unexpected)
+    request.log.error(
+      { err: error, method: request.method, url: request.url },
+      (error as Error)?.message ?? 'error',
+    );
   return sendProblem(reply, problem);
 }
 
 export function notFoundHandler(request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const path = request.url.split('?')[0];
-  return sendProblem(reply, problemOf(new VmmrError('VMMR_ERR_NOT_FOUND', `no route ${request.method} ${path}`)));
+  return sendProblem(
+    reply,
+    problemOf(new VmmrError('VMMR_ERR_NOT_FOUND', `no route ${request.method} ${path}`)),
+  );
 }

@@ -110,10 +110,17 @@ export function parseValue(input: unknown, what = 'value'): number | bigint {
 }
 
 /** An offset or index (path segment or body field): "0x1000", "4096" or 4096. */
-export function parseOffset(input: unknown, what = 'offset', code: VmmrErrorCode = 'VMMR_ERR_BAD_OFFSET'): number {
+export function parseOffset(
+  input: unknown,
+  what = 'offset',
+  code: VmmrErrorCode = 'VMMR_ERR_BAD_OFFSET',
+): number {
   const value = parseInteger(input);
   if (typeof value !== 'number') {
-    throw new VmmrError(code, `${what} ${JSON.stringify(input)} is not a valid ${what}: use hex ("0x10") or decimal ("16")`);
+    throw new VmmrError(
+      code,
+      `${what} ${JSON.stringify(input)} is not a valid ${what}: use hex ("0x10") or decimal ("16")`,
+    );
   }
   return value;
 }

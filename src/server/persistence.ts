@@ -18,8 +18,16 @@ export function restoreAtStartup(app: VmmrApp, ctx: AppContext): void {
   // Written once now: a file that cannot be written fails at startup, not at shutdown.
   const bytes = saveStateFile(file, ctx.emulator.machine.snapshot());
   app.log.info(
-    { stateFile: file, restored: outcome.restored, functions: outcome.functions, bytes, staleTemporaryFiles: outcome.staleTemporaryFiles },
-    outcome.restored ? `state restored from ${file}` : `no state in ${file} yet: fresh start from the topology`,
+    {
+      stateFile: file,
+      restored: outcome.restored,
+      functions: outcome.functions,
+      bytes,
+      staleTemporaryFiles: outcome.staleTemporaryFiles,
+    },
+    outcome.restored
+      ? `state restored from ${file}`
+      : `no state in ${file} yet: fresh start from the topology`,
   );
   app.addHook('onClose', async () => {
     const saved = saveStateFile(file, ctx.emulator.machine.snapshot());
@@ -52,7 +60,10 @@ export const stateFileRoutes: RouteModule = (app, ctx) => {
     async (request) => {
       const file = ctx.config.stateFile;
       if (file === undefined) {
-        throw new VmmrError('VMMR_ERR_NOT_CONFIGURED', 'this server keeps no state file: start it with VMMR_STATE_FILE=<path>');
+        throw new VmmrError(
+          'VMMR_ERR_NOT_CONFIGURED',
+          'this server keeps no state file: start it with VMMR_STATE_FILE=<path>',
+        );
       }
       try {
         return { file, bytes: saveStateFile(file, ctx.emulator.machine.snapshot()) };

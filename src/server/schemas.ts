@@ -45,7 +45,10 @@ export const Limit = Type.Integer({
 
 export const Cursor = Type.String({ description: 'nextCursor of the previous page' });
 
-export const PageQuery = Type.Object({ limit: Type.Optional(Limit), cursor: Type.Optional(Cursor) }, { additionalProperties: false });
+export const PageQuery = Type.Object(
+  { limit: Type.Optional(Limit), cursor: Type.Optional(Cursor) },
+  { additionalProperties: false },
+);
 
 export const Problem = Type.Object(
   {
@@ -59,16 +62,24 @@ export const Problem = Type.Object(
     offset: Type.Optional(Type.Integer()),
     width: Type.Optional(Type.Integer()),
     register: Type.Optional(Type.String()),
-    in: Type.Optional(Type.String({ description: 'validation errors: body, querystring, params or headers' })),
+    in: Type.Optional(
+      Type.String({ description: 'validation errors: body, querystring, params or headers' }),
+    ),
     path: Type.Optional(Type.String({ description: 'validation errors: JSON pointer inside that part' })),
   },
   { description: 'RFC 9457 problem document (application/problem+json)' },
 );
 
 /** Problem responses of a route (application/problem+json), for the OpenAPI document. */
-export function problems(...statuses: number[]): Record<number, { description: string; content: Record<string, { schema: TSchema }> }> {
+export function problems(
+  ...statuses: number[]
+): Record<number, { description: string; content: Record<string, { schema: TSchema }> }> {
   const out: Record<number, { description: string; content: Record<string, { schema: TSchema }> }> = {};
-  for (const s of statuses) out[s] = { description: 'problem document', content: { 'application/problem+json': { schema: Problem } } };
+  for (const s of statuses)
+    out[s] = {
+      description: 'problem document',
+      content: { 'application/problem+json': { schema: Problem } },
+    };
   return out;
 }
 
@@ -94,7 +105,9 @@ export const PfSummary = Type.Object(
 export const VfPage = Type.Object({
   items: Type.Array(Type.String(), { description: 'VF addresses' }),
   total: Type.Integer(),
-  nextCursor: Type.Union([Type.String(), Type.Null()], { description: 'cursor of the next page; null on the last page' }),
+  nextCursor: Type.Union([Type.String(), Type.Null()], {
+    description: 'cursor of the next page; null on the last page',
+  }),
 });
 
 export const SriovState = Type.Object(
@@ -122,8 +135,8 @@ export const FunctionSummary = Type.Object(
     type: Type.String(),
     pf: Type.Optional(Type.String({ description: 'the PF of a VF' })),
     vfIndex: Type.Optional(Type.Integer({ description: '0-based VF number' })),
-    vendorId: Type.String({ description: 'logical Vendor ID (a VF reports its PF\'s)' }),
-    deviceId: Type.String({ description: 'logical Device ID (a VF reports the PF\'s VF Device ID)' }),
+    vendorId: Type.String({ description: "logical Vendor ID (a VF reports its PF's)" }),
+    deviceId: Type.String({ description: "logical Device ID (a VF reports the PF's VF Device ID)" }),
     status: Type.String({ description: 'virtio device status' }),
   },
   {},
@@ -178,13 +191,23 @@ export const FunctionDescription = Type.Object(
         offset: Type.Integer(),
         version: Type.Optional(Type.Integer()),
         virtio: Type.Optional(
-          Type.Object({ cfgType: Type.Integer(), cfgName: Type.String(), bar: Type.Integer(), offset: Type.Integer(), length: Type.Integer() }),
+          Type.Object({
+            cfgType: Type.Integer(),
+            cfgName: Type.String(),
+            bar: Type.Integer(),
+            offset: Type.Integer(),
+            length: Type.Integer(),
+          }),
         ),
         vsec: Type.Optional(Type.Object({ id: Type.String(), rev: Type.Integer(), length: Type.Integer() })),
       }),
     ),
-    mmrLocator: Type.Optional(Type.Object({ bar: Type.Integer(), offset: Type.Integer(), length: Type.Integer() })),
-    sriov: Type.Optional(Type.Object({}, { additionalProperties: true, description: 'SR-IOV state without the VF list' })),
+    mmrLocator: Type.Optional(
+      Type.Object({ bar: Type.Integer(), offset: Type.Integer(), length: Type.Integer() }),
+    ),
+    sriov: Type.Optional(
+      Type.Object({}, { additionalProperties: true, description: 'SR-IOV state without the VF list' }),
+    ),
     intx: Type.Optional(Type.Object({ pin: Type.Literal('A'), asserted: Type.Boolean() })),
     virtio: Type.Object({
       status: Type.String(),
@@ -238,7 +261,8 @@ export const BlockResult = Type.Object(
 );
 
 export const DumpFormat = Type.Union([Type.Literal('json'), Type.Literal('lspci'), Type.Literal('hex')], {
-  description: 'json (default): {bdf, length, data}; lspci: `lspci -xxxx` text that `lspci -F FILE` reads; hex: 16 bytes per line',
+  description:
+    'json (default): {bdf, length, data}; lspci: `lspci -xxxx` text that `lspci -F FILE` reads; hex: 16 bytes per line',
 });
 
 export const ConfigDump = Type.Object({

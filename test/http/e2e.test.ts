@@ -34,7 +34,12 @@ describe('end to end over HTTP', () => {
   it('probes a VF through guest I/O, sees its events, and a batch replay gives the same results', async () => {
     const { url } = await startTestServer();
 
-    const sriov = await apiOk<{ numVfs: number; vfs: { items: string[] } }>(url, 'PUT', `/api/v1/pfs/${PF}/sriov`, { numVfs: 16 });
+    const sriov = await apiOk<{ numVfs: number; vfs: { items: string[] } }>(
+      url,
+      'PUT',
+      `/api/v1/pfs/${PF}/sriov`,
+      { numVfs: 16 },
+    );
     expect(sriov.numVfs).toBe(16);
     expect(sriov.vfs.items).toHaveLength(16);
 
@@ -42,22 +47,41 @@ describe('end to end over HTTP', () => {
     expect(events.status).toBe(200);
     expect(events.contentType).toMatch(/^text\/event-stream/);
 
-    await apiOk(url, 'PUT', `/api/v1/functions/${VF}/guest/config/${COMMAND}`, { width: 2, value: COMMAND_IO });
+    await apiOk(url, 'PUT', `/api/v1/functions/${VF}/guest/config/${COMMAND}`, {
+      width: 2,
+      value: COMMAND_IO,
+    });
     const transcript = await runSimAsync(legacyProbe(PROBE), {
       async read(op) {
-        const r = await apiOk<{ value: string }>(url, 'GET', `/api/v1/functions/${VF}/${routeOf(op)}/${op.offset}?width=${op.width}`);
+        const r = await apiOk<{ value: string }>(
+          url,
+          'GET',
+          `/api/v1/functions/${VF}/${routeOf(op)}/${op.offset}?width=${op.width}`,
+        );
         return Number(r.value);
       },
       async write(op) {
-        await apiOk(url, 'PUT', `/api/v1/functions/${VF}/${routeOf(op)}/${op.offset}`, { width: op.width, value: op.value });
+        await apiOk(url, 'PUT', `/api/v1/functions/${VF}/${routeOf(op)}/${op.offset}`, {
+          width: op.width,
+          value: op.value,
+        });
       },
     });
     expect(transcript.length).toBeGreaterThan(30);
 
-    const irq = await apiOk<{ events: Array<{ type: string }> }>(url, 'POST', `/api/v1/functions/${VF}/interrupt`, { queue: 0 });
+    const irq = await apiOk<{ events: Array<{ type: string }> }>(
+      url,
+      'POST',
+      `/api/v1/functions/${VF}/interrupt`,
+      { queue: 0 },
+    );
     expect(irq.events.map((e) => e.type)).toContain('interrupt');
 
-    await events.waitFor((r) => r.of('notify').length >= 2 && r.of('interrupt').length >= 1, 5000, 'notify and interrupt events');
+    await events.waitFor(
+      (r) => r.of('notify').length >= 2 && r.of('interrupt').length >= 1,
+      5000,
+      'notify and interrupt events',
+    );
     const notify = events.of('notify').map((e) => e.json);
     expect(notify.map((n) => n.queue)).toEqual([0, 1]);
     expect(notify[0]).toMatchObject({ type: 'notify', bdf: VF, via: 'notify-region' });
@@ -78,15 +102,21 @@ describe('end to end over HTTP', () => {
       ...transcript.map((t) =>
         t.op === 'read'
           ? { bdf: VF, space: spaceOf(t), op: 'read', offset: t.offset, width: t.width }
-          : { bdf: VF, space: spaceOf(t), op: 'write', offset: t.offset, width: t.width, value: `0x${t.value.toString(16)}` },
+          : {
+              bdf: VF,
+              space: spaceOf(t),
+              op: 'write',
+              offset: t.offset,
+              width: t.width,
+              value: `0x${t.value.toString(16)}`,
+            },
       ),
     ];
-    const batch = await apiOk<{ results: Array<{ ok: boolean; value?: string }>; executed: number; failed: number }>(
-      url,
-      'POST',
-      '/api/v1/access',
-      { ops },
-    );
+    const batch = await apiOk<{
+      results: Array<{ ok: boolean; value?: string }>;
+      executed: number;
+      failed: number;
+    }>(url, 'POST', '/api/v1/access', { ops });
     expect(batch.failed).toBe(0);
     expect(batch.executed).toBe(ops.length);
     const replayed: TranscriptEntry[] = transcript.map((t, i) => {
@@ -110,7 +140,9 @@ describe('end to end over HTTP', () => {
   it('serves block reads as application/octet-stream over the socket', async () => {
     const { url } = await startTestServer();
     await apiOk(url, 'PUT', `/api/v1/pfs/${PF}/sriov`, { numVfs: 1 });
-    const res = await request(`${url}/api/v1/functions/${PF}/config/0?length=16`, { headers: { accept: 'application/octet-stream' } });
+    const res = await request(`${url}/api/v1/functions/${PF}/config/0?length=16`, {
+      headers: { accept: 'application/octet-stream' },
+    });
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toBe('application/octet-stream');
     const bytes = Buffer.from(await res.body.arrayBuffer());
@@ -122,7 +154,10 @@ describe('end to end over HTTP', () => {
     });
     expect(put.statusCode).toBe(200);
     await put.body.text();
-    expect((await apiOk<{ value: string }>(url, 'GET', '/api/v1/functions/0000:01:00.1/bars/2/0x2008?width=4')).value).toBe('0x00000022');
+    expect(
+      (await apiOk<{ value: string }>(url, 'GET', '/api/v1/functions/0000:01:00.1/bars/2/0x2008?width=4'))
+        .value,
+    ).toBe('0x00000022');
   });
 
   it('answers problem+json over the socket, with 401 first when a token is set', async () => {
@@ -130,7 +165,9 @@ describe('end to end over HTTP', () => {
     const denied = await api(url, 'GET', '/api/v1/pfs');
     expect(denied.status).toBe(401);
     expect(denied.headers['content-type']).toMatch(/^application\/problem\+json/);
-    const allowed = await api(url, 'GET', '/api/v1/functions/0000:01:00.1', undefined, { authorization: 'Bearer tok' });
+    const allowed = await api(url, 'GET', '/api/v1/functions/0000:01:00.1', undefined, {
+      authorization: 'Bearer tok',
+    });
     expect(allowed.status).toBe(410);
     expect(allowed.body).toMatchObject({ code: 'VMMR_ERR_VF_DISABLED' });
   });
@@ -146,7 +183,10 @@ describe('lspci -F decodes the dumps', () => {
     expect(String(res.headers['content-type'])).toMatch(/^text\/plain/);
     const file = join(dir, name);
     writeFileSync(file, await res.body.text());
-    return execFileSync('lspci', ['-F', file, '-vvv'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return execFileSync('lspci', ['-F', file, '-vvv'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
   }
 
   it('a PF with VFs enabled: SR-IOV capability with the VF count, offset, stride and Device ID', async () => {

@@ -17,8 +17,16 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((a) => a.close()));
 });
 
-export async function startTestServer(env: Record<string, string> = {}, options: Partial<BuildAppOptions> = {}): Promise<TestServer> {
-  const app = await buildApp({ config: loadConfig(env), topology: DEFAULT_TOPOLOGY, logger: false, ...options });
+export async function startTestServer(
+  env: Record<string, string> = {},
+  options: Partial<BuildAppOptions> = {},
+): Promise<TestServer> {
+  const app = await buildApp({
+    config: loadConfig(env),
+    topology: DEFAULT_TOPOLOGY,
+    logger: false,
+    ...options,
+  });
   servers.push(app);
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as AddressInfo;
@@ -45,7 +53,11 @@ export async function api<T = Record<string, unknown>>(
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
   const text = await res.body.text();
-  return { status: res.statusCode, headers: res.headers, body: (text === '' ? undefined : JSON.parse(text)) as T };
+  return {
+    status: res.statusCode,
+    headers: res.headers,
+    body: (text === '' ? undefined : JSON.parse(text)) as T,
+  };
 }
 
 /** The body of a 2xx JSON answer; throws with the problem otherwise. */
@@ -117,7 +129,11 @@ export class SseReader {
         else if (field === 'event') event.event = value;
         else if (field === 'data') event.data = event.data ? `${event.data}\n${value}` : value;
       }
-      if (hasField) this.events.push({ ...(event as SseEvent), json: event.data ? (JSON.parse(event.data) as Record<string, unknown>) : {} });
+      if (hasField)
+        this.events.push({
+          ...(event as SseEvent),
+          json: event.data ? (JSON.parse(event.data) as Record<string, unknown>) : {},
+        });
     }
     this.wake();
   }
@@ -130,9 +146,15 @@ export class SseReader {
   async waitFor(predicate: (r: SseReader) => boolean, ms = 5000, what = 'condition'): Promise<void> {
     const deadline = Date.now() + ms;
     while (!predicate(this)) {
-      if (this.ended) throw new Error(`stream ended before ${what}; events: ${JSON.stringify(this.events.map((e) => e.event))}`);
+      if (this.ended)
+        throw new Error(
+          `stream ended before ${what}; events: ${JSON.stringify(this.events.map((e) => e.event))}`,
+        );
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for ${what}; events: ${JSON.stringify(this.events.map((e) => e.event))}`);
+      if (left <= 0)
+        throw new Error(
+          `timed out waiting for ${what}; events: ${JSON.stringify(this.events.map((e) => e.event))}`,
+        );
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, Math.min(left, 100));
         this.waiters.push(() => {

@@ -13,7 +13,14 @@ const STATUS = 0x1000 + legacy.registers.STATUS.offset;
 /** A batch that writes `count` different status values to a VF: `count` status events. */
 function statusWrites(bdf: string, count: number): Record<string, unknown> {
   return {
-    ops: Array.from({ length: count }, (_, i) => ({ bdf, space: 'bar2', op: 'write', offset: STATUS, width: 1, value: (i % 2) + 1 })),
+    ops: Array.from({ length: count }, (_, i) => ({
+      bdf,
+      space: 'bar2',
+      op: 'write',
+      offset: STATUS,
+      width: 1,
+      value: (i % 2) + 1,
+    })),
   };
 }
 
@@ -56,9 +63,23 @@ describe('event streams', () => {
       ['2', 'status'],
       ['3', 'status'],
     ]);
-    expect(all.events.map((e) => e.event)).toEqual(['status', 'notify', 'status', 'notify', 'status', 'config-change', 'interrupt']);
+    expect(all.events.map((e) => e.event)).toEqual([
+      'status',
+      'notify',
+      'status',
+      'notify',
+      'status',
+      'config-change',
+      'interrupt',
+    ]);
     expect(all.events.map((e) => e.json.seq)).toEqual([1, 2, 3, 4, 5, 6, 7]);
-    expect(all.events[1]!.json).toEqual({ seq: 2, type: 'notify', bdf: VF2, queue: 0, via: 'legacy-register' });
+    expect(all.events[1]!.json).toEqual({
+      seq: 2,
+      type: 'notify',
+      bdf: VF2,
+      queue: 0,
+      via: 'legacy-register',
+    });
     for (const r of [statusOnly, vf2Only, all]) await r.close();
     await expect.poll(() => subscribers(url)).toBe(0);
   });
@@ -81,8 +102,12 @@ describe('event streams', () => {
     const badType = await api(url, 'GET', '/api/v1/events?types=status,bogus');
     expect(badType.status).toBe(400);
     expect(badType.body).toMatchObject({ code: 'VMMR_ERR_BAD_REQUEST' });
-    expect((await api(url, 'GET', `/api/v1/events?bdf=${VF1}`)).body).toMatchObject({ code: 'VMMR_ERR_VF_DISABLED' });
-    expect((await api(url, 'GET', '/api/v1/events?bdf=0001:00:00.0')).body).toMatchObject({ code: 'VMMR_ERR_NO_FUNCTION' });
+    expect((await api(url, 'GET', `/api/v1/events?bdf=${VF1}`)).body).toMatchObject({
+      code: 'VMMR_ERR_VF_DISABLED',
+    });
+    expect((await api(url, 'GET', '/api/v1/events?bdf=0001:00:00.0')).body).toMatchObject({
+      code: 'VMMR_ERR_NO_FUNCTION',
+    });
     expect((await api(url, 'GET', '/api/v1/events?bdf=zz')).body).toMatchObject({ code: 'VMMR_ERR_BAD_BDF' });
   });
 
@@ -149,7 +174,9 @@ describe('event streams', () => {
     const { port } = new URL(url);
     const socket: Socket = connect(Number(port), '127.0.0.1');
     await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
-    socket.write(`GET /api/v1/events?types=status HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n`);
+    socket.write(
+      `GET /api/v1/events?types=status HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n`,
+    );
     socket.pause(); // never read: the kernel buffers fill, then the server's writes back up
     await expect.poll(() => app.vmmr.sse.size).toBe(1);
     let batches = 0;
@@ -167,7 +194,9 @@ describe('event streams', () => {
     socket.resume();
     await expect.poll(() => text.endsWith('\r\n0\r\n\r\n'), { timeout: 10_000 }).toBe(true);
     socket.destroy();
-    expect(text).toMatch(/event: dropped\ndata: \{"reason":"slow-subscriber","queueLimit":2000,"lastSeq":\d+\}\n\n\r\n0\r\n\r\n$/);
+    expect(text).toMatch(
+      /event: dropped\ndata: \{"reason":"slow-subscriber","queueLimit":2000,"lastSeq":\d+\}\n\n\r\n0\r\n\r\n$/,
+    );
     const ids = [...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
     expect(ids).toEqual(ids.map((_, i) => i + 1));
     const lastSeq = Number(/"lastSeq":(\d+)/.exec(text)![1]);

@@ -34,13 +34,18 @@ beforeAll(async () => {
 afterAll(async () => {
   await http?.close();
   await srv?.close();
-  console.log(`auth: ${tally.routes} routes × ${WRONG.length} missing/wrong tokens = ${tally.refused} refusals (401), ${tally.allowed} accepted with the token`);
+  console.log(
+    `auth: ${tally.routes} routes × ${WRONG.length} missing/wrong tokens = ${tally.refused} refusals (401), ${tally.allowed} accepted with the token`,
+  );
 });
 
 const VALUES: Record<string, string> = { bdf: '0000:01:00.1', offset: '0', n: '2', port: '0' };
 
 function fill(template: string): string {
-  return template.replace(/\{(\w+)\}|:(\w+)/g, (_m, a: string | undefined, b: string | undefined) => VALUES[a ?? b!] ?? '0');
+  return template.replace(
+    /\{(\w+)\}|:(\w+)/g,
+    (_m, a: string | undefined, b: string | undefined) => VALUES[a ?? b!] ?? '0',
+  );
 }
 
 /** A GET of one register needs ?width=. */
@@ -63,20 +68,23 @@ describe('bearer token', () => {
     const routes: Array<{ method: string; template: string }> = [];
     for (const [template, methods] of Object.entries(paths)) {
       for (const method of Object.keys(methods)) {
-        if (['get', 'put', 'post', 'delete', 'patch'].includes(method)) routes.push({ method: method.toUpperCase(), template });
+        if (['get', 'put', 'post', 'delete', 'patch'].includes(method))
+          routes.push({ method: method.toUpperCase(), template });
       }
     }
     // Routes hidden from the document are protected too.
     for (const r of srv.server.app.vmmr.routes) {
       const template = r.url.replace(/:(\w+)/g, '{$1}');
-      if (r.method !== 'HEAD' && !routes.some((x) => x.method === r.method && x.template === template)) routes.push({ method: r.method, template });
+      if (r.method !== 'HEAD' && !routes.some((x) => x.method === r.method && x.template === template))
+        routes.push({ method: r.method, template });
     }
     const api = routes.filter((r) => r.template.startsWith('/api/'));
     expect(api.length).toBeGreaterThan(15);
     for (const r of api) {
       tally.routes++;
       const path = pathOf(r);
-      const body = BODIES[`${r.method} ${r.template}`] ?? (['PUT', 'POST'].includes(r.method) ? {} : undefined);
+      const body =
+        BODIES[`${r.method} ${r.template}`] ?? (['PUT', 'POST'].includes(r.method) ? {} : undefined);
       for (const auth of WRONG) {
         const headers: Record<string, string> = auth === undefined ? {} : { authorization: auth };
         const a = await call(http, r.method as 'GET', path, body, headers);
@@ -89,9 +97,14 @@ describe('bearer token', () => {
     // The right token: not 401 (whatever the route then decides). Events: just the headers.
     for (const r of api) {
       const path = pathOf(r);
-      const body = BODIES[`${r.method} ${r.template}`] ?? (['PUT', 'POST'].includes(r.method) ? {} : undefined);
+      const body =
+        BODIES[`${r.method} ${r.template}`] ?? (['PUT', 'POST'].includes(r.method) ? {} : undefined);
       if (r.template === '/api/v1/events') {
-        const res = await http.request({ method: 'GET', path, headers: { authorization: `Bearer ${TOKEN}` } });
+        const res = await http.request({
+          method: 'GET',
+          path,
+          headers: { authorization: `Bearer ${TOKEN}` },
+        });
         expect(res.statusCode).toBe(200);
         res.body.destroy();
         tally.allowed++;
@@ -112,7 +125,10 @@ describe('bearer token', () => {
     await call(http, 'GET', '/api/v1/nope', undefined, { authorization: `Bearer ${TOKEN}` });
     await call(http, 'GET', '/api/v1/functions', undefined, { authorization: `Bearer ${TOKEN}x` });
     await call(http, 'PUT', `/api/v1/pfs/zz/sriov`, { numVfs: TOKEN }, { authorization: `Bearer ${TOKEN}` });
-    await call(http, 'GET', '/api/v1/functions', undefined, { authorization: `Basic ${TOKEN}`, 'x-token': TOKEN });
+    await call(http, 'GET', '/api/v1/functions', undefined, {
+      authorization: `Basic ${TOKEN}`,
+      'x-token': TOKEN,
+    });
     await new Promise((r) => setTimeout(r, 100));
     expect(srv.logs.length, 'the log was captured at trace level').toBeGreaterThan(5);
     const leaks = srv.logs.filter((l) => l.includes(TOKEN) || l.includes(TOKEN.slice(0, -1)));

@@ -63,11 +63,20 @@ describe('concurrent clients', () => {
   it('batches are atomic, owned slots end at their last write, counters at the sum', async () => {
     const bdfs = Array.from({ length: VFS }, (_, n) => vf(n));
     // Subscribers: everything; one VF only; config-change events only.
-    const subs: Array<{ name: string; client: SseClient; accepts: (bdf: string, type: string) => boolean }> = [
-      { name: 'all', client: await openSse(srv.url, '/api/v1/events'), accepts: () => true },
-      { name: `bdf=${bdfs[1]}`, client: await openSse(srv.url, `/api/v1/events?bdf=${bdfs[1]}`), accepts: (b) => b === bdfs[1] },
-      { name: 'types=config-change', client: await openSse(srv.url, '/api/v1/events?types=config-change'), accepts: (_b, t) => t === 'config-change' },
-    ];
+    const subs: Array<{ name: string; client: SseClient; accepts: (bdf: string, type: string) => boolean }> =
+      [
+        { name: 'all', client: await openSse(srv.url, '/api/v1/events'), accepts: () => true },
+        {
+          name: `bdf=${bdfs[1]}`,
+          client: await openSse(srv.url, `/api/v1/events?bdf=${bdfs[1]}`),
+          accepts: (b) => b === bdfs[1],
+        },
+        {
+          name: 'types=config-change',
+          client: await openSse(srv.url, '/api/v1/events?types=config-change'),
+          accepts: (_b, t) => t === 'config-change',
+        },
+      ];
     const interrupts = new Map<string, number>(bdfs.map((b) => [b, 0]));
     const lastWritten = new Map<string, number>();
     const mismatches: string[] = [];
@@ -122,12 +131,18 @@ describe('concurrent clients', () => {
     // Subscribers: every config-change once, dense sequence numbers.
     const total = stats.interrupts;
     for (const s of subs) {
-      const expected = [...interrupts].filter(([b]) => s.accepts(b, 'config-change')).reduce((n, [, k]) => n + k, 0);
+      const expected = [...interrupts]
+        .filter(([b]) => s.accepts(b, 'config-change'))
+        .reduce((n, [, k]) => n + k, 0);
       const got = (): number => s.client.events.filter((e) => e.event === 'config-change').length;
       await s.client.waitFor(() => got() >= expected, 10_000);
       expect(got(), `${s.name}: config-change events`).toBe(expected);
       expect(checkDense(seqsOf(s.client.events)), s.name).toBeNull();
-      for (const e of s.client.events) expect(s.accepts(String(e.data.bdf), e.event), `${s.name} got ${e.event} of ${String(e.data.bdf)}`).toBe(true);
+      for (const e of s.client.events)
+        expect(
+          s.accepts(String(e.data.bdf), e.event),
+          `${s.name} got ${e.event} of ${String(e.data.bdf)}`,
+        ).toBe(true);
       const perVf = new Map<string, number[]>();
       for (const e of s.client.events.filter((x) => x.event === 'config-change')) {
         const list = perVf.get(String(e.data.bdf)) ?? [];

@@ -77,8 +77,21 @@ const ERROR_CODES = new Set([
 const TOPOLOGY = parseTopology(
   {
     pfs: [
-      { bdf: '0000:01:00.0', type: 'net', totalVfs: 6, vfs: { '0000:01:00.2': { mac: '52:54:00:00:00:02' } } },
-      { bdf: '0000:02:00.0', type: 'block', totalVfs: 4, firstVfOffset: 8, vfStride: 2, policy: 'compat', queueSize: 64 },
+      {
+        bdf: '0000:01:00.0',
+        type: 'net',
+        totalVfs: 6,
+        vfs: { '0000:01:00.2': { mac: '52:54:00:00:00:02' } },
+      },
+      {
+        bdf: '0000:02:00.0',
+        type: 'block',
+        totalVfs: 4,
+        firstVfOffset: 8,
+        vfStride: 2,
+        policy: 'compat',
+        queueSize: 64,
+      },
       { bdf: '0000:03:00.0', type: 'console', totalVfs: 3, notify: 'legacy-register' },
       { bdf: '0001:04:00.0', type: 'rng', totalVfs: 2, policy: 'compat', notify: 'legacy-register' },
       { bdf: '0000:05:00.0', type: 'scsi', totalVfs: 2, queueSize: 16 },
@@ -118,8 +131,16 @@ type Fault =
   | { kind: 'offset'; offset: unknown }
   | { kind: 'width'; width: unknown }
   | { kind: 'value'; value: unknown }
-  | { kind: 'wild'; where: 'abs' | 'cap' | 'region'; n: number; delta: number; width: unknown; align: boolean };
-type Step = ({ kind: 'access' } & AccessSpec) | { kind: 'batch'; ops: AccessSpec[]; continueOnError: boolean };
+  | {
+      kind: 'wild';
+      where: 'abs' | 'cap' | 'region';
+      n: number;
+      delta: number;
+      width: unknown;
+      align: boolean;
+    };
+type Step =
+  ({ kind: 'access' } & AccessSpec) | { kind: 'batch'; ops: AccessSpec[]; continueOnError: boolean };
 
 const hex = (n: number, d: number): string => n.toString(16).padStart(d, '0');
 const badBdf = fc.oneof(
@@ -149,7 +170,12 @@ const badBdf = fc.oneof(
   ),
   fc.string({ maxLength: 16 }),
   fc
-    .tuple(fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 9 }), fc.integer({ min: 0, max: 0x1f }), fc.integer({ min: 0, max: 7 }))
+    .tuple(
+      fc.integer({ min: 0, max: 2 }),
+      fc.integer({ min: 0, max: 9 }),
+      fc.integer({ min: 0, max: 0x1f }),
+      fc.integer({ min: 0, max: 7 }),
+    )
     .map(([d, b, dev, f]) => `${hex(d, 4)}:${hex(b, 2)}:${hex(dev, 2)}.${f}`),
 );
 const badSpace = fc.oneof(
@@ -200,17 +226,37 @@ const BAD_NUMBERS: unknown[] = [
   {},
 ];
 /** Values drivers write at the registers vmmr reacts to (VF Enable/MSE, MSI-X Enable, FLR, status…). */
-const INTERESTING = [0, 1, 2, 3, 4, 6, 7, 8, 9, 0xb, 0xf, 0x19, 0xff, 0x100, 0x4000, 0x8000, 0xc000, 0xffff, 0x80000000, 0xffffffff];
+const INTERESTING = [
+  0, 1, 2, 3, 4, 6, 7, 8, 9, 0xb, 0xf, 0x19, 0xff, 0x100, 0x4000, 0x8000, 0xc000, 0xffff, 0x80000000,
+  0xffffffff,
+];
 const fault: fc.Arbitrary<Fault> = fc.oneof(
   { weight: 14, arbitrary: fc.constant({ kind: 'none' as const }) },
   { weight: 1, arbitrary: badBdf.map((bdf) => ({ kind: 'bdf' as const, bdf })) },
   { weight: 2, arbitrary: badSpace.map((space) => ({ kind: 'space' as const, space })) },
-  { weight: 1, arbitrary: fc.constantFrom(...BAD_NUMBERS, -0).map((offset) => ({ kind: 'offset' as const, offset })) },
-  { weight: 1, arbitrary: fc.constantFrom<unknown>(0, 3, 5, 6, 7, 16, 32, 2 ** 32 + 4, ...BAD_NUMBERS).map((width) => ({ kind: 'width' as const, width })) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(...BAD_NUMBERS, -0).map((offset) => ({ kind: 'offset' as const, offset })),
+  },
   {
     weight: 1,
     arbitrary: fc
-      .constantFrom<unknown>(...BAD_NUMBERS, 0x100, 0x10000, 2 ** 33, -1n, 2n ** 64n, 2n ** 70n, 0xffffffffn + 1n)
+      .constantFrom<unknown>(0, 3, 5, 6, 7, 16, 32, 2 ** 32 + 4, ...BAD_NUMBERS)
+      .map((width) => ({ kind: 'width' as const, width })),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .constantFrom<unknown>(
+        ...BAD_NUMBERS,
+        0x100,
+        0x10000,
+        2 ** 33,
+        -1n,
+        2n ** 64n,
+        2n ** 70n,
+        0xffffffffn + 1n,
+      )
       .map((value) => ({ kind: 'value' as const, value })),
   },
   {
@@ -247,10 +293,13 @@ const step: fc.Arbitrary<Step> = fc.oneof(
 /** Per PF: NumVFs (mod TotalVFs + 1), VF Enable, VF MSE, Command.MSE; per VF a guest Command. */
 const mostly = fc.constantFrom(true, true, true, false);
 const setup = fc.record({
-  pfs: fc.array(fc.record({ numVfs: fc.integer({ min: 0, max: 6 }), vfe: mostly, vfMse: mostly, mse: mostly }), {
-    minLength: TOPOLOGY.pfs.length,
-    maxLength: TOPOLOGY.pfs.length,
-  }),
+  pfs: fc.array(
+    fc.record({ numVfs: fc.integer({ min: 0, max: 6 }), vfe: mostly, vfMse: mostly, mse: mostly }),
+    {
+      minLength: TOPOLOGY.pfs.length,
+      maxLength: TOPOLOGY.pfs.length,
+    },
+  ),
   guestCommand: fc.array(fc.constantFrom(0, 1, 1, 3, 5, 0x401), { minLength: 0, maxLength: 18 }),
 });
 
@@ -269,7 +318,10 @@ function capsOf(fn: VirtioPciFunction): ReturnType<typeof walkCapabilities> {
  */
 function registersOf(fn: VirtioPciFunction, sp: Space): Array<[number, number]> {
   const out: Array<[number, number]> = [];
-  const table = (base: number, regs: Record<string, { offset: number; size: number; alias?: boolean }>): void => {
+  const table = (
+    base: number,
+    regs: Record<string, { offset: number; size: number; alias?: boolean }>,
+  ): void => {
     for (const r of Object.values(regs)) if (!r.alias && r.size <= 8) out.push([base + r.offset, r.size]);
   };
   if (sp === 'config' || sp === 'guest-config') {
@@ -299,7 +351,8 @@ function registersOf(fn: VirtioPciFunction, sp: Space): Array<[number, number]> 
 /** The registers with the most behaviour behind them: VF lifecycle, FLR, MSI-X, status, queues. */
 function hotRegistersOf(fn: VirtioPciFunction, sp: Space): Array<[number, number]> {
   const caps = capsOf(fn);
-  const at = (kind: 'std' | 'ext', id: number): number | undefined => caps.find((c) => c.kind === kind && c.id === id)?.offset;
+  const at = (kind: 'std' | 'ext', id: number): number | undefined =>
+    caps.find((c) => c.kind === kind && c.id === id)?.offset;
   if (sp === 'config' || sp === 'guest-config') {
     const out: Array<[number, number]> = [[pciHeader.registers.COMMAND.offset, 2]];
     const pcie = at('std', 0x10);
@@ -309,13 +362,21 @@ function hotRegistersOf(fn: VirtioPciFunction, sp: Space): Array<[number, number
     if (msix !== undefined) out.push([msix + msixCap.registers.FLAGS.offset, 2]);
     if (sriov !== undefined) {
       const R = sriovCap.registers;
-      out.push([sriov + R.CTRL.offset, 2], [sriov + R.CTRL.offset, 2], [sriov + R.NUM_VF.offset, 2], [sriov + R.SYS_PGSIZE.offset, 4]);
+      out.push(
+        [sriov + R.CTRL.offset, 2],
+        [sriov + R.CTRL.offset, 2],
+        [sriov + R.NUM_VF.offset, 2],
+        [sriov + R.SYS_PGSIZE.offset, 4],
+      );
     }
     return out;
   }
   const legacyRegs = (base: number): Array<[number, number]> => {
     const L = legacy.registers;
-    return [L.STATUS, L.QUEUE_SEL, L.QUEUE_PFN, L.ISR, L.MSI_CONFIG_VECTOR, L.QUEUE_NOTIFY].map((r) => [base + r.offset, r.size]);
+    return [L.STATUS, L.QUEUE_SEL, L.QUEUE_PFN, L.ISR, L.MSI_CONFIG_VECTOR, L.QUEUE_NOTIFY].map((r) => [
+      base + r.offset,
+      r.size,
+    ]);
   };
   if (sp === 'io') return legacyRegs(0);
   const C = commonCfg.registers;
@@ -387,7 +448,8 @@ function resolve(m: Machine, a: AccessSpec): Resolved {
       break;
     case 'offset':
       r.offset = f.offset;
-      if (!(typeof f.offset === 'number' && Number.isSafeInteger(f.offset) && f.offset >= 0)) r.invalid = 'offset';
+      if (!(typeof f.offset === 'number' && Number.isSafeInteger(f.offset) && f.offset >= 0))
+        r.invalid = 'offset';
       break;
     case 'width':
       r.width = f.width;
@@ -418,11 +480,24 @@ function resolve(m: Machine, a: AccessSpec): Resolved {
   return r;
 }
 
-const stats = { ok: new Map<string, number>(), startVfs: 0, runs: 0, steps: 0, accesses: 0, refused: 0, batches: 0, events: 0, vfSetChanges: 0, codes: new Map<string, number>() };
+const stats = {
+  ok: new Map<string, number>(),
+  startVfs: 0,
+  runs: 0,
+  steps: 0,
+  accesses: 0,
+  refused: 0,
+  batches: 0,
+  events: 0,
+  vfSetChanges: 0,
+  codes: new Map<string, number>(),
+};
 
 function expectVmmrError(e: unknown, where: string): VmmrError {
   if (!isVmmrError(e)) {
-    throw new Error(`${where}: threw ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}, not a VmmrError`);
+    throw new Error(
+      `${where}: threw ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}, not a VmmrError`,
+    );
   }
   if (!ERROR_CODES.has(e.code)) throw new Error(`${where}: unknown code ${e.code}`);
   if (typeof e.message !== 'string' || e.message.length === 0 || e.message.includes('\n')) {
@@ -434,7 +509,8 @@ function expectVmmrError(e: unknown, where: string): VmmrError {
 
 function checkReadResult(v: unknown, w: number, where: string): void {
   if (w === 8) {
-    if (typeof v !== 'bigint' || v < 0n || v >= 2n ** 64n) throw new Error(`${where}: 8-byte read gave ${String(v)}`);
+    if (typeof v !== 'bigint' || v < 0n || v >= 2n ** 64n)
+      throw new Error(`${where}: 8-byte read gave ${String(v)}`);
     return;
   }
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= 2 ** (8 * w)) {
@@ -446,15 +522,21 @@ function checkReadResult(v: unknown, w: number, where: string): void {
 function touchesVfLifecycle(pf: VirtioPf, off: unknown, w: unknown): boolean {
   if (typeof off !== 'number' || typeof w !== 'number') return false;
   const over = (at: number, size: number): boolean => off < at + size && off + w > at;
-  const pcie = walkCapabilities((o, s) => pf.config.read(o, s)).find((c) => c.kind === 'std' && c.id === 0x10);
-  return over(pf.sriov + S.CTRL.offset, S.CTRL.size) || (pcie !== undefined && over(pcie.offset + DEVCTL.offset, DEVCTL.size));
+  const pcie = walkCapabilities((o, s) => pf.config.read(o, s)).find(
+    (c) => c.kind === 'std' && c.id === 0x10,
+  );
+  return (
+    over(pf.sriov + S.CTRL.offset, S.CTRL.size) ||
+    (pcie !== undefined && over(pcie.offset + DEVCTL.offset, DEVCTL.size))
+  );
 }
 
 function isFreshVf(vf: MmrVf): string | undefined {
   if (!vf.live) return 'not live';
   if (!vf.pristine) return 'not pristine';
   if (existingGuestView(vf)) return 'has a guest view already';
-  if (!bytesEqual(vf.config.snapshot(), vf.pf.vfTemplate.config.bytes)) return 'config differs from the VF template';
+  if (!bytesEqual(vf.config.snapshot(), vf.pf.vfTemplate.config.bytes))
+    return 'config differs from the VF template';
   return undefined;
 }
 
@@ -486,7 +568,8 @@ function checkOthers(
         if (d.length) throw new Error(`${where}: surviving VF ${bdf} changed: ${d.join('; ')}`);
         continue;
       }
-      if (a && (a.fn as MmrVf).live) throw new Error(`${where}: VF ${bdf} replaced but the old object is still live`);
+      if (a && (a.fn as MmrVf).live)
+        throw new Error(`${where}: VF ${bdf} replaced but the old object is still live`);
       if (b) {
         const why = isFreshVf(b.fn as MmrVf);
         if (why) throw new Error(`${where}: new VF ${bdf} is not fresh: ${why}`);
@@ -494,15 +577,20 @@ function checkOthers(
       stats.vfSetChanges++;
       continue;
     }
-    if (!a || !b) throw new Error(`${where}: ${bdf} ${a ? 'disappeared' : 'appeared'} although no write reached its PF's SR-IOV/FLR`);
+    if (!a || !b)
+      throw new Error(
+        `${where}: ${bdf} ${a ? 'disappeared' : 'appeared'} although no write reached its PF's SR-IOV/FLR`,
+      );
     const d = diffFunction(a, b);
     if (d.length) throw new Error(`${where}: untouched function ${bdf} changed: ${d.join('; ')}`);
   }
   for (const pf of machine.pfs) {
     const expected = pf.vfEnabled ? pf.numVfs : 0;
-    if (pf.vfs.length !== expected) throw new Error(`${where}: PF ${pf.bdf} has ${pf.vfs.length} VFs, VF Enable/NumVFs say ${expected}`);
+    if (pf.vfs.length !== expected)
+      throw new Error(`${where}: PF ${pf.bdf} has ${pf.vfs.length} VFs, VF Enable/NumVFs say ${expected}`);
   }
-  if (machine.enabledVfCount() > machine.maxVfs) throw new Error(`${where}: ${machine.enabledVfCount()} VFs exceed the limit ${machine.maxVfs}`);
+  if (machine.enabledVfCount() > machine.maxVfs)
+    throw new Error(`${where}: ${machine.enabledVfCount()} VFs exceed the limit ${machine.maxVfs}`);
 }
 
 function checkTarget(fn: VirtioPciFunction, before: FunctionSnapshot, refused: boolean, where: string): void {
@@ -513,7 +601,8 @@ function checkTarget(fn: VirtioPciFunction, before: FunctionSnapshot, refused: b
     return;
   }
   const changes = readOnlyChanges(fn.kind, before.config, after.config);
-  if (changes.length) throw new Error(`${where}: read-only config bits changed: ${changes.slice(0, 6).join('; ')}`);
+  if (changes.length)
+    throw new Error(`${where}: read-only config bits changed: ${changes.slice(0, 6).join('; ')}`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -550,7 +639,11 @@ type Snap = Map<string, FunctionSnapshot>;
 
 /** The guest view is opened on first use; open it before the "before" snapshot is taken. */
 function openView(r: Resolved, before: Snap): void {
-  if (r.fn?.kind === 'vf' && (r.space === 'io' || r.space === 'guest-config') && !existingGuestView(r.fn as MmrVf)) {
+  if (
+    r.fn?.kind === 'vf' &&
+    (r.space === 'io' || r.space === 'guest-config') &&
+    !existingGuestView(r.fn as MmrVf)
+  ) {
     guestView(r.fn as MmrVf);
     before.set(r.fn.bdf, snapshotFunction(r.fn));
   }
@@ -579,8 +672,10 @@ function runAccess(m: Machine, a: AccessSpec, n: number, before: Snap): Snap {
     const err = expectVmmrError(e, label);
     refused = true;
     stats.refused++;
-    if (err.context.bdf !== fn.bdf) throw new Error(`${label}: refusal names ${String(err.context.bdf)}, not ${fn.bdf}`);
-    if (r.invalid === 'space' && err.code !== 'VMMR_ERR_BAD_SPACE') throw new Error(`${label}: unknown space refused as ${err.code}`);
+    if (err.context.bdf !== fn.bdf)
+      throw new Error(`${label}: refusal names ${String(err.context.bdf)}, not ${fn.bdf}`);
+    if (r.invalid === 'space' && err.code !== 'VMMR_ERR_BAD_SPACE')
+      throw new Error(`${label}: unknown space refused as ${err.code}`);
   }
   if (!refused && r.invalid) throw new Error(`${label}: invalid ${r.invalid} was accepted`);
   if (!refused) {
@@ -590,7 +685,13 @@ function runAccess(m: Machine, a: AccessSpec, n: number, before: Snap): Snap {
   }
   checkTarget(fn, self, refused, label);
   const lifecycle = new Set<VirtioPf>();
-  if (!refused && r.op === 'write' && r.space === 'config' && fn.kind === 'pf' && touchesVfLifecycle(fn as VirtioPf, r.offset, r.width)) {
+  if (
+    !refused &&
+    r.op === 'write' &&
+    r.space === 'config' &&
+    fn.kind === 'pf' &&
+    touchesVfLifecycle(fn as VirtioPf, r.offset, r.width)
+  ) {
     lifecycle.add(fn as VirtioPf);
   }
   const after = snapshotMachine(m);
@@ -599,7 +700,13 @@ function runAccess(m: Machine, a: AccessSpec, n: number, before: Snap): Snap {
 }
 
 /** Runs a batch through runBatch: every result is a value or a VmmrError; nobody else changes. */
-function runBatchStep(m: Machine, specs: AccessSpec[], continueOnError: boolean, n: number, before: Snap): Snap {
+function runBatchStep(
+  m: Machine,
+  specs: AccessSpec[],
+  continueOnError: boolean,
+  n: number,
+  before: Snap,
+): Snap {
   const where = `step ${n} (batch of ${specs.length})`;
   const ops: Operation[] = [];
   const targets = new Set<string>();
@@ -627,7 +734,8 @@ function runBatchStep(m: Machine, specs: AccessSpec[], continueOnError: boolean,
   }
   const firstError = results.findIndex((x) => !x.ok);
   const expectedLength = continueOnError || firstError < 0 ? ops.length : firstError + 1;
-  if (results.length !== expectedLength) throw new Error(`${where}: ${results.length} results, expected ${expectedLength}`);
+  if (results.length !== expectedLength)
+    throw new Error(`${where}: ${results.length} results, expected ${expectedLength}`);
   results.forEach((x, i) => {
     const label = `${where} op ${i}: ${describe1(resolved[i]!)}`;
     if (x.ok) {
@@ -645,18 +753,26 @@ function runBatchStep(m: Machine, specs: AccessSpec[], continueOnError: boolean,
 
 describe('in-process access fuzz', () => {
   afterAll(() => {
-    const codes = [...stats.codes].sort((a, b) => b[1] - a[1]).map(([c, n]) => `${c.replace('VMMR_ERR_', '')} ${n}`);
+    const codes = [...stats.codes]
+      .sort((a, b) => b[1] - a[1])
+      .map(([c, n]) => `${c.replace('VMMR_ERR_', '')} ${n}`);
     console.log(
       `fuzz-access: ${stats.runs} runs (${(stats.startVfs / Math.max(1, stats.runs)).toFixed(1)} VFs enabled at start on average), ${stats.steps} steps, ${stats.accesses} accesses (${stats.batches} batches), ` +
         `${stats.refused} refused, ${stats.events} events, ${stats.vfSetChanges} VF create/remove checks in ${SECONDS}s per property\n` +
         `  refusals by code: ${codes.join(', ')}\n` +
-        `  accepted single accesses: ${[...stats.ok].sort().map(([k, n]) => `${k} ${n}`).join(', ')}`,
+        `  accepted single accesses: ${[...stats.ok]
+          .sort()
+          .map(([k, n]) => `${k} ${n}`)
+          .join(', ')}`,
     );
   });
 
   it('the spec-derived read-only oracle agrees with every function template', () => {
     // Guards the oracle itself: were it wrong, the fuzz below would prove nothing.
-    const m = buildMachine({ pfs: TOPOLOGY.pfs.map((p) => ({ numVfs: p.totalVfs, vfe: true, vfMse: true, mse: true })), guestCommand: [] });
+    const m = buildMachine({
+      pfs: TOPOLOGY.pfs.map((p) => ({ numVfs: p.totalVfs, vfe: true, vfMse: true, mse: true })),
+      guestCommand: [],
+    });
     for (const fn of m.functions()) {
       const t = fn.template.config;
       const oracle = readOnlyMask(fn.kind, fn.config.snapshot());
@@ -683,7 +799,10 @@ describe('in-process access fuzz', () => {
             let snap = snapshotMachine(m);
             steps.forEach((s, i) => {
               stats.steps++;
-              snap = s.kind === 'access' ? runAccess(m, s, i, snap) : runBatchStep(m, s.ops, s.continueOnError, i, snap);
+              snap =
+                s.kind === 'access'
+                  ? runAccess(m, s, i, snap)
+                  : runBatchStep(m, s.ops, s.continueOnError, i, snap);
             });
           } finally {
             unsubscribe();

@@ -70,7 +70,10 @@ async function poke(i: number): Promise<void> {
       check(await call(http, 'GET', `/api/v1/functions/${bdf}/config/0x4?width=2`), `read ${bdf}`);
       break;
     case 1:
-      check(await call(http, 'PUT', `/api/v1/functions/${bdf}/bars/2/0x16`, { width: 2, value: i % 3 }), `write ${bdf}`);
+      check(
+        await call(http, 'PUT', `/api/v1/functions/${bdf}/bars/2/0x16`, { width: 2, value: i % 3 }),
+        `write ${bdf}`,
+      );
       break;
     case 2:
       check(
@@ -86,10 +89,16 @@ async function poke(i: number): Promise<void> {
       );
       break;
     case 3:
-      check(await call(http, 'POST', `/api/v1/functions/${bdf}/interrupt`, { config: true }), `interrupt ${bdf}`);
+      check(
+        await call(http, 'POST', `/api/v1/functions/${bdf}/interrupt`, { config: true }),
+        `interrupt ${bdf}`,
+      );
       break;
     case 4:
-      check(await call(http, 'PUT', `/api/v1/functions/${bdf}/guest/config/4`, { width: 2, value: 1 }), `guest ${bdf}`);
+      check(
+        await call(http, 'PUT', `/api/v1/functions/${bdf}/guest/config/4`, { width: 2, value: 1 }),
+        `guest ${bdf}`,
+      );
       break;
     default:
       check(await call(http, 'GET', `/api/v1/functions/${bdf}`), `describe ${bdf}`);
@@ -167,6 +176,52 @@ describe('VF removal under load', () => {
     expect(stats.fiveHundreds).toBe(0);
     expect((await call(http, 'GET', '/healthz')).status).toBe(200);
   }, 120_000);
+
+  it('removing a PF under load: its VFs answer 404, their streams end, a re-added PF is fresh', async () => {
+    const pfDef = { bdf: '0000:40:00.0', type: 'block', totalVfs: 4 };
+    const pfVfs = [1, 2, 3].map((n) => formatBdf(0, 0x4000 + n));
+    expect((await call(http, 'POST', '/api/v1/pfs', pfDef)).status).toBe(201);
+    expect((await setNumVfs(http, pfDef.bdf, 3)).status).toBe(200);
+    const pristine = await Promise.all(pfVfs.map((b) => observe(b)));
+    const followers = await Promise.all(
+      [...pfVfs, pfDef.bdf].map((b) => openSse(srv.url, `/api/v1/events?bdf=${b}`)),
+    );
+    let running = true;
+    const clients = Array.from({ length: 8 }, async (_, c) => {
+      for (let i = 0; running; i++) {
+        const bdf = pfVfs[(c + i) % pfVfs.length]!;
+        check(
+          await call(http, 'PUT', `/api/v1/functions/${bdf}/bars/2/0x2008`, { width: 4, value: i }),
+          `write ${bdf}`,
+        );
+        check(
+          await call(http, 'POST', `/api/v1/functions/${bdf}/interrupt`, { config: true }),
+          `interrupt ${bdf}`,
+        );
+      }
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    const del = await call(http, 'DELETE', `/api/v1/pfs/${pfDef.bdf}`);
+    expect(del.status, del.text).toBe(204);
+    stats.removals += 4;
+    for (const f of followers) {
+      await f.closed;
+      expect(f.events[f.events.length - 1]?.event).toBe('end');
+      expect(checkDense(seqsOf(f.events))).toBeNull();
+      stats.streamsEnded++;
+    }
+    running = false;
+    await Promise.all(clients);
+    for (const bdf of [...pfVfs, pfDef.bdf]) {
+      const a = await call(http, 'GET', `/api/v1/functions/${bdf}/config/0?width=4`);
+      check(a, `removed ${bdf}`);
+      expect(expectProblem(a, `removed ${bdf}`, [404]).code).toBe('VMMR_ERR_NO_FUNCTION');
+    }
+    expect((await call(http, 'POST', '/api/v1/pfs', pfDef)).status).toBe(201);
+    expect((await setNumVfs(http, pfDef.bdf, 3)).status).toBe(200);
+    expect(await Promise.all(pfVfs.map((b) => observe(b)))).toEqual(pristine);
+    expect(stats.fiveHundreds).toBe(0);
+  });
 
   it('a restore or reset that removes a followed VF ends its stream too', async () => {
     expect((await setNumVfs(http, PF, 0)).status).toBe(200);

@@ -54,10 +54,21 @@ describe('limits are enforced with a clear error', () => {
   });
 
   it('VMMR_MAX_BATCH: one operation more is 413 VMMR_ERR_TOO_LARGE and nothing runs', async () => {
-    const op = (i: number): unknown => ({ bdf: VF, space: 'bar2', op: 'write', offset: 0x2008, width: 4, value: i });
-    const ok = await call(http, 'POST', '/api/v1/access', { ops: Array.from({ length: 32 }, (_, i) => op(i)) });
+    const op = (i: number): unknown => ({
+      bdf: VF,
+      space: 'bar2',
+      op: 'write',
+      offset: 0x2008,
+      width: 4,
+      value: i,
+    });
+    const ok = await call(http, 'POST', '/api/v1/access', {
+      ops: Array.from({ length: 32 }, (_, i) => op(i)),
+    });
     expect(ok.status, ok.text.slice(0, 200)).toBe(200);
-    const over = await call(http, 'POST', '/api/v1/access', { ops: Array.from({ length: 33 }, (_, i) => op(1000 + i)) });
+    const over = await call(http, 'POST', '/api/v1/access', {
+      ops: Array.from({ length: 33 }, (_, i) => op(1000 + i)),
+    });
     expect(expectProblem(over, 'batch over the limit', [413]).code).toBe('VMMR_ERR_TOO_LARGE');
     const after = await call(http, 'GET', `/api/v1/functions/${VF}/bars/2/0x2008?width=4`);
     expect(Number((after.json as { value: string }).value)).toBe(31);
@@ -68,7 +79,9 @@ describe('limits are enforced with a clear error', () => {
     const big = JSON.stringify({ ops: [], pad: 'x'.repeat(9 * 1024) });
     const a = await call(http, 'POST', '/api/v1/access', big);
     expect(expectProblem(a, 'body over the limit', [413]).code).toBe('VMMR_ERR_TOO_LARGE');
-    const b = await call(http, 'PUT', `/api/v1/functions/${VF}/bars/2/0`, Buffer.alloc(9 * 1024), { 'content-type': 'application/octet-stream' });
+    const b = await call(http, 'PUT', `/api/v1/functions/${VF}/bars/2/0`, Buffer.alloc(9 * 1024), {
+      'content-type': 'application/octet-stream',
+    });
     expect(expectProblem(b, 'raw body over the limit', [413]).code).toBe('VMMR_ERR_TOO_LARGE');
     enforced.push('VMMR_BODY_LIMIT');
   });
@@ -84,7 +97,14 @@ describe('limits are enforced with a clear error', () => {
   it('VMMR_SSE_QUEUE: a stream that falls further behind is dropped with a final event', async () => {
     const stream = await openSse(srv.url, '/api/v1/events');
     // One batch of 20 notifications: 20 events queued before the stream can send any.
-    const ops = Array.from({ length: 20 }, () => ({ bdf: VF, space: 'bar2', op: 'write', offset: 0x400, width: 2, value: 0 }));
+    const ops = Array.from({ length: 20 }, () => ({
+      bdf: VF,
+      space: 'bar2',
+      op: 'write',
+      offset: 0x400,
+      width: 2,
+      value: 0,
+    }));
     const a = await call(http, 'POST', '/api/v1/access', { ops });
     expect(a.status, a.text.slice(0, 200)).toBe(200);
     await stream.closed;
@@ -124,14 +144,20 @@ describe('limits are enforced with a clear error', () => {
 });
 
 describe('limits are configured and documented', () => {
-  const VARIABLES = [...readFileSync(join(ROOT, 'src', 'config.ts'), 'utf8').matchAll(/env\.(VMMR_[A-Z_]+)/g)].map((m) => m[1]!);
+  const VARIABLES = [
+    ...readFileSync(join(ROOT, 'src', 'config.ts'), 'utf8').matchAll(/env\.(VMMR_[A-Z_]+)/g),
+  ].map((m) => m[1]!);
 
   it('every VMMR_* setting read by src/config.ts has a row in the README Configuration table', () => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-    const section = readme.slice(readme.indexOf('## Configuration'), readme.indexOf('\n## ', readme.indexOf('## Configuration') + 5));
+    const section = readme.slice(
+      readme.indexOf('## Configuration'),
+      readme.indexOf('\n## ', readme.indexOf('## Configuration') + 5),
+    );
     const rows = new Set([...section.matchAll(/^\| `([A-Z_]+)`/gm)].map((m) => m[1]));
     expect(VARIABLES.length).toBeGreaterThanOrEqual(8);
-    for (const v of [...VARIABLES, 'VMMR_TOPOLOGY', 'HOST', 'PORT', 'LOG_LEVEL']) expect(rows.has(v), `${v} in the README table`).toBe(true);
+    for (const v of [...VARIABLES, 'VMMR_TOPOLOGY', 'HOST', 'PORT', 'LOG_LEVEL'])
+      expect(rows.has(v), `${v} in the README table`).toBe(true);
   });
 
   it.each([

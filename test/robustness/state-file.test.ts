@@ -13,7 +13,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Machine, STATE_FORMAT, STATE_VERSION, type MachineState } from '../../src/machine.js';
 import { formatBdf } from '../../src/pci/bdf.js';
 import { Emulator } from '../../src/server/emulator.js';
-import { loadStateFile, removeStaleTemporaryFiles, saveStateFile, StateFileError } from '../../src/state-file.js';
+import {
+  loadStateFile,
+  removeStaleTemporaryFiles,
+  saveStateFile,
+  StateFileError,
+} from '../../src/state-file.js';
 import { parseTopology } from '../../src/topology.js';
 import { activity, applyActivity } from './support/activity.js';
 import { buildForChildren, type Built } from './support/build.js';
@@ -26,8 +31,21 @@ const TMP = mkdtempSync(join(tmpdir(), 'vmmr-state-'));
 const TOPOLOGY = parseTopology(
   {
     pfs: [
-      { bdf: '0000:01:00.0', type: 'net', totalVfs: 8, vfs: { '0000:01:00.3': { mac: '52:54:00:aa:bb:cc' } } },
-      { bdf: '0000:02:00.0', type: 'block', totalVfs: 6, firstVfOffset: 4, vfStride: 2, policy: 'compat', vfs: { '02:00.4': { serial: 'disk-1' } } },
+      {
+        bdf: '0000:01:00.0',
+        type: 'net',
+        totalVfs: 8,
+        vfs: { '0000:01:00.3': { mac: '52:54:00:aa:bb:cc' } },
+      },
+      {
+        bdf: '0000:02:00.0',
+        type: 'block',
+        totalVfs: 6,
+        firstVfOffset: 4,
+        vfStride: 2,
+        policy: 'compat',
+        vfs: { '02:00.4': { serial: 'disk-1' } },
+      },
       { bdf: '0001:03:00.0', type: 'console', totalVfs: 3, notify: 'legacy-register' },
       { bdf: '0000:04:00.0', type: 'scsi', totalVfs: 2, queueSize: 32 },
       { bdf: '0000:05:00.0', type: 'rng', totalVfs: 1, vfStride: 0 },
@@ -38,7 +56,15 @@ const TOPOLOGY = parseTopology(
   'state test topology',
 );
 
-export const faults = { restarts: 0, midWrite: 0, kills: 0, killChecks: 0, corruptFilesRefused: 0, roundTrips: 0, lost: 0 };
+export const faults = {
+  restarts: 0,
+  midWrite: 0,
+  kills: 0,
+  killChecks: 0,
+  corruptFilesRefused: 0,
+  roundTrips: 0,
+  lost: 0,
+};
 
 afterAll(() => {
   rmSync(TMP, { recursive: true, force: true });
@@ -91,7 +117,10 @@ describe('round trip', () => {
     const m = new Machine(TOPOLOGY);
     saveStateFile(file, m.snapshot());
     const good = readFileSync(file, 'utf8');
-    const bad = { ...m.snapshot(), functions: [{ bdf: '0000:01:00.0', config: [], device: { x: 1n } }] } as unknown as MachineState;
+    const bad = {
+      ...m.snapshot(),
+      functions: [{ bdf: '0000:01:00.0', config: [], device: { x: 1n } }],
+    } as unknown as MachineState;
     expect(() => saveStateFile(file, bad)).toThrow();
     expect(readFileSync(file, 'utf8')).toBe(good);
     expect(readdirSync(TMP).filter((f) => f.includes('keep.json') && f !== 'keep.json')).toEqual([]);
@@ -100,7 +129,15 @@ describe('round trip', () => {
 
 describe('bad files stop startup with an error naming the file', () => {
   const m = new Machine(TOPOLOGY);
-  applyActivity(m, { numVfs: [3, 2, 1, 1, 1, 1, 0, 0], pageSizeShift: 1, probes: [{ pick: 1, legacy: true, msix: true }, { pick: 0, legacy: false, msix: false }], writes: [] });
+  applyActivity(m, {
+    numVfs: [3, 2, 1, 1, 1, 1, 0, 0],
+    pageSizeShift: 1,
+    probes: [
+      { pick: 1, legacy: true, msix: true },
+      { pick: 0, legacy: false, msix: false },
+    ],
+    writes: [],
+  });
   const goodState = m.snapshot();
   const goodText = `${JSON.stringify(goodState)}\n`;
 
@@ -165,14 +202,46 @@ describe('bad files stop startup with an error naming the file', () => {
     ['a future version', JSON.stringify({ ...goodState, version: STATE_VERSION + 1 })],
     ['a topology file', JSON.stringify({ pfs: goodState.pfs })],
     ['an unknown field', JSON.stringify({ ...goodState, extra: 1 })],
-    ['a config dword out of range', JSON.stringify({ ...goodState, functions: [{ ...goodState.functions[0]!, config: [[4096, 0]] }] })],
-    ['a negative register value', JSON.stringify({ ...goodState, functions: [{ ...goodState.functions[0]!, config: [[1, -1]] }] })],
-    ['a device array of the wrong length', JSON.stringify({ ...goodState, functions: [{ ...goodState.functions[0]!, device: { ...goodState.functions[0]!.device, msix: [1, 2, 3] } }] })],
-    ['a function that does not exist', JSON.stringify({ ...goodState, functions: [...goodState.functions, { ...goodState.functions[0]!, bdf: '0000:09:00.0' }] })],
-    ['a VF that is not enabled', JSON.stringify({ ...goodState, functions: [...goodState.functions, { ...goodState.functions[0]!, bdf: '0000:01:00.8' }] })],
-    ['a malformed BDF', JSON.stringify({ ...goodState, functions: [{ ...goodState.functions[0]!, bdf: 'zz' }] })],
+    [
+      'a config dword out of range',
+      JSON.stringify({ ...goodState, functions: [{ ...goodState.functions[0]!, config: [[4096, 0]] }] }),
+    ],
+    [
+      'a negative register value',
+      JSON.stringify({ ...goodState, functions: [{ ...goodState.functions[0]!, config: [[1, -1]] }] }),
+    ],
+    [
+      'a device array of the wrong length',
+      JSON.stringify({
+        ...goodState,
+        functions: [
+          { ...goodState.functions[0]!, device: { ...goodState.functions[0]!.device, msix: [1, 2, 3] } },
+        ],
+      }),
+    ],
+    [
+      'a function that does not exist',
+      JSON.stringify({
+        ...goodState,
+        functions: [...goodState.functions, { ...goodState.functions[0]!, bdf: '0000:09:00.0' }],
+      }),
+    ],
+    [
+      'a VF that is not enabled',
+      JSON.stringify({
+        ...goodState,
+        functions: [...goodState.functions, { ...goodState.functions[0]!, bdf: '0000:01:00.8' }],
+      }),
+    ],
+    [
+      'a malformed BDF',
+      JSON.stringify({ ...goodState, functions: [{ ...goodState.functions[0]!, bdf: 'zz' }] }),
+    ],
     ['colliding PFs', JSON.stringify({ ...goodState, pfs: [goodState.pfs[0], goodState.pfs[0]] })],
-    ['a PF of an unknown type', JSON.stringify({ ...goodState, pfs: [{ ...goodState.pfs[0]!, type: 'gpu' }] })],
+    [
+      'a PF of an unknown type',
+      JSON.stringify({ ...goodState, pfs: [{ ...goodState.pfs[0]!, type: 'gpu' }] }),
+    ],
   ])('%s', (_name, text) => {
     const { error } = startupError(text);
     expect(error).toBeDefined();
@@ -184,7 +253,9 @@ describe('bad files stop startup with an error naming the file', () => {
   });
 
   it('format and version are named when they are what differs', () => {
-    expect(startupError(JSON.stringify({ ...goodState, version: 99 })).error?.message).toMatch(new RegExp(`not a ${STATE_FORMAT} version ${STATE_VERSION} file.*version 99`));
+    expect(startupError(JSON.stringify({ ...goodState, version: 99 })).error?.message).toMatch(
+      new RegExp(`not a ${STATE_FORMAT} version ${STATE_VERSION} file.*version 99`),
+    );
   });
 });
 
@@ -209,12 +280,16 @@ describe('kill -9 during saves', () => {
     'the file always parses to the old or the new state',
     async () => {
       const file = join(TMP, 'killed.json');
-      const kills = LONG ? 60 : 5;
+      const kills = LONG ? 60 : 6;
       let known = 0; // generation the file holds for sure
       for (let k = 0; k < kills; k++) {
-        const child = spawn(process.execPath, [built.out('test/robustness/support/saver.ts'), file, String(known + 1), '1024'], {
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
+        const child = spawn(
+          process.execPath,
+          [built.out('test/robustness/support/saver.ts'), file, String(known + 1), '1024'],
+          {
+            stdio: ['ignore', 'pipe', 'pipe'],
+          },
+        );
         let reported = known;
         const reports: number[] = [];
         let stderr = '';
@@ -240,15 +315,20 @@ describe('kill -9 during saves', () => {
         });
         // 'close': the process is gone AND its stdout is drained, so `reported` is final.
         const exited = new Promise<void>((r) => child.on('close', () => r()));
-        // Kill at a random moment: before the first save (every fourth time), else at a random
-        // point of a save — a loop iteration is mostly the save, so a delay drawn within one
-        // iteration's length lands inside one.
-        if (k % 4 !== 0) {
+        // Kill at a random moment: early (maybe before the first save), at a random point of a
+        // save loop iteration, or right inside a write (once the temporary file appears).
+        if (k % 3 === 0) {
+          await new Promise((r) => setTimeout(r, Math.random() * 250));
+        } else if (k % 3 === 1) {
           await firstSave;
           const iteration = reports[reports.length - 1]! - reports[reports.length - 2]!;
           await new Promise((r) => setTimeout(r, Math.random() * iteration));
         } else {
-          await new Promise((r) => setTimeout(r, Math.random() * 250));
+          // Right inside a write: as soon as the next temporary file appears.
+          await firstSave;
+          const temp = join(TMP, `.killed.json.${child.pid}.tmp`);
+          const until = Date.now() + 5000;
+          while (!existsSync(temp) && Date.now() < until) await new Promise((r) => setImmediate(r));
         }
         child.kill('SIGKILL');
         faults.kills++;
@@ -295,13 +375,17 @@ interface Child {
 
 function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env = { ...process.env };
-  for (const k of Object.keys(env)) if (k.startsWith('VMMR_') || ['HOST', 'PORT', 'LOG_LEVEL'].includes(k)) delete env[k];
+  for (const k of Object.keys(env))
+    if (k.startsWith('VMMR_') || ['HOST', 'PORT', 'LOG_LEVEL'].includes(k)) delete env[k];
   return { ...env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...extra };
 }
 
 /** Runs `vmmr serve` (the built CLI); resolves once it listens, or rejects with its exit. */
 function serveChild(env: Record<string, string>): Promise<Child> {
-  const proc = spawn(process.execPath, [built.cli, 'serve'], { env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [built.cli, 'serve'], {
+    env: cleanEnv(env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
@@ -314,7 +398,9 @@ function serveChild(env: Record<string, string>): Promise<Child> {
       if (url) resolveChild({ url, proc, stdout: () => out, stderr: () => err, exited });
     });
     proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    void exited.then(({ code, signal }) => reject(Object.assign(new Error(`vmmr exited ${code ?? signal}: ${err}`), { code, stderr: err })));
+    void exited.then(({ code, signal }) =>
+      reject(Object.assign(new Error(`vmmr exited ${code ?? signal}: ${err}`), { code, stderr: err })),
+    );
   });
 }
 
@@ -324,7 +410,12 @@ async function stopChild(c: Child): Promise<void> {
   expect(code, c.stderr()).toBe(0);
 }
 
-async function api(url: string, method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<{ status: number; text: string; json: unknown }> {
+async function api(
+  url: string,
+  method: 'GET' | 'POST' | 'PUT',
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; text: string; json: unknown }> {
   const res = await request(`${url}${path}`, {
     method,
     headers: body === undefined ? {} : { 'content-type': 'application/json' },
@@ -346,7 +437,13 @@ async function fullDump(url: string): Promise<Map<string, string>> {
   out.set('state', (await api(url, 'GET', '/api/v1/state')).text);
   let cursor: string | null = null;
   do {
-    const page = (await api(url, 'GET', `/api/v1/functions?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`)).json as {
+    const page = (
+      await api(
+        url,
+        'GET',
+        `/api/v1/functions?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+      )
+    ).json as {
       items: Array<{ bdf: string }>;
       nextCursor: string | null;
     };
@@ -365,25 +462,46 @@ async function activityOverHttp(url: string, salt: number): Promise<void> {
   expect((await api(url, 'PUT', '/api/v1/pfs/0000:01:00.0/sriov', { numVfs: 40 })).status).toBe(200);
   expect((await api(url, 'PUT', '/api/v1/pfs/0000:81:00.0/sriov', { numVfs: 7 })).status).toBe(200);
   const ops: unknown[] = [];
-  for (const [pf, n] of [['0000:01:00.0', 40], ['0000:81:00.0', 7]] as const) {
+  for (const [pf, n] of [
+    ['0000:01:00.0', 40],
+    ['0000:81:00.0', 7],
+  ] as const) {
     ops.push({ bdf: pf, space: 'config', op: 'write', offset: 4, width: 2, value: 6 });
     ops.push({ bdf: pf, space: 'config', op: 'write', offset: 0x10, width: 4, value: 0xfe000000 });
     ops.push({ bdf: pf, space: 'bar0', op: 'write', offset: 0x14, width: 1, value: 3 });
     const base = parseInt(pf.slice(5, 7), 16) << 8;
     for (let i = 0; i < n; i += 3) {
       const vf = formatBdf(0, base + 1 + i);
-      ops.push({ bdf: vf, space: 'bar2', op: 'write', offset: 0x2000 + 8, width: 4, value: (salt * 1000 + i) >>> 0 });
+      ops.push({
+        bdf: vf,
+        space: 'bar2',
+        op: 'write',
+        offset: 0x2000 + 8,
+        width: 4,
+        value: (salt * 1000 + i) >>> 0,
+      });
       ops.push({ bdf: vf, space: 'bar2', op: 'write', offset: 0x16, width: 2, value: i % 2 });
-      ops.push({ bdf: vf, space: 'bar2', op: 'write', offset: 0x20, width: 8, value: `0x${(0x12345000 + salt + i).toString(16)}00000000` });
+      ops.push({
+        bdf: vf,
+        space: 'bar2',
+        op: 'write',
+        offset: 0x20,
+        width: 8,
+        value: `0x${(0x12345000 + salt + i).toString(16)}00000000`,
+      });
       ops.push({ bdf: vf, space: 'bar2', op: 'write', offset: 0x1012, width: 1, value: 7 });
       ops.push({ bdf: vf, space: 'config', op: 'write', offset: 0x4, width: 2, value: 4 });
     }
   }
   const res = await api(url, 'POST', '/api/v1/access', { ops, onError: 'continue' });
   expect(res.status, res.text.slice(0, 300)).toBe(200);
-  const failed = (res.json as { results: Array<{ ok: boolean; error?: unknown }> }).results.filter((r) => !r.ok);
+  const failed = (res.json as { results: Array<{ ok: boolean; error?: unknown }> }).results.filter(
+    (r) => !r.ok,
+  );
   expect(failed.slice(0, 3)).toEqual([]);
-  expect((await api(url, 'POST', '/api/v1/functions/0000:01:00.4/interrupt', { config: true })).status).toBe(200);
+  expect((await api(url, 'POST', '/api/v1/functions/0000:01:00.4/interrupt', { config: true })).status).toBe(
+    200,
+  );
 }
 
 describe('the service keeps its state across restarts', () => {
@@ -417,13 +535,22 @@ describe('the service keeps its state across restarts', () => {
       const child = await serveChild({ VMMR_STATE_FILE: file });
       faults.restarts++;
       // What it restored: the Interrupt Line of PF 01:00.0 counts the saves.
-      const line = Number(((await api(child.url, 'GET', '/api/v1/functions/0000:01:00.0/config/0x3c?width=1')).json as { value: string }).value);
+      const line = Number(
+        (
+          (await api(child.url, 'GET', '/api/v1/functions/0000:01:00.0/config/0x3c?width=1')).json as {
+            value: string;
+          }
+        ).value,
+      );
       expect([acknowledged & 0xff, (acknowledged + 1) & 0xff]).toContain(line);
       acknowledged = line;
       if (k === 0) await activityOverHttp(child.url, 2);
       const saving = (async () => {
         for (let n = acknowledged + 1; ; n++) {
-          const w = await api(child.url, 'PUT', '/api/v1/functions/0000:01:00.0/config/0x3c', { width: 1, value: n & 0xff });
+          const w = await api(child.url, 'PUT', '/api/v1/functions/0000:01:00.0/config/0x3c', {
+            width: 1,
+            value: n & 0xff,
+          });
           if (w.status !== 200) return;
           const s = await api(child.url, 'POST', '/api/v1/state/save').catch(() => undefined);
           if (s?.status !== 200) return;
@@ -437,7 +564,13 @@ describe('the service keeps its state across restarts', () => {
       await saving;
     }
     const last = await serveChild({ VMMR_STATE_FILE: file });
-    const line = Number(((await api(last.url, 'GET', '/api/v1/functions/0000:01:00.0/config/0x3c?width=1')).json as { value: string }).value);
+    const line = Number(
+      (
+        (await api(last.url, 'GET', '/api/v1/functions/0000:01:00.0/config/0x3c?width=1')).json as {
+          value: string;
+        }
+      ).value,
+    );
     expect([acknowledged & 0xff, (acknowledged + 1) & 0xff]).toContain(line);
     await stopChild(last);
   }, 60_000);
@@ -475,7 +608,9 @@ describe('the service keeps its state across restarts', () => {
         expect(failed!.code).toBe(2);
         const lines = failed!.stderr.trim().split('\n');
         expect(lines).toHaveLength(1);
-        expect(lines[0]).toMatch(new RegExp(`^vmmr: state file ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `));
+        expect(lines[0]).toMatch(
+          new RegExp(`^vmmr: state file ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `),
+        );
         // The bad file is left as it was (no fresh state written over it).
         expect(readFileSync(file).equals(before)).toBe(true);
         faults.corruptFilesRefused++;
@@ -483,15 +618,18 @@ describe('the service keeps its state across restarts', () => {
     );
   }, 30_000);
 
-  it.each(['corrupt', 'truncated', 'format', 'version', 'unrestorable'])('startup refuses a %s state file (in process)', async (kind) => {
-    const file = badStateFile(kind);
-    const before = readFileSync(file);
-    const started = start({ VMMR_STATE_FILE: file }, TOPOLOGY);
-    await expect(started).rejects.toThrow(StateFileError);
-    await expect(started).rejects.toThrow(`state file ${file}: `);
-    expect(readFileSync(file).equals(before)).toBe(true);
-    faults.corruptFilesRefused++;
-  });
+  it.each(['corrupt', 'truncated', 'format', 'version', 'unrestorable'])(
+    'startup refuses a %s state file (in process)',
+    async (kind) => {
+      const file = badStateFile(kind);
+      const before = readFileSync(file);
+      const started = start({ VMMR_STATE_FILE: file }, TOPOLOGY);
+      await expect(started).rejects.toThrow(StateFileError);
+      await expect(started).rejects.toThrow(`state file ${file}: `);
+      expect(readFileSync(file).equals(before)).toBe(true);
+      faults.corruptFilesRefused++;
+    },
+  );
 
   it('POST /api/v1/state/save without VMMR_STATE_FILE is 409 problem+json; with it, {file, bytes}', async () => {
     const plain = await start({}, TOPOLOGY);
@@ -501,6 +639,15 @@ describe('the service keeps its state across restarts', () => {
     const file = join(TMP, 'in-process.json');
     const kept = await start({ VMMR_STATE_FILE: file }, TOPOLOGY);
     expect((await call(kept.url, 'PUT', '/api/v1/pfs/0000:01:00.0/sriov', { numVfs: 3 })).status).toBe(200);
+    // A PF added at run time is part of the state too.
+    expect(
+      (await call(kept.url, 'POST', '/api/v1/pfs', { bdf: '0000:40:00.0', type: 'rng', totalVfs: 2 })).status,
+    ).toBe(201);
+    expect((await call(kept.url, 'PUT', '/api/v1/pfs/0000:40:00.0/sriov', { numVfs: 1 })).status).toBe(200);
+    expect(
+      (await call(kept.url, 'PUT', '/api/v1/functions/0000:40:00.1/bars/2/0x2008', { width: 4, value: 77 }))
+        .status,
+    ).toBe(200);
     const b = await call(kept.url, 'POST', '/api/v1/state/save');
     expect(b.status, b.text).toBe(200);
     expect(b.json).toEqual({ file, bytes: statSync(file).size });
@@ -509,6 +656,8 @@ describe('the service keeps its state across restarts', () => {
     faults.restarts++;
     const again = await start({ VMMR_STATE_FILE: file }, TOPOLOGY);
     expect((await call(again.url, 'GET', '/api/v1/state')).text).toBe(before.text);
+    const kept40 = await call(again.url, 'GET', '/api/v1/functions/0000:40:00.1/bars/2/0x2008?width=4');
+    expect(Number((kept40.json as { value: string }).value)).toBe(77);
     await again.close();
   });
 });

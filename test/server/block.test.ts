@@ -1,7 +1,13 @@
 /** src/access/block.ts: block accesses cut into pieces as vfio-pci's bar_rw does. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { blockPieces, readBlock, runBatchOperations, writeBlock, type BatchOperation } from '../../src/access/block.js';
+import {
+  blockPieces,
+  readBlock,
+  runBatchOperations,
+  writeBlock,
+  type BatchOperation,
+} from '../../src/access/block.js';
 import { read } from '../../src/access/index.js';
 import { VmmrError, isVmmrError } from '../../src/errors.js';
 import { setNumVfs } from '../../src/inspect.js';
@@ -28,30 +34,88 @@ function caught(fn: () => unknown): VmmrError {
 
 describe('blockPieces', () => {
   it.each([
-    ['bar2', 0x1003, 13, [[0x1003, 1], [0x1004, 4], [0x1008, 8]]],
-    ['bar2', 0x2000, 16, [[0x2000, 8], [0x2008, 8]]],
-    ['bar2', 0x2001, 8, [[0x2001, 1], [0x2002, 2], [0x2004, 4], [0x2008, 1]]],
+    [
+      'bar2',
+      0x1003,
+      13,
+      [
+        [0x1003, 1],
+        [0x1004, 4],
+        [0x1008, 8],
+      ],
+    ],
+    [
+      'bar2',
+      0x2000,
+      16,
+      [
+        [0x2000, 8],
+        [0x2008, 8],
+      ],
+    ],
+    [
+      'bar2',
+      0x2001,
+      8,
+      [
+        [0x2001, 1],
+        [0x2002, 2],
+        [0x2004, 4],
+        [0x2008, 1],
+      ],
+    ],
     ['bar2', 0x10, 1, [[0x10, 1]]],
-    ['config', 0x0, 12, [[0x0, 4], [0x4, 4], [0x8, 4]]],
-    ['config', 0x2, 7, [[0x2, 2], [0x4, 4], [0x8, 1]]],
-    ['io', 0x12, 6, [[0x12, 2], [0x14, 4]]],
+    [
+      'config',
+      0x0,
+      12,
+      [
+        [0x0, 4],
+        [0x4, 4],
+        [0x8, 4],
+      ],
+    ],
+    [
+      'config',
+      0x2,
+      7,
+      [
+        [0x2, 2],
+        [0x4, 4],
+        [0x8, 1],
+      ],
+    ],
+    [
+      'io',
+      0x12,
+      6,
+      [
+        [0x12, 2],
+        [0x14, 4],
+      ],
+    ],
   ] as const)('%s 0x%s +%d', (space, offset, length, expected) => {
     expect(blockPieces(space, offset, length).map((p) => [p.offset, p.width])).toEqual(expected);
   });
 
   it('covers the range exactly, in ascending order, with naturally aligned pieces', () => {
     fc.assert(
-      fc.property(fc.constantFrom('bar0', 'config'), fc.nat(0x3000), fc.integer({ min: 1, max: 4096 }), (space, offset, length) => {
-        const pieces = blockPieces(space, offset, length);
-        let at = offset;
-        for (const p of pieces) {
-          expect(p.offset).toBe(at);
-          expect(p.offset % p.width).toBe(0);
-          expect(p.width).toBeLessThanOrEqual(space === 'config' ? 4 : 8);
-          at += p.width;
-        }
-        expect(at).toBe(offset + length);
-      }),
+      fc.property(
+        fc.constantFrom('bar0', 'config'),
+        fc.nat(0x3000),
+        fc.integer({ min: 1, max: 4096 }),
+        (space, offset, length) => {
+          const pieces = blockPieces(space, offset, length);
+          let at = offset;
+          for (const p of pieces) {
+            expect(p.offset).toBe(at);
+            expect(p.offset % p.width).toBe(0);
+            expect(p.width).toBeLessThanOrEqual(space === 'config' ? 4 : 8);
+            at += p.width;
+          }
+          expect(at).toBe(offset + length);
+        },
+      ),
     );
   });
 });
@@ -60,15 +124,21 @@ describe('readBlock / writeBlock', () => {
   it('block and single accesses agree on the MSI-X table (dwords and qwords only)', () => {
     const { vf } = machineWithVf();
     fc.assert(
-      fc.property(fc.nat(15), fc.integer({ min: 1, max: 10 }), fc.uint8Array({ minLength: 40, maxLength: 40 }), (dword, dwords, pool) => {
-        fc.pre(dword + dwords <= 16); // 4 vectors of 16 bytes
-        const offset = MSIX_TABLE + dword * 4;
-        const bytes = pool.subarray(0, dwords * 4);
-        writeBlock(vf, 'bar2', offset, bytes);
-        const block = readBlock(vf, 'bar2', offset, bytes.length);
-        const view = new DataView(block.buffer);
-        for (let i = 0; i < dwords; i++) expect(view.getUint32(4 * i, true)).toBe(Number(read(vf, 'bar2', offset + 4 * i, 4)));
-      }),
+      fc.property(
+        fc.nat(15),
+        fc.integer({ min: 1, max: 10 }),
+        fc.uint8Array({ minLength: 40, maxLength: 40 }),
+        (dword, dwords, pool) => {
+          fc.pre(dword + dwords <= 16); // 4 vectors of 16 bytes
+          const offset = MSIX_TABLE + dword * 4;
+          const bytes = pool.subarray(0, dwords * 4);
+          writeBlock(vf, 'bar2', offset, bytes);
+          const block = readBlock(vf, 'bar2', offset, bytes.length);
+          const view = new DataView(block.buffer);
+          for (let i = 0; i < dwords; i++)
+            expect(view.getUint32(4 * i, true)).toBe(Number(read(vf, 'bar2', offset + 4 * i, 4)));
+        },
+      ),
     );
     // Message Upper Address and Message Data of vector 0 take every bit written.
     const bytes = Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8]);
@@ -157,7 +227,11 @@ describe('runBatchOperations', () => {
   it('reports an operation refused by its caller in its turn', () => {
     const { machine } = machineWithVf();
     const refused = new VmmrError('VMMR_ERR_BAD_VALUE', 'bad hex');
-    const results = runBatchOperations(machine, [op({ offset: MSIX_TABLE, width: 4 }), op({ refused }), op({ offset: MSIX_TABLE, width: 4 })], true);
+    const results = runBatchOperations(
+      machine,
+      [op({ offset: MSIX_TABLE, width: 4 }), op({ refused }), op({ offset: MSIX_TABLE, width: 4 })],
+      true,
+    );
     expect(results.map((r) => r.ok)).toEqual([true, false, true]);
     expect(results[1]).toMatchObject({ ok: false, error: { code: 'VMMR_ERR_BAD_VALUE' } });
   });

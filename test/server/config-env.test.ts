@@ -1,6 +1,13 @@
 /** The service settings added for the HTTP API: VMMR_TOKEN, limits. */
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULT_BODY_LIMIT, DEFAULT_MAX_BATCH, DEFAULT_SSE_QUEUE, limitsOf, loadConfig } from '../../src/config.js';
+import {
+  ConfigError,
+  DEFAULT_BODY_LIMIT,
+  DEFAULT_MAX_BATCH,
+  DEFAULT_SSE_QUEUE,
+  limitsOf,
+  loadConfig,
+} from '../../src/config.js';
 
 function configError(fn: () => unknown): ConfigError {
   try {
@@ -17,7 +24,11 @@ describe('HTTP settings', () => {
     const config = loadConfig({});
     expect(config.token).toBeUndefined();
     expect(config.maxVfs).toBeUndefined();
-    expect(limitsOf(config)).toMatchObject({ bodyLimit: DEFAULT_BODY_LIMIT, maxBatch: DEFAULT_MAX_BATCH, sseQueue: DEFAULT_SSE_QUEUE });
+    expect(limitsOf(config)).toMatchObject({
+      bodyLimit: DEFAULT_BODY_LIMIT,
+      maxBatch: DEFAULT_MAX_BATCH,
+      sseQueue: DEFAULT_SSE_QUEUE,
+    });
     expect(DEFAULT_BODY_LIMIT).toBe(64 * 1024 * 1024);
     expect(DEFAULT_MAX_BATCH).toBe(65536);
   });
@@ -30,7 +41,13 @@ describe('HTTP settings', () => {
       VMMR_MAX_VFS: '100',
       VMMR_SSE_QUEUE: '10',
     });
-    expect(config).toMatchObject({ token: 'abc.DEF-123', bodyLimit: 16 * 1024 * 1024, maxBatch: 4096, maxVfs: 100, sseQueue: 10 });
+    expect(config).toMatchObject({
+      token: 'abc.DEF-123',
+      bodyLimit: 16 * 1024 * 1024,
+      maxBatch: 4096,
+      maxVfs: 100,
+      sseQueue: 10,
+    });
   });
 
   it.each([
@@ -58,11 +75,14 @@ describe('HTTP settings', () => {
     expect(err.message).toBe(`${variable}=${JSON.stringify(value)} ${problem}`);
   });
 
-  it.each(['', 'has space', 'tab\tbed', 'quote"', 'ümlaut'])('refuses VMMR_TOKEN=%j without echoing it', (value) => {
-    const err = configError(() => loadConfig({ VMMR_TOKEN: value }));
-    expect(err.setting).toBe('VMMR_TOKEN');
-    expect(err.message).toMatch(/^VMMR_TOKEN="\(hidden\)" is not a valid bearer token/);
-    if (value !== '') expect(err.message).not.toContain(value);
-    expect(err.message).not.toContain('\n');
-  });
+  it.each(['', 'has space', 'tab\tbed', 'quote"', 'ümlaut'])(
+    'refuses VMMR_TOKEN=%j without echoing it',
+    (value) => {
+      const err = configError(() => loadConfig({ VMMR_TOKEN: value }));
+      expect(err.setting).toBe('VMMR_TOKEN');
+      expect(err.message).toMatch(/^VMMR_TOKEN="\(hidden\)" is not a valid bearer token/);
+      if (value !== '') expect(err.message).not.toContain(value);
+      expect(err.message).not.toContain('\n');
+    },
+  );
 });

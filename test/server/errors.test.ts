@@ -22,7 +22,9 @@ const SCENARIOS: Record<VmmrErrorCode, { env?: Record<string, string>; run: Scen
   VMMR_ERR_BAD_WIDTH: { run: (app) => call(app, 'GET', `${fn(NET_PF)}/config/0?width=3`) },
   VMMR_ERR_UNALIGNED: { run: (app) => call(app, 'GET', `${fn(NET_PF)}/config/0x2?width=4`) },
   VMMR_ERR_OUT_OF_RANGE: { run: (app) => call(app, 'GET', `${fn(NET_PF)}/config/0x1000?width=4`) },
-  VMMR_ERR_BAD_VALUE: { run: (app) => call(app, 'PUT', `${fn(NET_PF)}/config/4`, { width: 2, value: '0x10000' }) },
+  VMMR_ERR_BAD_VALUE: {
+    run: (app) => call(app, 'PUT', `${fn(NET_PF)}/config/4`, { width: 2, value: '0x10000' }),
+  },
   VMMR_ERR_SRIOV_RANGE: { run: (app) => call(app, 'PUT', `/api/v1/pfs/${NET_PF}/sriov`, { numVfs: 1025 }) },
   VMMR_ERR_UNAUTHORIZED: { env: { VMMR_TOKEN: 's3cret' }, run: (app) => call(app, 'GET', '/api/v1/pfs') },
   VMMR_ERR_NOT_FOUND: { run: (app) => call(app, 'GET', '/api/v1/nothing-here') },
@@ -40,8 +42,13 @@ const SCENARIOS: Record<VmmrErrorCode, { env?: Record<string, string>; run: Scen
       return call(app, 'PUT', `/api/v1/pfs/${NET_PF}/sriov`, { numVfs: 3 });
     },
   },
-  VMMR_ERR_TOPOLOGY: { run: (app) => call(app, 'POST', '/api/v1/pfs', { bdf: '01:00.5', type: 'net', totalVfs: 2 }) },
-  VMMR_ERR_LIMIT: { env: { VMMR_MAX_VFS: '8' }, run: (app) => call(app, 'PUT', `/api/v1/pfs/${BLK_PF}/sriov`, { numVfs: 9 }) },
+  VMMR_ERR_TOPOLOGY: {
+    run: (app) => call(app, 'POST', '/api/v1/pfs', { bdf: '01:00.5', type: 'net', totalVfs: 2 }),
+  },
+  VMMR_ERR_LIMIT: {
+    env: { VMMR_MAX_VFS: '8' },
+    run: (app) => call(app, 'PUT', `/api/v1/pfs/${BLK_PF}/sriov`, { numVfs: 9 }),
+  },
   VMMR_ERR_VF_DISABLED: { run: (app) => call(app, 'GET', fn(VF1)) },
   VMMR_ERR_TOO_LARGE: {
     env: { VMMR_MAX_BATCH: '2' },
@@ -113,7 +120,9 @@ describe('error codes and HTTP statuses', () => {
   });
 
   it('maps codes to 400, 401, 404, 409, 410, 413, 422, 429 and (own bugs only) 500', () => {
-    expect(new Set(Object.values(STATUS_BY_CODE))).toEqual(new Set([400, 401, 404, 409, 410, 413, 422, 429, 500]));
+    expect(new Set(Object.values(STATUS_BY_CODE))).toEqual(
+      new Set([400, 401, 404, 409, 410, 413, 422, 429, 500]),
+    );
   });
 
   it.each(Object.keys(STATUS_BY_CODE) as VmmrErrorCode[])('%s', async (code) => {
@@ -166,21 +175,31 @@ describe('problem documents', () => {
 
   it('answer invalid JSON with 400, never 5xx', async () => {
     const app = await testApp();
-    const res = await call(app, 'PUT', `/api/v1/pfs/${NET_PF}/sriov`, '{"numVfs": ', { 'content-type': 'application/json' });
+    const res = await call(app, 'PUT', `/api/v1/pfs/${NET_PF}/sriov`, '{"numVfs": ', {
+      'content-type': 'application/json',
+    });
     expect(res.statusCode).toBe(400);
     expect(problem(res).code).toBe('VMMR_ERR_BAD_REQUEST');
   });
 
   it('answer an unsupported media type with 415 and VMMR_ERR_BAD_REQUEST', async () => {
     const app = await testApp();
-    const res = await call(app, 'PUT', `/api/v1/pfs/${NET_PF}/sriov`, '<numVfs/>', { 'content-type': 'application/xml' });
+    const res = await call(app, 'PUT', `/api/v1/pfs/${NET_PF}/sriov`, '<numVfs/>', {
+      'content-type': 'application/xml',
+    });
     expect(res.statusCode).toBe(415);
     expect(problem(res)).toMatchObject({ code: 'VMMR_ERR_BAD_REQUEST', status: 415 });
   });
 
   it('answer a body above VMMR_BODY_LIMIT with 413 VMMR_ERR_TOO_LARGE', async () => {
     const app = await testApp({ env: { VMMR_BODY_LIMIT: '1KiB' } });
-    const ops = Array.from({ length: 50 }, () => ({ bdf: NET_PF, space: 'config', op: 'read', offset: 0, width: 4 }));
+    const ops = Array.from({ length: 50 }, () => ({
+      bdf: NET_PF,
+      space: 'config',
+      op: 'read',
+      offset: 0,
+      width: 4,
+    }));
     const res = await call(app, 'POST', '/api/v1/access', { ops });
     expect(res.statusCode).toBe(413);
     expect(problem(res).code).toBe('VMMR_ERR_TOO_LARGE');
@@ -191,7 +210,8 @@ describe('problem documents', () => {
     const { Writable } = await import('node:stream');
     const stream = new Writable({
       write(chunk: Buffer, _enc, done) {
-        for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
+        for (const line of chunk.toString('utf8').split('\n'))
+          if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
         done();
       },
     });
@@ -207,7 +227,10 @@ describe('problem documents', () => {
     });
     const res = await call(app, 'GET', '/test/boom');
     expect(res.statusCode).toBe(500);
-    expect(problem(res)).toMatchObject({ code: 'VMMR_ERR_INTERNAL', detail: 'internal error: see the server log' });
+    expect(problem(res)).toMatchObject({
+      code: 'VMMR_ERR_INTERNAL',
+      detail: 'internal error: see the server log',
+    });
     expect(lines.some((l) => l.level === 50 && l.msg === 'kaboom')).toBe(true);
   });
 });

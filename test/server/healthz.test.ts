@@ -49,7 +49,11 @@ describe('GET /healthz', () => {
     const res = await (await app()).inject({ method: 'GET', url: '/nope' });
     expect(res.statusCode).toBe(404);
     expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
-    expect(res.json()).toMatchObject({ status: 404, code: 'VMMR_ERR_NOT_FOUND', detail: 'no route GET /nope' });
+    expect(res.json()).toMatchObject({
+      status: 404,
+      code: 'VMMR_ERR_NOT_FOUND',
+      detail: 'no route GET /nope',
+    });
   });
 });
 

@@ -55,7 +55,12 @@ export async function call(
 }
 
 /** JSON of a 2xx answer; fails with the problem document otherwise. */
-export async function ok<T = Record<string, unknown>>(app: VmmrApp, method: Method, url: string, payload?: unknown): Promise<T> {
+export async function ok<T = Record<string, unknown>>(
+  app: VmmrApp,
+  method: Method,
+  url: string,
+  payload?: unknown,
+): Promise<T> {
   const res = await call(app, method, url, payload);
   if (res.statusCode >= 300) throw new Error(`${method} ${url}: ${res.statusCode} ${res.body}`);
   return res.json() as T;

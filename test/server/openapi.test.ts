@@ -21,7 +21,9 @@ describe('OpenAPI document', () => {
 
   it('covers every route registered (and nothing else)', async () => {
     const app = await testApp();
-    const doc = (await call(app, 'GET', '/openapi.json')).json() as { paths: Record<string, Record<string, unknown>> };
+    const doc = (await call(app, 'GET', '/openapi.json')).json() as {
+      paths: Record<string, Record<string, unknown>>;
+    };
     const registered = app.vmmr.routes
       .filter((r) => !r.hidden && r.method !== 'HEAD')
       .map((r) => `${r.method.toLowerCase()} ${openApiPath(r.url)}`)
@@ -69,7 +71,13 @@ describe('OpenAPI document', () => {
   it('documents problem responses and the bearer scheme on /api routes', async () => {
     const app = await testApp();
     const doc = (await call(app, 'GET', '/openapi.json')).json() as {
-      paths: Record<string, Record<string, { security?: unknown; responses: Record<string, { content?: Record<string, unknown> }> }>>;
+      paths: Record<
+        string,
+        Record<
+          string,
+          { security?: unknown; responses: Record<string, { content?: Record<string, unknown> }> }
+        >
+      >;
       components: { securitySchemes: Record<string, { type: string; scheme: string }> };
     };
     expect(doc.components.securitySchemes.bearer).toMatchObject({ type: 'http', scheme: 'bearer' });

@@ -34,13 +34,17 @@ describe('service routes', () => {
     expect(res.headers['content-type']).toMatch(/^text\/plain/);
     const text = res.body;
     expect(text).toContain('vmmr_accesses_total{space="config",width="4",op="read",outcome="ok"} 1');
-    expect(text).toContain('vmmr_accesses_total{space="config",width="4",op="read",outcome="VMMR_ERR_UNALIGNED"} 1');
+    expect(text).toContain(
+      'vmmr_accesses_total{space="config",width="4",op="read",outcome="VMMR_ERR_UNALIGNED"} 1',
+    );
     expect(text).toContain('vmmr_accesses_total{space="bar2",width="4",op="read",outcome="ok"} 1');
     expect(text).toContain('vmmr_accesses_total{space="bar2",width="block",op="read",outcome="ok"} 1');
     expect(text).toContain(`vmmr_vfs_enabled{pf="${NET_PF}"} 5`);
     expect(text).toContain(`vmmr_vfs_enabled{pf="${BLK_PF}"} 0`);
     expect(text).toContain('vmmr_event_subscribers 0');
-    expect(text).toMatch(/vmmr_http_request_duration_seconds_count\{method="POST",route="\/api\/v1\/access",status_code="200"\} 1/);
+    expect(text).toMatch(
+      /vmmr_http_request_duration_seconds_count\{method="POST",route="\/api\/v1\/access",status_code="200"\} 1/,
+    );
   });
 
   it('keeps metrics per app instance', async () => {
@@ -87,13 +91,22 @@ describe('PFs and SR-IOV', () => {
     });
     expect(res.statusCode).toBe(201);
     expect(res.headers.location).toBe('/api/v1/pfs/0000:a0:00.0');
-    expect(res.json()).toMatchObject({ bdf: '0000:a0:00.0', type: 'console', totalVfs: 8, initialVfs: 8, vfStride: 2, vfDeviceId: '0x10fc' });
-    expect(await ok(app, 'GET', '/api/v1/pfs/a0:00.0')).toMatchObject({ bdf: '0000:a0:00.0', policy: 'compat' });
+    expect(res.json()).toMatchObject({
+      bdf: '0000:a0:00.0',
+      type: 'console',
+      totalVfs: 8,
+      initialVfs: 8,
+      vfStride: 2,
+      vfDeviceId: '0x10fc',
+    });
+    expect(await ok(app, 'GET', '/api/v1/pfs/a0:00.0')).toMatchObject({
+      bdf: '0000:a0:00.0',
+      policy: 'compat',
+    });
     await enableVfs(app, 2, '0000:a0:00.0');
-    expect((await ok<{ vfs: { items: string[] } }>(app, 'GET', '/api/v1/pfs/0000:a0:00.0/sriov')).vfs.items).toEqual([
-      '0000:a0:00.1',
-      '0000:a0:00.3',
-    ]);
+    expect(
+      (await ok<{ vfs: { items: string[] } }>(app, 'GET', '/api/v1/pfs/0000:a0:00.0/sriov')).vfs.items,
+    ).toEqual(['0000:a0:00.1', '0000:a0:00.3']);
     const del = await call(app, 'DELETE', '/api/v1/pfs/0000:a0:00.0');
     expect(del.statusCode).toBe(204);
     expect(del.body).toBe('');
@@ -103,11 +116,18 @@ describe('PFs and SR-IOV', () => {
 
   it('POST /api/v1/pfs applies the topology rules, naming the field', async () => {
     const app = await testApp();
-    const p = problem(await call(app, 'POST', '/api/v1/pfs', { bdf: '02:00.0', type: 'net', totalVfs: 4, queueSize: 100 }));
+    const p = problem(
+      await call(app, 'POST', '/api/v1/pfs', { bdf: '02:00.0', type: 'net', totalVfs: 4, queueSize: 100 }),
+    );
     expect(p).toMatchObject({ code: 'VMMR_ERR_BAD_REQUEST', status: 400 });
     expect(p.detail).toBe('body.queueSize: expected a power of two 1..32768, got 100');
     const q = problem(
-      await call(app, 'POST', '/api/v1/pfs', { bdf: '02:00.0', type: 'block', totalVfs: 4, vfs: { '02:00.1': { mac: '52:54:00:00:00:01' } } }),
+      await call(app, 'POST', '/api/v1/pfs', {
+        bdf: '02:00.0',
+        type: 'block',
+        totalVfs: 4,
+        vfs: { '02:00.1': { mac: '52:54:00:00:00:01' } },
+      }),
     );
     expect(q.detail).toBe('body.vfs["02:00.1"].mac: "mac" applies only to a net PF, this PF is block');
   });
@@ -135,7 +155,12 @@ describe('PFs and SR-IOV', () => {
     expect(busy).toMatchObject({ code: 'VMMR_ERR_SRIOV_STATE', status: 409, bdf: NET_PF });
     expect(busy.detail).toContain('set numVfs to 0 first');
     const off = await ok(app, 'PUT', url, { numVfs: 0 });
-    expect(off).toMatchObject({ numVfs: 0, vfEnabled: false, vfMemoryEnabled: false, vfs: { items: [], total: 0, nextCursor: null } });
+    expect(off).toMatchObject({
+      numVfs: 0,
+      vfEnabled: false,
+      vfMemoryEnabled: false,
+      vfs: { items: [], total: 0, nextCursor: null },
+    });
     expect(await ok(app, 'PUT', url, { numVfs: 8 })).toMatchObject({ numVfs: 8, vfEnabled: true });
   });
 
@@ -143,9 +168,17 @@ describe('PFs and SR-IOV', () => {
     const app = await testApp();
     const pf = app.vmmr.emulator.machine.findPf(NET_PF);
     await enableVfs(app, 4);
-    const ctrl = await ok<{ value: string }>(app, 'GET', `${fn(NET_PF)}/config/${pf.sriov + sriovCap.registers.CTRL.offset}?width=2`);
+    const ctrl = await ok<{ value: string }>(
+      app,
+      'GET',
+      `${fn(NET_PF)}/config/${pf.sriov + sriovCap.registers.CTRL.offset}?width=2`,
+    );
     expect(Number(ctrl.value)).toBe(sriovCap.constants.CTRL_VFE.value | sriovCap.constants.CTRL_MSE.value);
-    const num = await ok<{ value: string }>(app, 'GET', `${fn(NET_PF)}/config/${pf.sriov + sriovCap.registers.NUM_VF.offset}?width=2`);
+    const num = await ok<{ value: string }>(
+      app,
+      'GET',
+      `${fn(NET_PF)}/config/${pf.sriov + sriovCap.registers.NUM_VF.offset}?width=2`,
+    );
     expect(num.value).toBe('0x0004');
   });
 
@@ -177,11 +210,18 @@ describe('PFs and SR-IOV', () => {
       pages++;
     }
     expect(pages).toBe(3);
-    expect(seen).toEqual(Array.from({ length: 10 }, (_, n) => `0000:01:${(((n + 1) >> 3) & 0x1f).toString(16).padStart(2, '0')}.${(n + 1) & 7}`));
+    expect(seen).toEqual(
+      Array.from(
+        { length: 10 },
+        (_, n) => `0000:01:${(((n + 1) >> 3) & 0x1f).toString(16).padStart(2, '0')}.${(n + 1) & 7}`,
+      ),
+    );
     expect(problem(await call(app, 'GET', `${url}?limit=4097`)).code).toBe('VMMR_ERR_BAD_REQUEST');
     expect(problem(await call(app, 'GET', `${url}?cursor=nope`)).code).toBe('VMMR_ERR_BAD_REQUEST');
     // PUT answers with the same page parameters.
-    const put = await ok<{ vfs: { items: string[]; nextCursor: string } }>(app, 'PUT', `${url}?limit=2`, { numVfs: 10 });
+    const put = await ok<{ vfs: { items: string[]; nextCursor: string } }>(app, 'PUT', `${url}?limit=2`, {
+      numVfs: 10,
+    });
     expect(put.vfs.items).toEqual([VF1, VF2]);
     expect(put.vfs.nextCursor).toBe(VF2);
   });
@@ -192,14 +232,22 @@ describe('functions', () => {
     const app = await testApp();
     await enableVfs(app, 3);
     await enableVfs(app, 2, BLK_PF);
-    const all = await ok<{ items: Array<{ bdf: string; kind: string }>; total: number; nextCursor: string | null }>(
-      app,
-      'GET',
-      '/api/v1/functions',
-    );
+    const all = await ok<{
+      items: Array<{ bdf: string; kind: string }>;
+      total: number;
+      nextCursor: string | null;
+    }>(app, 'GET', '/api/v1/functions');
     expect(all.total).toBe(7);
     expect(all.nextCursor).toBeNull();
-    expect(all.items.map((f) => f.bdf)).toEqual([NET_PF, VF1, VF2, '0000:01:00.3', BLK_PF, '0000:81:00.1', '0000:81:00.2']);
+    expect(all.items.map((f) => f.bdf)).toEqual([
+      NET_PF,
+      VF1,
+      VF2,
+      '0000:01:00.3',
+      BLK_PF,
+      '0000:81:00.1',
+      '0000:81:00.2',
+    ]);
     expect(all.items[1]).toEqual({
       bdf: VF1,
       kind: 'vf',
@@ -227,10 +275,18 @@ describe('functions', () => {
     expect(pages.flat()).toEqual(all.items.map((f) => f.bdf));
     expect(pages.map((p) => p.length)).toEqual([3, 3, 1]);
 
-    const vfs = await ok<{ items: Array<{ bdf: string }>; total: number }>(app, 'GET', `/api/v1/functions?kind=vf&pf=${BLK_PF}`);
+    const vfs = await ok<{ items: Array<{ bdf: string }>; total: number }>(
+      app,
+      'GET',
+      `/api/v1/functions?kind=vf&pf=${BLK_PF}`,
+    );
     expect(vfs.total).toBe(2);
     expect(vfs.items.map((f) => f.bdf)).toEqual(['0000:81:00.1', '0000:81:00.2']);
-    const pfs = await ok<{ items: Array<{ bdf: string }>; total: number }>(app, 'GET', '/api/v1/functions?kind=pf');
+    const pfs = await ok<{ items: Array<{ bdf: string }>; total: number }>(
+      app,
+      'GET',
+      '/api/v1/functions?kind=pf',
+    );
     expect(pfs.items.map((f) => f.bdf)).toEqual([NET_PF, BLK_PF]);
   });
 
@@ -241,7 +297,11 @@ describe('functions', () => {
     const first = await ok<{ nextCursor: string }>(app, 'GET', '/api/v1/functions?limit=3');
     expect(first.nextCursor).toBe(VF2);
     await ok(app, 'PUT', `/api/v1/pfs/${NET_PF}/sriov`, { numVfs: 0 });
-    const next = await ok<{ items: Array<{ bdf: string }> }>(app, 'GET', `/api/v1/functions?cursor=${first.nextCursor}`);
+    const next = await ok<{ items: Array<{ bdf: string }> }>(
+      app,
+      'GET',
+      `/api/v1/functions?cursor=${first.nextCursor}`,
+    );
     expect(next.items.map((f) => f.bdf)).toEqual([BLK_PF, '0000:81:00.1']);
   });
 
@@ -266,7 +326,11 @@ describe('functions', () => {
     });
     await enableVfs(app, 60000, '0000:10:00.0');
     const t0 = performance.now();
-    const page = await ok<{ items: unknown[]; total: number; nextCursor: string }>(app, 'GET', '/api/v1/functions?kind=vf&limit=256&cursor=0000:10:00.1');
+    const page = await ok<{ items: unknown[]; total: number; nextCursor: string }>(
+      app,
+      'GET',
+      '/api/v1/functions?kind=vf&limit=256&cursor=0000:10:00.1',
+    );
     const firstPageMs = performance.now() - t0;
     expect(page.total).toBe(60000);
     expect(page.items).toHaveLength(256);
@@ -301,11 +365,28 @@ describe('functions', () => {
       classCode: '0x020000',
       subsystemVendorId: '0x1af4',
       subsystemId: '0x0001',
-      bars: [{ index: 2, type: 'memory', is64: true, prefetchable: false, size: 16384, address: '0x0000000000004000', decoding: true }],
+      bars: [
+        {
+          index: 2,
+          type: 'memory',
+          is64: true,
+          prefetchable: false,
+          size: 16384,
+          address: '0x0000000000004000',
+          decoding: true,
+        },
+      ],
       mmrLocator: { bar: 2, offset: 0x1000, length: expect.any(Number) },
       identity: { mac: '02:00:00:00:01:02' },
     });
-    const caps = d.capabilities as Array<{ kind: string; id: string; name: string; offset: number; vsec?: unknown; virtio?: unknown }>;
+    const caps = d.capabilities as Array<{
+      kind: string;
+      id: string;
+      name: string;
+      offset: number;
+      vsec?: unknown;
+      virtio?: unknown;
+    }>;
     expect(caps.map((c) => c.name)).toEqual([
       'PCI Express',
       'MSI-X',
@@ -316,8 +397,18 @@ describe('functions', () => {
       'virtio PCI configuration access',
       'virtio MMR locator (Vendor-Specific Extended, cfg_type 10)',
     ]);
-    expect(caps[7]).toMatchObject({ kind: 'extended', id: '0x000b', offset: 0x100, version: 1, vsec: { id: '0x000a', rev: 0, length: 0x1c } });
-    expect(caps[2]).toMatchObject({ kind: 'standard', id: '0x09', virtio: { cfgType: 1, bar: 2, offset: 0, length: 64 } });
+    expect(caps[7]).toMatchObject({
+      kind: 'extended',
+      id: '0x000b',
+      offset: 0x100,
+      version: 1,
+      vsec: { id: '0x000a', rev: 0, length: 0x1c },
+    });
+    expect(caps[2]).toMatchObject({
+      kind: 'standard',
+      id: '0x09',
+      virtio: { cfgType: 1, bar: 2, offset: 0, length: 64 },
+    });
     const virtio = d.virtio as Record<string, unknown>;
     expect(virtio).toMatchObject({
       status: '0x00',
@@ -359,7 +450,11 @@ describe('functions', () => {
     const app = await testApp();
     await enableVfs(app, 1);
     await ok(app, 'PUT', `${fn(VF1)}/bars/2/${LEGACY + L.STATUS.offset}`, { width: 1, value: 7 });
-    const d = await ok<{ status: string; virtio: { status: string; statusBits: string[] } }>(app, 'GET', fn(VF1));
+    const d = await ok<{ status: string; virtio: { status: string; statusBits: string[] } }>(
+      app,
+      'GET',
+      fn(VF1),
+    );
     expect(d.status).toBe('0x07');
     expect(d.virtio.statusBits).toEqual(['ACKNOWLEDGE', 'DRIVER', 'DRIVER_OK']);
   });
@@ -382,7 +477,9 @@ describe('config space', () => {
     expect(lines[0]).toBe(`${NET_PF} virtio-net PF 0x1041`);
     expect(lines[1]).toBe('00: f4 1a 41 10 00 00 10 00 01 00 00 02 00 00 00 00');
     expect(lines[17]).toMatch(/^100: /);
-    expect(problem(await call(app, 'GET', `${fn(NET_PF)}/config?format=xml`)).code).toBe('VMMR_ERR_BAD_REQUEST');
+    expect(problem(await call(app, 'GET', `${fn(NET_PF)}/config?format=xml`)).code).toBe(
+      'VMMR_ERR_BAD_REQUEST',
+    );
   });
 
   it('GET/PUT …/config/{offset}: hex or decimal offsets, values as hex strings or numbers', async () => {
@@ -394,7 +491,10 @@ describe('config space', () => {
       width: 2,
       value: '0x1af4',
     });
-    expect(await ok(app, 'GET', `${fn(NET_PF)}/config/0x2?width=2`)).toMatchObject({ offset: 2, value: '0x1041' });
+    expect(await ok(app, 'GET', `${fn(NET_PF)}/config/0x2?width=2`)).toMatchObject({
+      offset: 2,
+      value: '0x1041',
+    });
     expect(await ok(app, 'GET', `${fn(NET_PF)}/config/8?width=1`)).toMatchObject({ value: '0x01' });
     expect(await ok(app, 'GET', `${fn(NET_PF)}/config/0?width=4`)).toMatchObject({ value: '0x10411af4' });
     const cmd = H.COMMAND.offset;
@@ -418,12 +518,24 @@ describe('config space', () => {
   it('needs exactly one of width and length, and {width, value} or {data}', async () => {
     const app = await testApp();
     expect(problem(await call(app, 'GET', `${fn(NET_PF)}/config/0`)).code).toBe('VMMR_ERR_BAD_REQUEST');
-    expect(problem(await call(app, 'GET', `${fn(NET_PF)}/config/0?width=4&length=4`)).code).toBe('VMMR_ERR_BAD_REQUEST');
-    expect(problem(await call(app, 'PUT', `${fn(NET_PF)}/config/4`, { width: 2 })).code).toBe('VMMR_ERR_BAD_REQUEST');
-    expect(problem(await call(app, 'PUT', `${fn(NET_PF)}/config/4`, { width: 2, value: 1, data: '00' })).code).toBe('VMMR_ERR_BAD_REQUEST');
-    expect(problem(await call(app, 'PUT', `${fn(NET_PF)}/config/4`, { width: 2, value: 'zz' })).code).toBe('VMMR_ERR_BAD_VALUE');
-    expect(problem(await call(app, 'PUT', `${fn(NET_PF)}/config/4`, { width: 2, value: 2 ** 53 })).code).toBe('VMMR_ERR_BAD_VALUE');
-    expect(problem(await call(app, 'PUT', `${fn(NET_PF)}/config/4`, { data: 'abc' })).code).toBe('VMMR_ERR_BAD_VALUE');
+    expect(problem(await call(app, 'GET', `${fn(NET_PF)}/config/0?width=4&length=4`)).code).toBe(
+      'VMMR_ERR_BAD_REQUEST',
+    );
+    expect(problem(await call(app, 'PUT', `${fn(NET_PF)}/config/4`, { width: 2 })).code).toBe(
+      'VMMR_ERR_BAD_REQUEST',
+    );
+    expect(
+      problem(await call(app, 'PUT', `${fn(NET_PF)}/config/4`, { width: 2, value: 1, data: '00' })).code,
+    ).toBe('VMMR_ERR_BAD_REQUEST');
+    expect(problem(await call(app, 'PUT', `${fn(NET_PF)}/config/4`, { width: 2, value: 'zz' })).code).toBe(
+      'VMMR_ERR_BAD_VALUE',
+    );
+    expect(problem(await call(app, 'PUT', `${fn(NET_PF)}/config/4`, { width: 2, value: 2 ** 53 })).code).toBe(
+      'VMMR_ERR_BAD_VALUE',
+    );
+    expect(problem(await call(app, 'PUT', `${fn(NET_PF)}/config/4`, { data: 'abc' })).code).toBe(
+      'VMMR_ERR_BAD_VALUE',
+    );
   });
 
   it('block reads and writes of config space', async () => {
@@ -451,11 +563,16 @@ describe('BARs', () => {
     });
     // An 8-byte write and read of an MSI-X table entry's address, whole.
     await ok(app, 'PUT', `${fn(VF1)}/bars/2/0x2000`, { width: 8, value: '0x00000001fee01000' });
-    expect(await ok(app, 'GET', `${fn(VF1)}/bars/2/0x2000?width=8`)).toMatchObject({ width: 8, value: '0x00000001fee01000' });
+    expect(await ok(app, 'GET', `${fn(VF1)}/bars/2/0x2000?width=8`)).toMatchObject({
+      width: 8,
+      value: '0x00000001fee01000',
+    });
     expect(await ok(app, 'GET', `${fn(VF1)}/bars/2/0x2004?width=4`)).toMatchObject({ value: '0x00000001' });
     // Above 2^53: hex strings carry every bit.
     await ok(app, 'PUT', `${fn(VF1)}/bars/2/0x2010`, { width: 8, value: '0xfedcba9876543210' });
-    expect(await ok(app, 'GET', `${fn(VF1)}/bars/2/0x2010?width=8`)).toMatchObject({ value: '0xfedcba9876543210' });
+    expect(await ok(app, 'GET', `${fn(VF1)}/bars/2/0x2010?width=8`)).toMatchObject({
+      value: '0xfedcba9876543210',
+    });
   });
 
   it('block read and write: JSON hex and application/octet-stream', async () => {
@@ -470,9 +587,14 @@ describe('BARs', () => {
       length: 16,
       data: entry,
     });
-    expect(await ok(app, 'GET', `${fn(VF1)}/bars/2/0x2000?length=16`)).toMatchObject({ length: 16, data: entry });
+    expect(await ok(app, 'GET', `${fn(VF1)}/bars/2/0x2000?length=16`)).toMatchObject({
+      length: 16,
+      data: entry,
+    });
     expect(await ok(app, 'GET', `${fn(VF1)}/bars/2/0x2008?width=4`)).toMatchObject({ value: '0x00000021' });
-    const bin = await call(app, 'GET', `${fn(VF1)}/bars/2/0x2000?length=16`, undefined, { accept: 'application/octet-stream' });
+    const bin = await call(app, 'GET', `${fn(VF1)}/bars/2/0x2000?length=16`, undefined, {
+      accept: 'application/octet-stream',
+    });
     expect(bin.headers['content-type']).toBe('application/octet-stream');
     expect(bin.rawPayload.toString('hex')).toBe(entry);
     const json = await call(app, 'GET', `${fn(VF1)}/bars/2/0x2000?length=16`, undefined, {
@@ -481,10 +603,14 @@ describe('BARs', () => {
     expect(json.headers['content-type']).toMatch(/^application\/json/);
     // Raw bytes in.
     const raw = Buffer.from('0020e0fe000000004100000000000000', 'hex');
-    const put = await call(app, 'PUT', `${fn(VF1)}/bars/2/0x2010`, raw, { 'content-type': 'application/octet-stream' });
+    const put = await call(app, 'PUT', `${fn(VF1)}/bars/2/0x2010`, raw, {
+      'content-type': 'application/octet-stream',
+    });
     expect(put.statusCode).toBe(200);
     expect(put.json()).toMatchObject({ offset: 0x2010, length: 16, data: raw.toString('hex') });
-    expect(await ok(app, 'GET', `${fn(VF1)}/bars/2/0x2010?length=16`)).toMatchObject({ data: raw.toString('hex') });
+    expect(await ok(app, 'GET', `${fn(VF1)}/bars/2/0x2010?length=16`)).toMatchObject({
+      data: raw.toString('hex'),
+    });
   });
 
   it('a block read of the legacy device config returns the MAC', async () => {
@@ -499,7 +625,12 @@ describe('BARs', () => {
     const app = await testApp();
     await enableVfs(app, 1);
     const p = problem(await call(app, 'GET', `${fn(VF1)}/bars/2/0x1000?length=16`));
-    expect(p).toMatchObject({ code: 'VMMR_ERR_WIDTH_MISMATCH', offset: 0x1000, width: 8, register: 'HOST_FEATURES' });
+    expect(p).toMatchObject({
+      code: 'VMMR_ERR_WIDTH_MISMATCH',
+      offset: 0x1000,
+      width: 8,
+      register: 'HOST_FEATURES',
+    });
     expect(p.detail).toContain('block read of 16 bytes at 0x1000 stopped after 0 bytes');
     const q = problem(await call(app, 'GET', `${fn(VF1)}/bars/2/0x3ff8?length=16`));
     expect(q).toMatchObject({ code: 'VMMR_ERR_OUT_OF_RANGE' });
@@ -512,7 +643,10 @@ describe('BARs', () => {
     await enableVfs(app, 1);
     const pf = app.vmmr.emulator.machine.findPf(NET_PF);
     const ctrl = pf.sriov + sriovCap.registers.CTRL.offset;
-    await ok(app, 'PUT', `${fn(NET_PF)}/config/${ctrl}`, { width: 2, value: sriovCap.constants.CTRL_VFE.value });
+    await ok(app, 'PUT', `${fn(NET_PF)}/config/${ctrl}`, {
+      width: 2,
+      value: sriovCap.constants.CTRL_VFE.value,
+    });
     const p = problem(await call(app, 'GET', `${fn(VF1)}/bars/2/0x1000?width=4`));
     expect(p).toMatchObject({ code: 'VMMR_ERR_DECODE_DISABLED', status: 409 });
     expect(problem(await call(app, 'GET', `${fn(VF1)}/bars/x/0?width=4`)).code).toBe('VMMR_ERR_BAD_SPACE');
@@ -526,31 +660,58 @@ describe('guest view', () => {
     const dump = await ok<{ data: string }>(app, 'GET', `${fn(VF1)}/guest/config`);
     expect(dump.data.slice(0, 8)).toBe('f41a0010');
     const lspci = await call(app, 'GET', `${fn(VF1)}/guest/config?format=lspci`);
-    expect(lspci.body.split('\n')[0]).toBe(`${VF1} virtio-net transitional device 0x1000 (guest view of MMR VF ${VF1})`);
-    expect(await ok(app, 'GET', `${fn(VF1)}/guest/config/0?width=4`)).toMatchObject({ space: 'guest-config', value: '0x10001af4' });
-    expect(problem(await call(app, 'GET', `${fn(VF1)}/guest/io/0?width=4`)).code).toBe('VMMR_ERR_IO_DISABLED');
-    await ok(app, 'PUT', `${fn(VF1)}/guest/config/${H.COMMAND.offset}`, { width: 2, value: pciHeader.constants.COMMAND_IO.value });
+    expect(lspci.body.split('\n')[0]).toBe(
+      `${VF1} virtio-net transitional device 0x1000 (guest view of MMR VF ${VF1})`,
+    );
+    expect(await ok(app, 'GET', `${fn(VF1)}/guest/config/0?width=4`)).toMatchObject({
+      space: 'guest-config',
+      value: '0x10001af4',
+    });
+    expect(problem(await call(app, 'GET', `${fn(VF1)}/guest/io/0?width=4`)).code).toBe(
+      'VMMR_ERR_IO_DISABLED',
+    );
+    await ok(app, 'PUT', `${fn(VF1)}/guest/config/${H.COMMAND.offset}`, {
+      width: 2,
+      value: pciHeader.constants.COMMAND_IO.value,
+    });
     const features = await ok<{ value: string }>(app, 'GET', `${fn(VF1)}/guest/io/0?width=4`);
     const direct = await ok<{ value: string }>(app, 'GET', `${fn(VF1)}/bars/2/0x1000?width=4`);
     expect(features).toMatchObject({ space: 'io', offset: 0, width: 4 });
     expect(features.value).toBe(direct.value);
-    expect(await ok(app, 'PUT', `${fn(VF1)}/guest/io/0x12`, { width: 1, value: 1 })).toMatchObject({ space: 'io', offset: 0x12 });
+    expect(await ok(app, 'PUT', `${fn(VF1)}/guest/io/0x12`, { width: 1, value: 1 })).toMatchObject({
+      space: 'io',
+      offset: 0x12,
+    });
     expect(await ok(app, 'GET', `${fn(VF1)}/bars/2/0x1012?width=1`)).toMatchObject({ value: '0x01' });
     expect(await ok(app, 'GET', `${fn(VF1)}/guest/io/0?length=8`)).toMatchObject({ space: 'io', length: 8 });
     const d = await ok<{ guest: Record<string, unknown> }>(app, 'GET', fn(VF1));
-    expect(d.guest).toMatchObject({ vendorId: '0x1af4', deviceId: '0x1000', ioEnabled: true, memoryEnabled: false, intxAsserted: false });
+    expect(d.guest).toMatchObject({
+      vendorId: '0x1af4',
+      deviceId: '0x1000',
+      ioEnabled: true,
+      memoryEnabled: false,
+      intxAsserted: false,
+    });
   });
 
   it('guest routes exist for VFs only', async () => {
     const app = await testApp();
-    expect(problem(await call(app, 'GET', `${fn(NET_PF)}/guest/config`)).code).toBe('VMMR_ERR_NOT_TRANSITIONAL');
-    expect(problem(await call(app, 'GET', `${fn(NET_PF)}/guest/io/0?width=1`)).code).toBe('VMMR_ERR_NOT_TRANSITIONAL');
+    expect(problem(await call(app, 'GET', `${fn(NET_PF)}/guest/config`)).code).toBe(
+      'VMMR_ERR_NOT_TRANSITIONAL',
+    );
+    expect(problem(await call(app, 'GET', `${fn(NET_PF)}/guest/io/0?width=1`)).code).toBe(
+      'VMMR_ERR_NOT_TRANSITIONAL',
+    );
     expect(problem(await call(app, 'GET', `${fn(VF1)}/guest/config`)).code).toBe('VMMR_ERR_VF_DISABLED');
   });
 });
 
 describe('POST /api/v1/access', () => {
-  const read = (offset: number, width: number, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+  const read = (
+    offset: number,
+    width: number,
+    extra: Record<string, unknown> = {},
+  ): Record<string, unknown> => ({
     bdf: VF1,
     space: 'bar2',
     op: 'read',
@@ -595,7 +756,12 @@ describe('POST /api/v1/access', () => {
     const app = await testApp();
     await enableVfs(app, 1);
     const ops = [read(0x1000, 4), read(0x1001, 4), read(0x1000, 4)];
-    const stop = await ok<{ results: unknown[]; executed: number; failed: number }>(app, 'POST', '/api/v1/access', { ops });
+    const stop = await ok<{ results: unknown[]; executed: number; failed: number }>(
+      app,
+      'POST',
+      '/api/v1/access',
+      { ops },
+    );
     expect(stop.executed).toBe(2);
     expect(stop.failed).toBe(1);
     expect(stop.results[1]).toEqual({
@@ -609,10 +775,15 @@ describe('POST /api/v1/access', () => {
         width: 4,
       },
     });
-    const cont = await ok<{ results: Array<{ ok: boolean }>; executed: number; failed: number }>(app, 'POST', '/api/v1/access', {
-      ops,
-      onError: 'continue',
-    });
+    const cont = await ok<{ results: Array<{ ok: boolean }>; executed: number; failed: number }>(
+      app,
+      'POST',
+      '/api/v1/access',
+      {
+        ops,
+        onError: 'continue',
+      },
+    );
     expect(cont.executed).toBe(3);
     expect(cont.failed).toBe(1);
     expect(cont.results.map((r) => r.ok)).toEqual([true, false, true]);
@@ -621,21 +792,26 @@ describe('POST /api/v1/access', () => {
   it('fails bad values per operation, with the code and the access', async () => {
     const app = await testApp();
     await enableVfs(app, 1);
-    const res = await ok<{ results: Array<{ ok: boolean; error?: Record<string, unknown> }> }>(app, 'POST', '/api/v1/access', {
-      onError: 'continue',
-      ops: [
-        { bdf: 'nope', space: 'config', op: 'read', offset: 0, width: 4 },
-        { bdf: VF1, space: 'bar9', op: 'read', offset: 0, width: 4 },
-        { bdf: VF1, space: 'config', op: 'read', offset: '0xq', width: 4 },
-        { bdf: VF1, space: 'config', op: 'write', offset: 4, width: 2, value: '0xq' },
-        { bdf: VF1, space: 'config', op: 'write', offset: 4, data: 'xyz' },
-        { bdf: VF1, space: 'config', op: 'read', offset: 0, width: 0 },
-        { bdf: VF1, space: 'config', op: 'read', offset: 0, width: 3 },
-        { bdf: '0000:01:01.0', space: 'config', op: 'read', offset: 0, width: 4 },
-        { bdf: VF1, space: 'bar2', op: 'read', offset: 0x1000, length: 16 },
-        { bdf: NET_PF, space: 'io', op: 'read', offset: 0, width: 1 },
-      ],
-    });
+    const res = await ok<{ results: Array<{ ok: boolean; error?: Record<string, unknown> }> }>(
+      app,
+      'POST',
+      '/api/v1/access',
+      {
+        onError: 'continue',
+        ops: [
+          { bdf: 'nope', space: 'config', op: 'read', offset: 0, width: 4 },
+          { bdf: VF1, space: 'bar9', op: 'read', offset: 0, width: 4 },
+          { bdf: VF1, space: 'config', op: 'read', offset: '0xq', width: 4 },
+          { bdf: VF1, space: 'config', op: 'write', offset: 4, width: 2, value: '0xq' },
+          { bdf: VF1, space: 'config', op: 'write', offset: 4, data: 'xyz' },
+          { bdf: VF1, space: 'config', op: 'read', offset: 0, width: 0 },
+          { bdf: VF1, space: 'config', op: 'read', offset: 0, width: 3 },
+          { bdf: '0000:01:01.0', space: 'config', op: 'read', offset: 0, width: 4 },
+          { bdf: VF1, space: 'bar2', op: 'read', offset: 0x1000, length: 16 },
+          { bdf: NET_PF, space: 'io', op: 'read', offset: 0, width: 1 },
+        ],
+      },
+    );
     expect(res.results.map((r) => r.error?.code)).toEqual([
       'VMMR_ERR_BAD_BDF',
       'VMMR_ERR_BAD_SPACE',
@@ -648,21 +824,54 @@ describe('POST /api/v1/access', () => {
       'VMMR_ERR_WIDTH_MISMATCH',
       'VMMR_ERR_NOT_TRANSITIONAL',
     ]);
-    expect(res.results[8]!.error).toMatchObject({ bdf: VF1, space: 'bar2', offset: 0x1000, width: 8, length: 16, register: 'HOST_FEATURES' });
-    for (const r of res.results) expect(r.error).toMatchObject({ bdf: expect.any(String), space: expect.any(String), offset: expect.any(Number) });
+    expect(res.results[8]!.error).toMatchObject({
+      bdf: VF1,
+      space: 'bar2',
+      offset: 0x1000,
+      width: 8,
+      length: 16,
+      register: 'HOST_FEATURES',
+    });
+    for (const r of res.results)
+      expect(r.error).toMatchObject({
+        bdf: expect.any(String),
+        space: expect.any(String),
+        offset: expect.any(Number),
+      });
   });
 
   it('rejects a malformed batch with 400 before running anything', async () => {
     const app = await testApp();
     const write = { bdf: NET_PF, space: 'config', op: 'write', offset: 4, width: 2, value: 6 };
     const cases: Array<[unknown, string]> = [
-      [{ ops: [write, { bdf: NET_PF, space: 'config', op: 'read', offset: 0 }] }, 'body/ops/1: a read needs exactly one of width and length'],
-      [{ ops: [write, { bdf: 1, space: 'config', op: 'read', offset: 0, width: 4 }] }, 'body/ops/1/bdf: must be a string'],
-      [{ ops: [write, { bdf: NET_PF, space: 'config', op: 'peek', offset: 0, width: 4 }] }, 'body/ops/1/op: must be "read" or "write"'],
-      [{ ops: [write, { bdf: NET_PF, space: 'config', op: 'read', width: 4 }] }, 'body/ops/1/offset: is required'],
-      [{ ops: [write, { bdf: NET_PF, space: 'config', op: 'read', offset: 0, width: '4' }] }, 'body/ops/1/width: must be an integer'],
-      [{ ops: [write, { bdf: NET_PF, space: 'config', op: 'write', offset: 0, width: 4 }] }, 'body/ops/1: a write needs width and value, or data'],
-      [{ ops: [write, { bdf: NET_PF, space: 'config', op: 'read', offset: 0, width: 4, value: 1 }] }, 'body/ops/1/value: is not allowed on a read'],
+      [
+        { ops: [write, { bdf: NET_PF, space: 'config', op: 'read', offset: 0 }] },
+        'body/ops/1: a read needs exactly one of width and length',
+      ],
+      [
+        { ops: [write, { bdf: 1, space: 'config', op: 'read', offset: 0, width: 4 }] },
+        'body/ops/1/bdf: must be a string',
+      ],
+      [
+        { ops: [write, { bdf: NET_PF, space: 'config', op: 'peek', offset: 0, width: 4 }] },
+        'body/ops/1/op: must be "read" or "write"',
+      ],
+      [
+        { ops: [write, { bdf: NET_PF, space: 'config', op: 'read', width: 4 }] },
+        'body/ops/1/offset: is required',
+      ],
+      [
+        { ops: [write, { bdf: NET_PF, space: 'config', op: 'read', offset: 0, width: '4' }] },
+        'body/ops/1/width: must be an integer',
+      ],
+      [
+        { ops: [write, { bdf: NET_PF, space: 'config', op: 'write', offset: 0, width: 4 }] },
+        'body/ops/1: a write needs width and value, or data',
+      ],
+      [
+        { ops: [write, { bdf: NET_PF, space: 'config', op: 'read', offset: 0, width: 4, value: 1 }] },
+        'body/ops/1/value: is not allowed on a read',
+      ],
       [{ ops: [write, 'x'] }, 'body/ops/1: must be an object'],
       [{ ops: [write], onError: 'ignore' }, 'body/onError'],
       [{ ops: [write], extra: 1 }, 'body: unknown property "extra"'],
@@ -680,7 +889,9 @@ describe('POST /api/v1/access', () => {
   it('answers 413 above VMMR_MAX_BATCH', async () => {
     const app = await testApp({ env: { VMMR_MAX_BATCH: '3' } });
     const op = { bdf: NET_PF, space: 'config', op: 'read', offset: 0, width: 4 };
-    expect((await ok<{ executed: number }>(app, 'POST', '/api/v1/access', { ops: [op, op, op] })).executed).toBe(3);
+    expect(
+      (await ok<{ executed: number }>(app, 'POST', '/api/v1/access', { ops: [op, op, op] })).executed,
+    ).toBe(3);
     const p = problem(await call(app, 'POST', '/api/v1/access', { ops: [op, op, op, op] }));
     expect(p).toMatchObject({ code: 'VMMR_ERR_TOO_LARGE', status: 413 });
     expect(p.detail).toContain('VMMR_MAX_BATCH');
@@ -690,17 +901,29 @@ describe('POST /api/v1/access', () => {
     const app = await testApp();
     const pf = app.vmmr.emulator.machine.findPf(NET_PF);
     const S = sriovCap.registers;
-    const res = await ok<{ results: Array<{ ok: boolean; value?: string; error?: { code: string } }> }>(app, 'POST', '/api/v1/access', {
-      onError: 'continue',
-      ops: [
-        { bdf: VF1, space: 'config', op: 'read', offset: 0x10c, width: 4 },
-        { bdf: NET_PF, space: 'config', op: 'write', offset: pf.sriov + S.NUM_VF.offset, width: 2, value: 2 },
-        { bdf: NET_PF, space: 'config', op: 'write', offset: pf.sriov + S.CTRL.offset, width: 2, value: 9 },
-        { bdf: VF1, space: 'bar2', op: 'read', offset: LEGACY + L.QUEUE_NUM.offset, width: 2 },
-        { bdf: NET_PF, space: 'config', op: 'write', offset: pf.sriov + S.CTRL.offset, width: 2, value: 0 },
-        { bdf: VF1, space: 'bar2', op: 'read', offset: LEGACY + L.QUEUE_NUM.offset, width: 2 },
-      ],
-    });
+    const res = await ok<{ results: Array<{ ok: boolean; value?: string; error?: { code: string } }> }>(
+      app,
+      'POST',
+      '/api/v1/access',
+      {
+        onError: 'continue',
+        ops: [
+          { bdf: VF1, space: 'config', op: 'read', offset: 0x10c, width: 4 },
+          {
+            bdf: NET_PF,
+            space: 'config',
+            op: 'write',
+            offset: pf.sriov + S.NUM_VF.offset,
+            width: 2,
+            value: 2,
+          },
+          { bdf: NET_PF, space: 'config', op: 'write', offset: pf.sriov + S.CTRL.offset, width: 2, value: 9 },
+          { bdf: VF1, space: 'bar2', op: 'read', offset: LEGACY + L.QUEUE_NUM.offset, width: 2 },
+          { bdf: NET_PF, space: 'config', op: 'write', offset: pf.sriov + S.CTRL.offset, width: 2, value: 0 },
+          { bdf: VF1, space: 'bar2', op: 'read', offset: LEGACY + L.QUEUE_NUM.offset, width: 2 },
+        ],
+      },
+    );
     expect(res.results.map((r) => r.ok)).toEqual([false, true, true, true, true, false]);
     expect(res.results[0]!.error!.code).toBe('VMMR_ERR_VF_DISABLED');
     expect(res.results[3]!.value).toBe('0x0100');
@@ -711,39 +934,62 @@ describe('POST /api/v1/access', () => {
 describe('device side', () => {
   it('POST …/interrupt raises queue and config interrupts and lists the events', async () => {
     const app = await testApp();
-    const q = await ok<{ isr: string; events: Array<Record<string, unknown>> }>(app, 'POST', `${fn(NET_PF)}/interrupt`, { queue: 1 });
+    const q = await ok<{ isr: string; events: Array<Record<string, unknown>> }>(
+      app,
+      'POST',
+      `${fn(NET_PF)}/interrupt`,
+      { queue: 1 },
+    );
     expect(q).toEqual({
       bdf: NET_PF,
       isr: '0x01',
       configGeneration: 0,
       events: [{ type: 'interrupt', bdf: NET_PF, mode: 'intx', level: true }],
     });
-    const c = await ok<{ isr: string; configGeneration: number; events: Array<{ type: string }> }>(app, 'POST', `${fn(NET_PF)}/interrupt`, {
-      config: true,
-    });
+    const c = await ok<{ isr: string; configGeneration: number; events: Array<{ type: string }> }>(
+      app,
+      'POST',
+      `${fn(NET_PF)}/interrupt`,
+      {
+        config: true,
+      },
+    );
     expect(c.isr).toBe('0x03');
     expect(c.configGeneration).toBe(1);
     expect(c.events.map((e) => e.type)).toEqual(['config-change']);
-    expect(problem(await call(app, 'POST', `${fn(NET_PF)}/interrupt`, { queue: 3 })).code).toBe('VMMR_ERR_BAD_VALUE');
+    expect(problem(await call(app, 'POST', `${fn(NET_PF)}/interrupt`, { queue: 3 })).code).toBe(
+      'VMMR_ERR_BAD_VALUE',
+    );
     expect(problem(await call(app, 'POST', `${fn(NET_PF)}/interrupt`, {})).code).toBe('VMMR_ERR_BAD_REQUEST');
-    expect(problem(await call(app, 'POST', `${fn(NET_PF)}/interrupt`, { queue: 0, config: true })).code).toBe('VMMR_ERR_BAD_REQUEST');
+    expect(problem(await call(app, 'POST', `${fn(NET_PF)}/interrupt`, { queue: 0, config: true })).code).toBe(
+      'VMMR_ERR_BAD_REQUEST',
+    );
   });
 
   it('PUT …/device-config changes a field and raises a config change', async () => {
     const app = await testApp();
     await enableVfs(app, 1);
-    const res = await ok<{ configGeneration: number; events: Array<{ type: string }> }>(app, 'PUT', `${fn(VF1)}/device-config`, {
-      offset: 0,
-      data: '525400abcdef',
-    });
+    const res = await ok<{ configGeneration: number; events: Array<{ type: string }> }>(
+      app,
+      'PUT',
+      `${fn(VF1)}/device-config`,
+      {
+        offset: 0,
+        data: '525400abcdef',
+      },
+    );
     expect(res.configGeneration).toBe(1);
     expect(res.events.map((e) => e.type)).toContain('config-change');
     const d = await ok<{ identity: { mac: string } }>(app, 'GET', fn(VF1));
     expect(d.identity.mac).toBe('52:54:00:ab:cd:ef');
     const cfg = LEGACY + legacy.constants.CONFIG_OFF_NO_MSIX.value;
     expect(await ok(app, 'GET', `${fn(VF1)}/bars/2/${cfg}?length=6`)).toMatchObject({ data: '525400abcdef' });
-    expect(problem(await call(app, 'PUT', `${fn(VF1)}/device-config`, { offset: '0x10', data: '00000000' })).code).toBe('VMMR_ERR_OUT_OF_RANGE');
-    expect(problem(await call(app, 'PUT', `${fn(VF1)}/device-config`, { offset: 0, data: '' })).code).toBe('VMMR_ERR_BAD_VALUE');
+    expect(
+      problem(await call(app, 'PUT', `${fn(VF1)}/device-config`, { offset: '0x10', data: '00000000' })).code,
+    ).toBe('VMMR_ERR_OUT_OF_RANGE');
+    expect(problem(await call(app, 'PUT', `${fn(VF1)}/device-config`, { offset: 0, data: '' })).code).toBe(
+      'VMMR_ERR_BAD_VALUE',
+    );
   });
 });
 
@@ -751,21 +997,51 @@ describe('trace', () => {
   it('PUT …/trace enables a ring; GET lists translated I/O accesses', async () => {
     const app = await testApp();
     await enableVfs(app, 1);
-    expect(await ok(app, 'GET', `${fn(VF1)}/trace`)).toEqual({ enabled: false, depth: 0, recorded: 0, entries: [] });
-    expect(await ok(app, 'PUT', `${fn(VF1)}/trace`, { enabled: true, depth: 2 })).toEqual({ enabled: true, depth: 2, recorded: 0 });
+    expect(await ok(app, 'GET', `${fn(VF1)}/trace`)).toEqual({
+      enabled: false,
+      depth: 0,
+      recorded: 0,
+      entries: [],
+    });
+    expect(await ok(app, 'PUT', `${fn(VF1)}/trace`, { enabled: true, depth: 2 })).toEqual({
+      enabled: true,
+      depth: 2,
+      recorded: 0,
+    });
     await ok(app, 'PUT', `${fn(VF1)}/guest/config/${H.COMMAND.offset}`, { width: 2, value: 1 });
     await ok(app, 'GET', `${fn(VF1)}/guest/io/0?width=4`);
     await ok(app, 'PUT', `${fn(VF1)}/guest/io/0x12`, { width: 1, value: 1 });
     await call(app, 'GET', `${fn(VF1)}/guest/io/0x10?width=2`);
-    const t = await ok<{ enabled: boolean; depth: number; recorded: number; entries: Array<Record<string, unknown>> }>(app, 'GET', `${fn(VF1)}/trace`);
+    const t = await ok<{
+      enabled: boolean;
+      depth: number;
+      recorded: number;
+      entries: Array<Record<string, unknown>>;
+    }>(app, 'GET', `${fn(VF1)}/trace`);
     expect(t).toMatchObject({ enabled: true, depth: 2, recorded: 3 });
     expect(t.entries).toHaveLength(2);
-    expect(t.entries[0]).toMatchObject({ seq: 2, op: 'write', port: 0x12, width: 1, value: '0x01', bar: 2, offset: 0x1012, register: 'STATUS', outcome: 'ok' });
+    expect(t.entries[0]).toMatchObject({
+      seq: 2,
+      op: 'write',
+      port: 0x12,
+      width: 1,
+      value: '0x01',
+      bar: 2,
+      offset: 0x1012,
+      register: 'STATUS',
+      outcome: 'ok',
+    });
     expect(t.entries[1]).toMatchObject({ seq: 3, op: 'read', port: 0x10, outcome: 'VMMR_ERR_WRITE_ONLY' });
     const after = await ok<{ entries: Array<{ seq: number }> }>(app, 'GET', `${fn(VF1)}/trace?after=2`);
     expect(after.entries.map((e) => e.seq)).toEqual([3]);
-    expect(await ok(app, 'PUT', `${fn(VF1)}/trace`, { enabled: false })).toEqual({ enabled: false, depth: 0, recorded: 0 });
-    expect(problem(await call(app, 'PUT', `${fn(VF1)}/trace`, { enabled: true, depth: 0 })).code).toBe('VMMR_ERR_BAD_VALUE');
+    expect(await ok(app, 'PUT', `${fn(VF1)}/trace`, { enabled: false })).toEqual({
+      enabled: false,
+      depth: 0,
+      recorded: 0,
+    });
+    expect(problem(await call(app, 'PUT', `${fn(VF1)}/trace`, { enabled: true, depth: 0 })).code).toBe(
+      'VMMR_ERR_BAD_VALUE',
+    );
     expect(problem(await call(app, 'GET', `${fn(NET_PF)}/trace`)).code).toBe('VMMR_ERR_NOT_TRANSITIONAL');
   });
 
@@ -782,7 +1058,12 @@ describe('state', () => {
     await enableVfs(app, 3);
     await ok(app, 'PUT', `${fn(VF2)}/bars/2/${LEGACY + L.STATUS.offset}`, { width: 1, value: 3 });
     await ok(app, 'POST', '/api/v1/pfs', { bdf: 'c0:00.0', type: 'rng', totalVfs: 2 });
-    const state = await ok<{ format: string; version: number; pfs: unknown[]; functions: Array<{ bdf: string }> }>(app, 'GET', '/api/v1/state');
+    const state = await ok<{
+      format: string;
+      version: number;
+      pfs: unknown[];
+      functions: Array<{ bdf: string }>;
+    }>(app, 'GET', '/api/v1/state');
     expect(state.format).toBe('vmmr-state');
     expect(state.version).toBe(1);
     expect(state.pfs).toHaveLength(3);
@@ -804,17 +1085,52 @@ describe('state', () => {
     const bad = problem(await call(app, 'PUT', '/api/v1/state', { ...state, functions: 'x' }));
     expect(bad).toMatchObject({ code: 'VMMR_ERR_BAD_REQUEST', status: 400, path: '/functions' });
     const wrongPf = problem(
-      await call(app, 'PUT', '/api/v1/state', { ...state, pfs: [{ bdf: '01:00.0', type: 'net', totalVfs: 4, queueSize: 3 }] }),
+      await call(app, 'PUT', '/api/v1/state', {
+        ...state,
+        pfs: [{ bdf: '01:00.0', type: 'net', totalVfs: 4, queueSize: 3 }],
+      }),
     );
     expect(wrongPf).toMatchObject({ code: 'VMMR_ERR_STATE', status: 422 });
     expect(wrongPf.detail).toContain('pfs[0].queueSize');
     const ghost = problem(
       await call(app, 'PUT', '/api/v1/state', {
         ...state,
-        functions: [...(state.functions as unknown[]), { ...(state.functions as Array<Record<string, unknown>>)[0], bdf: '0000:01:00.9' }],
+        functions: [
+          ...(state.functions as unknown[]),
+          { ...(state.functions as Array<Record<string, unknown>>)[0], bdf: '0000:01:00.9' },
+        ],
       }),
     );
     expect(ghost.code).toBe('VMMR_ERR_STATE');
     expect(await ok(app, 'GET', '/readyz')).toMatchObject({ vfs: 2 });
+  });
+});
+
+describe('POST /api/v1/access defaults', () => {
+  it('takes bdf and space from the batch when an operation gives none', async () => {
+    const app = await testApp();
+    await enableVfs(app, 2);
+    const res = await ok<{ results: Array<{ ok: boolean; value?: string }> }>(app, 'POST', '/api/v1/access', {
+      bdf: VF1,
+      space: 'bar2',
+      ops: [
+        { op: 'write', offset: LEGACY + L.QUEUE_SEL.offset, width: 2, value: 2 },
+        { op: 'read', offset: LEGACY + L.QUEUE_SEL.offset, width: 2 },
+        { bdf: VF2, op: 'read', offset: LEGACY + L.QUEUE_SEL.offset, width: 2 },
+        { space: 'config', op: 'read', offset: 0, width: 4 },
+      ],
+    });
+    expect(res.results).toEqual([
+      { ok: true },
+      { ok: true, value: '0x0002' },
+      { ok: true, value: '0x0000' },
+      { ok: true, value: '0xffffffff' },
+    ]);
+    const p = problem(
+      await call(app, 'POST', '/api/v1/access', {
+        ops: [{ op: 'read', offset: 0, width: 4, space: 'config' }],
+      }),
+    );
+    expect(p.detail).toBe('body/ops/0/bdf: is required (or give the batch a default bdf)');
   });
 });

@@ -28,7 +28,13 @@ function outcomeOf(e: unknown): string {
 }
 
 /** One read through src/access, counted in the metrics. */
-export function readOne(metrics: Metrics, fn: VirtioPciFunction, space: Space, offset: number, width: number): AccessEcho {
+export function readOne(
+  metrics: Metrics,
+  fn: VirtioPciFunction,
+  space: Space,
+  offset: number,
+  width: number,
+): AccessEcho {
   try {
     const value = read(fn, space, offset, width);
     metrics.countAccess(space, width, 'read', 'ok');
@@ -58,7 +64,13 @@ export function writeOne(
   }
 }
 
-export function readBlockCounted(metrics: Metrics, fn: VirtioPciFunction, space: Space, offset: number, length: number): Uint8Array {
+export function readBlockCounted(
+  metrics: Metrics,
+  fn: VirtioPciFunction,
+  space: Space,
+  offset: number,
+  length: number,
+): Uint8Array {
   try {
     const data = readBlock(fn, space, offset, length);
     metrics.countAccess(space, 'block', 'read', 'ok');
@@ -69,7 +81,13 @@ export function readBlockCounted(metrics: Metrics, fn: VirtioPciFunction, space:
   }
 }
 
-export function writeBlockCounted(metrics: Metrics, fn: VirtioPciFunction, space: Space, offset: number, data: Uint8Array): BlockEcho {
+export function writeBlockCounted(
+  metrics: Metrics,
+  fn: VirtioPciFunction,
+  space: Space,
+  offset: number,
+  data: Uint8Array,
+): BlockEcho {
   try {
     writeBlock(fn, space, offset, data);
     metrics.countAccess(space, 'block', 'write', 'ok');

@@ -36,11 +36,15 @@ export const configRoutes: RouteModule = (app, ctx) => {
       const bytes = fn.config.snapshot();
       switch (request.query.format ?? 'json') {
         case 'lspci':
-          return reply.type('text/plain; charset=utf-8').send(formatLspciDump(fn.bdf, dumpDescription(fn), bytes));
+          return reply
+            .type('text/plain; charset=utf-8')
+            .send(formatLspciDump(fn.bdf, dumpDescription(fn), bytes));
         case 'hex':
           return reply.type('text/plain; charset=utf-8').send(formatHexDump(bytes));
         default:
-          return reply.type('application/json').send({ bdf: fn.bdf, length: bytes.length, data: bytesToHex(bytes) });
+          return reply
+            .type('application/json')
+            .send({ bdf: fn.bdf, length: bytes.length, data: bytesToHex(bytes) });
       }
     },
   );
@@ -53,7 +57,7 @@ export const configRoutes: RouteModule = (app, ctx) => {
     what: 'config space',
     widths: '1, 2 or 4',
     description:
-      'Config-space accesses go through the function\'s own config path: write masks, RW1C bits, SR-IOV ' +
+      "Config-space accesses go through the function's own config path: write masks, RW1C bits, SR-IOV " +
       'control (VF Enable creates and removes VFs), MSI-X enable, FLR, the PCI_CFG access window.',
     spaceOf: () => 'config',
     functionOf: (c, bdf) => c.emulator.machine.find(bdf),

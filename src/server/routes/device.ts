@@ -15,7 +15,8 @@ const DeviceOutcome = Type.Object({
   isr: Type.String({ description: 'ISR after the change' }),
   configGeneration: Type.Integer(),
   events: Type.Array(Type.Object({ type: Type.String() }, { additionalProperties: true }), {
-    description: 'the events the change produced (interrupt: intx level, msix with address/data, msix-pending…)',
+    description:
+      'the events the change produced (interrupt: intx level, msix with address/data, msix-pending…)',
   }),
 });
 
@@ -51,7 +52,7 @@ export const deviceRoutes: RouteModule = (app, ctx) => {
         tags,
         summary: 'Raise an interrupt as the device would',
         description:
-          '{queue: n}: the device used buffers of queue n (ISR bit 0, then the queue\'s MSI-X vector, or INTx when ' +
+          "{queue: n}: the device used buffers of queue n (ISR bit 0, then the queue's MSI-X vector, or INTx when " +
           'MSI-X is off). {config: true}: a configuration change (config generation + 1, ISR bit 1, the config ' +
           'vector). A masked vector becomes pending. The answer lists the events produced.',
         params: BdfParams,
@@ -110,7 +111,10 @@ export const deviceRoutes: RouteModule = (app, ctx) => {
       const offset = parseOffset(request.body.offset);
       const bytes = hexToBytes(request.body.data);
       if (!bytes || bytes.length === 0) {
-        throw new VmmrError('VMMR_ERR_BAD_VALUE', 'body.data: expected plain hex, two digits per byte, at least one byte');
+        throw new VmmrError(
+          'VMMR_ERR_BAD_VALUE',
+          'body.data: expected plain hex, two digits per byte, at least one byte',
+        );
       }
       const size = fn.template.model.config.size;
       if (offset + bytes.length > size) {

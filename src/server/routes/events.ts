@@ -33,7 +33,10 @@ export const eventRoutes: RouteModule = (app, ctx) => {
           { additionalProperties: false },
         ),
         response: {
-          200: { description: 'the event stream', content: { 'text/event-stream': { schema: Type.String() } } },
+          200: {
+            description: 'the event stream',
+            content: { 'text/event-stream': { schema: Type.String() } },
+          },
           ...problems(400, 404, 410, 429),
         },
       },
@@ -45,7 +48,10 @@ export const eventRoutes: RouteModule = (app, ctx) => {
         const wanted = new Set<VmmrEventType>();
         for (const t of types.split(',').map((s) => s.trim())) {
           if (!(EVENT_TYPES as readonly string[]).includes(t)) {
-            throw new VmmrError('VMMR_ERR_BAD_REQUEST', `querystring/types: "${t}" is not an event type: use ${EVENT_TYPES.join(', ')}`);
+            throw new VmmrError(
+              'VMMR_ERR_BAD_REQUEST',
+              `querystring/types: "${t}" is not an event type: use ${EVENT_TYPES.join(', ')}`,
+            );
           }
           wanted.add(t as VmmrEventType);
         }

@@ -46,7 +46,7 @@ export const functionRoutes: RouteModule = (app, ctx) => {
         tags,
         summary: 'Describe a function',
         description:
-          'Logical identity (a VF reports its PF\'s Vendor ID and the VF Device ID; configVendorId/configDeviceId ' +
+          "Logical identity (a VF reports its PF's Vendor ID and the VF Device ID; configVendorId/configDeviceId " +
           'show what its config space reads: 0xffff), BARs, capabilities by name, the MMR locator (VF), SR-IOV ' +
           '(PF), virtio state (status bits, features, queues, MSI-X, ISR, config generation), identity (net MAC, ' +
           'blk serial) and the guest view once opened. Reading it has no side effect.',

@@ -39,11 +39,15 @@ export const guestRoutes: RouteModule = (app, ctx) => {
       const bytes = guestView(vf).snapshot();
       switch (request.query.format ?? 'json') {
         case 'lspci':
-          return reply.type('text/plain; charset=utf-8').send(formatLspciDump(vf.bdf, dumpDescription(vf, 'guest'), bytes));
+          return reply
+            .type('text/plain; charset=utf-8')
+            .send(formatLspciDump(vf.bdf, dumpDescription(vf, 'guest'), bytes));
         case 'hex':
           return reply.type('text/plain; charset=utf-8').send(formatHexDump(bytes));
         default:
-          return reply.type('application/json').send({ bdf: vf.bdf, length: bytes.length, data: bytesToHex(bytes) });
+          return reply
+            .type('application/json')
+            .send({ bdf: vf.bdf, length: bytes.length, data: bytesToHex(bytes) });
       }
     },
   );
@@ -56,7 +60,7 @@ export const guestRoutes: RouteModule = (app, ctx) => {
     what: "the guest's config space of a VF",
     widths: '1, 2 or 4',
     description:
-      'Header bytes are the guest\'s own (set Command.IO at 0x04 before I/O accesses); the standard capabilities ' +
+      "Header bytes are the guest's own (set Command.IO at 0x04 before I/O accesses); the standard capabilities " +
       'pass through to the VF.',
     spaceOf: () => 'guest-config',
     functionOf: (c, bdf) => c.emulator.machine.findVf(bdf),
@@ -67,7 +71,10 @@ export const guestRoutes: RouteModule = (app, ctx) => {
     offsetParam: 'port',
     params: Type.Object({
       bdf: BdfParam,
-      port: Type.String({ description: 'port offset inside I/O BAR0, hex ("0x12") or decimal', examples: ['0x12'] }),
+      port: Type.String({
+        description: 'port offset inside I/O BAR0, hex ("0x12") or decimal',
+        examples: ['0x12'],
+      }),
     }),
     tags,
     what: "the guest's legacy I/O BAR0 of a VF",

@@ -49,7 +49,12 @@ export const healthRoutes: RouteModule = (app, ctx) => {
         description:
           'Text exposition format: vmmr_accesses_total{space,width,op,outcome}, vmmr_vfs_enabled{pf}, vmmr_pfs, ' +
           'vmmr_event_subscribers, vmmr_http_request_duration_seconds{method,route,status_code}, and the process metrics.',
-        response: { 200: { description: 'Prometheus text format', content: { 'text/plain': { schema: Type.String() } } } },
+        response: {
+          200: {
+            description: 'Prometheus text format',
+            content: { 'text/plain': { schema: Type.String() } },
+          },
+        },
       },
     },
     async (_request, reply) => {

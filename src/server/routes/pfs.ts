@@ -108,7 +108,7 @@ export const pfRoutes: RouteModule = (app, ctx) => {
         tags,
         summary: 'Set the number of VFs (sysfs sriov_numvfs)',
         description:
-          'What writing N to /sys/bus/pci/devices/<pf>/sriov_numvfs does, through the PF\'s own config-space ' +
+          "What writing N to /sys/bus/pci/devices/<pf>/sriov_numvfs does, through the PF's own config-space " +
           'writes (the outcome is exactly that of the same writes to the SR-IOV capability): N > 0 writes NumVFs, ' +
           'then sets VF Enable and VF MSE in SR-IOV Control; 0 clears VF Enable and VF MSE, then NumVFs. ' +
           'Changing a nonzero count to another nonzero count without going to 0 first is 409 ' +

@@ -37,7 +37,9 @@ const ReadQuery = (widths: string): TSchema =>
     {
       width: Type.Optional(Type.Integer({ description: `one access of this width: ${widths}` })),
       length: Type.Optional(
-        Type.Integer({ description: `a block access of this many bytes, 1..${MAX_BLOCK_LENGTH} (instead of width)` }),
+        Type.Integer({
+          description: `a block access of this many bytes, 1..${MAX_BLOCK_LENGTH} (instead of width)`,
+        }),
       ),
     },
     { additionalProperties: false },
@@ -50,7 +52,10 @@ const WriteBody = (widths: string): TSchema =>
       value: Type.Optional(NumberInput('value to write (with width)')),
       data: Type.Optional(HexData),
     },
-    { additionalProperties: false, description: 'either {width, value} (one access) or {data} (a block access)' },
+    {
+      additionalProperties: false,
+      description: 'either {width, value} (one access) or {data} (a block access)',
+    },
   );
 
 const BLOCK_RULE =
@@ -95,12 +100,17 @@ export function registerSpaceRoutes(app: VmmrApp, ctx: AppContext, o: SpaceRoute
       const space = o.spaceOf(params);
       const offset = offsetOf(params);
       const fn = o.functionOf(ctx, params.bdf!);
-      if (width !== undefined) return reply.type('application/json').send(readOne(ctx.metrics, fn, space, offset, width));
+      if (width !== undefined)
+        return reply.type('application/json').send(readOne(ctx.metrics, fn, space, offset, width));
       const data = readBlockCounted(ctx.metrics, fn, space, offset, length!);
       if (prefersOctetStream(request)) {
-        return reply.type('application/octet-stream').send(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+        return reply
+          .type('application/octet-stream')
+          .send(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
       }
-      return reply.type('application/json').send({ bdf: fn.bdf, space, offset, length: data.length, data: bytesToHex(data) });
+      return reply
+        .type('application/json')
+        .send({ bdf: fn.bdf, space, offset, length: data.length, data: bytesToHex(data) });
     },
   );
 
@@ -115,11 +125,16 @@ export function registerSpaceRoutes(app: VmmrApp, ctx: AppContext, o: SpaceRoute
         body: {
           content: {
             'application/json': { schema: WriteBody(o.widths) },
-            'application/octet-stream': { schema: Type.Unknown({ description: 'the bytes of a block write' }) },
+            'application/octet-stream': {
+              schema: Type.Unknown({ description: 'the bytes of a block write' }),
+            },
           },
         },
         response: {
-          200: { description: 'what was written', content: { 'application/json': { schema: Type.Union([AccessResult, BlockResult]) } } },
+          200: {
+            description: 'what was written',
+            content: { 'application/json': { schema: Type.Union([AccessResult, BlockResult]) } },
+          },
           ...problems(400, 404, 409, 410, 413, 422),
         },
       },
@@ -137,13 +152,20 @@ export function registerSpaceRoutes(app: VmmrApp, ctx: AppContext, o: SpaceRoute
         const b = (body ?? {}) as { width?: number; value?: unknown; data?: string };
         if (b.data !== undefined) {
           if (b.width !== undefined || b.value !== undefined) {
-            throw new VmmrError('VMMR_ERR_BAD_REQUEST', 'body: give either {width, value} or {data}, not both');
+            throw new VmmrError(
+              'VMMR_ERR_BAD_REQUEST',
+              'body: give either {width, value} or {data}, not both',
+            );
           }
           data = hexToBytes(b.data);
-          if (!data) throw new VmmrError('VMMR_ERR_BAD_VALUE', 'body.data: expected plain hex, two digits per byte');
+          if (!data)
+            throw new VmmrError('VMMR_ERR_BAD_VALUE', 'body.data: expected plain hex, two digits per byte');
         } else {
           if (b.width === undefined || b.value === undefined) {
-            throw new VmmrError('VMMR_ERR_BAD_REQUEST', 'body: give {width, value} (one access) or {data} (a block)');
+            throw new VmmrError(
+              'VMMR_ERR_BAD_REQUEST',
+              'body: give {width, value} (one access) or {data} (a block)',
+            );
           }
           single = { width: b.width, value: parseValue(b.value) };
         }

@@ -1,6 +1,8 @@
 /** Snapshot, restore and reset of the whole machine. */
 import { Type } from 'typebox';
-import type { Machine, MachineState } from '../../machine.js';
+import { VmmrError } from '../../errors.js';
+import { STATE_FORMAT, STATE_VERSION, type Machine, type MachineState } from '../../machine.js';
+import { validateMachineState } from '../../state-file.js';
 import { TopologyPfSchema } from '../../topology.js';
 import type { RouteModule } from '../app.js';
 import { problems } from '../schemas.js';
@@ -81,7 +83,15 @@ export const stateRoutes: RouteModule = (app, ctx) => {
         response: { 200: Counts, ...problems(400, 413, 422) },
       },
     },
-    async (request) => counts(ctx.emulator.restore(request.body as unknown as MachineState)),
+    async (request) => {
+      const state = request.body as unknown as MachineState;
+      // The same checks as a state file (value ranges: a status of 256 is not truncated to 0).
+      if (state.format === STATE_FORMAT && state.version === STATE_VERSION) {
+        const problem = validateMachineState(state);
+        if (problem !== undefined) throw new VmmrError('VMMR_ERR_STATE', `state not restored: ${problem}`);
+      }
+      return counts(ctx.emulator.restore(state));
+    },
   );
 
   app.post(

@@ -7,7 +7,6 @@ import type { RouteModule } from '../app.js';
 import { hexValue } from '../hex.js';
 import { BdfParams, problems } from '../schemas.js';
 
-
 const TraceState = Type.Object({
   enabled: Type.Boolean(),
   depth: Type.Integer({ description: 'entries kept (the oldest give way)' }),
@@ -38,9 +37,13 @@ export const traceRoutes: RouteModule = (app, ctx) => {
       schema: {
         tags: ['guest'],
         summary: 'Translated I/O accesses of a VF',
-        description: 'Entries oldest first; ?after=<seq> returns only newer ones (poll with the last seq seen).',
+        description:
+          'Entries oldest first; ?after=<seq> returns only newer ones (poll with the last seq seen).',
         params: BdfParams,
-        querystring: Type.Object({ after: Type.Optional(Type.Integer({ minimum: 0 })) }, { additionalProperties: false }),
+        querystring: Type.Object(
+          { after: Type.Optional(Type.Integer({ minimum: 0 })) },
+          { additionalProperties: false },
+        ),
         response: {
           200: Type.Object({ ...TraceState.properties, entries: Type.Array(TraceEntrySchema) }),
           ...problems(400, 404, 410, 422),
@@ -51,7 +54,12 @@ export const traceRoutes: RouteModule = (app, ctx) => {
       const vf = ctx.emulator.machine.findVf(request.params.bdf);
       const trace = existingGuestView(vf)?.trace;
       if (!trace) return { enabled: false, depth: 0, recorded: 0, entries: [] };
-      return { enabled: true, depth: trace.depth, recorded: trace.recorded, entries: trace.list(request.query.after ?? 0).map(entryJson) };
+      return {
+        enabled: true,
+        depth: trace.depth,
+        recorded: trace.recorded,
+        entries: trace.list(request.query.after ?? 0).map(entryJson),
+      };
     },
   );
 
@@ -66,7 +74,9 @@ export const traceRoutes: RouteModule = (app, ctx) => {
         body: Type.Object(
           {
             enabled: Type.Boolean(),
-            depth: Type.Optional(Type.Integer({ description: `1..${ctx.limits.maxTraceDepth} (VMMR_MAX_TRACE_DEPTH)` })),
+            depth: Type.Optional(
+              Type.Integer({ description: `1..${ctx.limits.maxTraceDepth} (VMMR_MAX_TRACE_DEPTH)` }),
+            ),
           },
           { additionalProperties: false },
         ),
@@ -83,7 +93,11 @@ export const traceRoutes: RouteModule = (app, ctx) => {
       const max = ctx.limits.maxTraceDepth;
       const d = depth ?? Math.min(DEFAULT_TRACE_DEPTH, max);
       if (d < 1 || d > max) {
-        throw new VmmrError('VMMR_ERR_BAD_VALUE', `trace depth ${d} is not allowed: use 1..${max} (VMMR_MAX_TRACE_DEPTH)`, { bdf: vf.bdf });
+        throw new VmmrError(
+          'VMMR_ERR_BAD_VALUE',
+          `trace depth ${d} is not allowed: use 1..${max} (VMMR_MAX_TRACE_DEPTH)`,
+          { bdf: vf.bdf },
+        );
       }
       const view = guestView(vf);
       view.enableTrace(d);

@@ -17,7 +17,11 @@ const S = sriovCap.registers;
 function portOf(fn: VirtioPciFunction): { read(op: SimOp): number; write(op: SimOp): void } {
   const bar = `bar${fn.template.barIndex}` as Space;
   const where = (op: SimOp): [Space, number] =>
-    op.space === 'config' ? ['config', op.offset] : op.space === 'legacy' ? [bar, LEGACY_BLOCK_OFFSET + op.offset] : [`bar${op.bar ?? fn.template.barIndex}` as Space, op.offset];
+    op.space === 'config'
+      ? ['config', op.offset]
+      : op.space === 'legacy'
+        ? [bar, LEGACY_BLOCK_OFFSET + op.offset]
+        : [`bar${op.bar ?? fn.template.barIndex}` as Space, op.offset];
   return {
     read: (op) => {
       const [sp, off] = where(op);
@@ -40,8 +44,12 @@ export interface Activity {
 export const activity: fc.Arbitrary<Activity> = fc.record({
   numVfs: fc.array(fc.nat({ max: 8 }), { minLength: 8, maxLength: 8 }),
   pageSizeShift: fc.constantFrom(0, 0, 1, 4),
-  probes: fc.array(fc.record({ pick: fc.nat(), legacy: fc.boolean(), msix: fc.boolean() }), { maxLength: 12 }),
-  writes: fc.array(fc.record({ pick: fc.nat(), at: fc.nat({ max: 0x1ff }), value: fc.nat() }), { maxLength: 40 }),
+  probes: fc.array(fc.record({ pick: fc.nat(), legacy: fc.boolean(), msix: fc.boolean() }), {
+    maxLength: 12,
+  }),
+  writes: fc.array(fc.record({ pick: fc.nat(), at: fc.nat({ max: 0x1ff }), value: fc.nat() }), {
+    maxLength: 40,
+  }),
 });
 
 /** Applies an activity; refusals of the random writes are expected and ignored. */
@@ -64,7 +72,10 @@ export function applyActivity(m: Machine, a: Activity): void {
   for (const p of a.probes) {
     const fns = all();
     const fn = fns[p.pick % fns.length]!;
-    const sim = fn.kind === 'vf' && p.legacy ? legacyProbe({ msix: p.msix, teardown: false, notify: [0] }) : modernProbe({ msix: p.msix, teardown: false, notify: [0] });
+    const sim =
+      fn.kind === 'vf' && p.legacy
+        ? legacyProbe({ msix: p.msix, teardown: false, notify: [0] })
+        : modernProbe({ msix: p.msix, teardown: false, notify: [0] });
     runSim(sim, portOf(fn));
   }
   for (const w of a.writes) {

@@ -15,7 +15,9 @@ type Transform = (code: string, file: string) => Promise<string>;
 
 async function transformer(): Promise<Transform> {
   try {
-    const vite = (await import('vite')) as { transformWithOxc?: (code: string, file: string, options: object) => Promise<{ code: string }> };
+    const vite = (await import('vite')) as {
+      transformWithOxc?: (code: string, file: string, options: object) => Promise<{ code: string }>;
+    };
     const oxc = vite.transformWithOxc;
     if (oxc) return async (code, file) => (await oxc(code, file, { lang: 'ts', sourcemap: false })).code;
   } catch {

@@ -168,9 +168,18 @@ export function readOnlyMask(kind: 'pf' | 'vf', image: Uint8Array): Uint8Array {
  * BAR sizing (whose RO part follows System Page Size and is computed from the image before the
  * access); pci_cfg_data, filled by the device on a window read, is writable (§4.1.4.9).
  */
-export function deviceDriven(kind: 'pf' | 'vf'): Array<{ offset: number; size: number; bits: number; why: string }> {
+export function deviceDriven(
+  kind: 'pf' | 'vf',
+): Array<{ offset: number; size: number; bits: number; why: string }> {
   return kind === 'pf'
-    ? [{ offset: H.STATUS.offset, size: 2, bits: HC.STATUS_INTERRUPT.value, why: 'Status.Interrupt (INTx state)' }]
+    ? [
+        {
+          offset: H.STATUS.offset,
+          size: 2,
+          bits: HC.STATUS_INTERRUPT.value,
+          why: 'Status.Interrupt (INTx state)',
+        },
+      ]
     : [];
 }
 
@@ -181,7 +190,10 @@ export function readOnlyChanges(kind: 'pf' | 'vf', before: Uint8Array, after: Ui
   const out: string[] = [];
   for (let i = 0; i < SIZE; i++) {
     const diff = (before[i]! ^ after[i]!) & mask[i]!;
-    if (diff) out.push(`0x${i.toString(16)}: 0x${before[i]!.toString(16)} -> 0x${after[i]!.toString(16)} (RO bits 0x${mask[i]!.toString(16)})`);
+    if (diff)
+      out.push(
+        `0x${i.toString(16)}: 0x${before[i]!.toString(16)} -> 0x${after[i]!.toString(16)} (RO bits 0x${mask[i]!.toString(16)})`,
+      );
   }
   return out;
 }
@@ -217,7 +229,9 @@ export function snapshotMachine(machine: Machine): Map<string, FunctionSnapshot>
 
 function bytesEqual(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
   if (a === undefined || b === undefined) return a === b;
-  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(
+    Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+  );
 }
 
 /** What differs between two snapshots of one function (empty when identical). */
@@ -227,7 +241,9 @@ export function diffFunction(a: FunctionSnapshot, b: FunctionSnapshot): string[]
   if (!bytesEqual(a.config, b.config)) {
     for (let i = 0; i < a.config.length; i++) {
       if (a.config[i] !== b.config[i]) {
-        out.push(`config 0x${i.toString(16)}: 0x${a.config[i]!.toString(16)} -> 0x${b.config[i]!.toString(16)}`);
+        out.push(
+          `config 0x${i.toString(16)}: 0x${a.config[i]!.toString(16)} -> 0x${b.config[i]!.toString(16)}`,
+        );
         if (out.length > 8) break;
       }
     }

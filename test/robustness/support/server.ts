@@ -28,7 +28,11 @@ export interface Started {
 }
 
 /** Starts vmmr on 127.0.0.1:0 with extra environment settings; logs are captured, not printed. */
-export async function start(env: Record<string, string> = {}, topology: ResolvedTopology = TOPOLOGY, logLevel = 'warn'): Promise<Started> {
+export async function start(
+  env: Record<string, string> = {},
+  topology: ResolvedTopology = TOPOLOGY,
+  logLevel = 'warn',
+): Promise<Started> {
   const config = loadConfig({ HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: logLevel, ...env });
   const logs: string[] = [];
   const stream = new Writable({
@@ -58,10 +62,17 @@ export async function call(
   const opts = {
     method,
     headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
-    body: body === undefined ? undefined : typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body),
+    body:
+      body === undefined
+        ? undefined
+        : typeof body === 'string' || Buffer.isBuffer(body)
+          ? body
+          : JSON.stringify(body),
   };
   const res =
-    typeof dispatcher === 'string' ? await request(`${dispatcher}${path}`, opts) : await dispatcher.request({ path, ...opts });
+    typeof dispatcher === 'string'
+      ? await request(`${dispatcher}${path}`, opts)
+      : await dispatcher.request({ path, ...opts });
   const text = await res.body.text();
   let json: unknown;
   try {
@@ -73,7 +84,11 @@ export async function call(
 }
 
 /** The answer is a 4xx problem document with a VMMR_ERR_* code and a one-line detail. */
-export function expectProblem(a: Answer, what: string, statuses?: number[]): { code: string; detail: string } {
+export function expectProblem(
+  a: Answer,
+  what: string,
+  statuses?: number[],
+): { code: string; detail: string } {
   const where = `${what} -> ${a.status} ${a.type} ${a.text.slice(0, 300)}`;
   expect(a.status, where).toBeGreaterThanOrEqual(400);
   expect(a.status, where).toBeLessThan(500);

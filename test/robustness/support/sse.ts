@@ -21,8 +21,16 @@ export interface SseClient {
 const agent = new Agent({ connections: null, pipelining: 0 });
 
 /** Opens GET <path> as an event stream; resolves once the 200 headers arrived (subscription live). */
-export async function openSse(url: string, path: string, headers: Record<string, string> = {}): Promise<SseClient> {
-  const res = await request(`${url}${path}`, { dispatcher: agent, headers: { accept: 'text/event-stream', ...headers }, bodyTimeout: 0 });
+export async function openSse(
+  url: string,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<SseClient> {
+  const res = await request(`${url}${path}`, {
+    dispatcher: agent,
+    headers: { accept: 'text/event-stream', ...headers },
+    bodyTimeout: 0,
+  });
   if (res.statusCode !== 200) {
     const text = await res.body.text();
     throw new Error(`event stream refused: ${res.statusCode} ${text.slice(0, 300)}`);

@@ -1,0 +1,28 @@
+/**
+ * Schema validation and serialization of the routes.
+ *
+ * Validation: TypeBox's compiled checks (the same library the topology file uses), like
+ * @fastify/type-provider-typebox's TypeBoxValidatorCompiler but without its string-format
+ * plugin (ajv-formats): no route uses a string format, and loading it costs start-up time.
+ * Bodies are validated as sent; query strings and path parameters are converted first
+ * ("4" -> 4, "0x10" -> 16, "true" -> true).
+ *
+ * Serialization: JSON.stringify. Response schemas document the API (OpenAPI); compiling them
+ * into serializers would cost start-up time and silently drop any field a schema forgot.
+ */
+import type { FastifySchemaCompiler, FastifySerializerCompiler } from 'fastify';
+import type { TSchema } from 'typebox';
+import { Compile } from 'typebox/compile';
+import { Value } from 'typebox/value';
+
+export const validatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) => {
+  const check = Compile(schema);
+  const convert = httpPart !== 'body';
+  return (input: unknown) => {
+    const value = convert ? Value.Convert(schema, input) : input;
+    if (check.Check(value)) return { value };
+    return { error: check.Errors(value) as never };
+  };
+};
+
+export const serializerCompiler: FastifySerializerCompiler<unknown> = () => (data) => JSON.stringify(data);
