@@ -16,9 +16,11 @@ import { Compile } from 'typebox/compile';
 import { Value } from 'typebox/value';
 
 export const validatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) => {
-  const check = Compile(schema);
+  // Compiled on first use: start-up does not pay for routes a harness never calls.
+  let check: ReturnType<typeof Compile<TSchema>> | undefined;
   const convert = httpPart !== 'body';
   return (input: unknown) => {
+    check ??= Compile(schema);
     const value = convert ? Value.Convert(schema, input) : input;
     if (check.Check(value)) return { value };
     return { error: check.Errors(value) as never };

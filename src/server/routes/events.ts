@@ -11,6 +11,8 @@ export const eventRoutes: RouteModule = (app, ctx) => {
   app.get(
     '/api/v1/events',
     {
+      // A HEAD request must not open a stream that would never send anything.
+      exposeHeadRoute: false,
       schema: {
         tags: ['events'],
         summary: 'Device events (Server-Sent Events)',
@@ -62,9 +64,6 @@ export const eventRoutes: RouteModule = (app, ctx) => {
         filter.bdf = fn.bdf;
         if (fn.kind === 'vf') filter.parentPf = (fn as MmrVf).pf.bdf;
       }
-      // HEAD (fastify's automatic HEAD route runs this handler): the headers, no stream. Opening
-      // one would hang the client and hold a subscriber slot for nothing.
-      if (request.method === 'HEAD') return reply.type('text/event-stream; charset=utf-8').send('');
       if (ctx.sse.size >= ctx.limits.maxSubscribers) {
         throw new VmmrError(
           'VMMR_ERR_TOO_MANY',
