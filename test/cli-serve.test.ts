@@ -60,7 +60,7 @@ interface Exit {
   stderr: string;
 }
 
-function run(args: string[], env: Record<string, string> = {}, timeoutMs = 5000): Promise<Exit> {
+function run(args: string[], env: Record<string, string> = {}, timeoutMs = 20_000): Promise<Exit> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], { env: cleanEnv(env), cwd: TMP });
     let stdout = '';
@@ -97,7 +97,7 @@ function startServe(
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`server not ready; stdout: ${stdout} stderr: ${stderr}`));
-    }, 5000);
+    }, 20_000);
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.stdout.on('data', (d: Buffer) => {
       stdout += d.toString();
