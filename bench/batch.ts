@@ -16,7 +16,8 @@
  * the median of per-round ratios.
  *
  * `node dist/bench/batch.js` prints the section; --json prints it as one JSON line (for run.ts);
- * --profile DIR runs the server under `node --cpu-prof` and leaves the profile in DIR.
+ * --profile DIR runs the server under `node --cpu-prof` and leaves the profile in DIR;
+ * --sizes 4096 measures some batch sizes only (comma-separated), e.g. to profile one.
  */
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -262,7 +263,9 @@ export async function runBatch(o: BatchOptions = BATCH_DEFAULTS): Promise<Sectio
 async function main(argv: readonly string[]): Promise<void> {
   const profileAt = argv.indexOf('--profile');
   const profileDir = profileAt >= 0 ? resolve(argv[profileAt + 1] ?? '.') : undefined;
-  const section = await runBatch({ ...BATCH_DEFAULTS, ...(profileDir ? { profileDir } : {}) });
+  const sizesAt = argv.indexOf('--sizes');
+  const sizes = sizesAt >= 0 ? (argv[sizesAt + 1] ?? '').split(',').map(Number) : BATCH_DEFAULTS.sizes;
+  const section = await runBatch({ ...BATCH_DEFAULTS, sizes, ...(profileDir ? { profileDir } : {}) });
   if (argv.includes('--json')) process.stdout.write(`${JSON.stringify(section)}\n`);
   else process.stdout.write(`${formatSection(section)}\n`);
 }
