@@ -1,6 +1,9 @@
 /** vmmr as a library: the transport-free core a Node harness can import directly. */
 export { Machine, type MachineOptions, type MachineState } from './machine.js';
 export { read, write, runBatch, SPACES, isSpace, type Space, type AccessValue, type Operation, type OperationResult } from './access/index.js';
+export { readBlock, writeBlock, runBatchOperations } from './access/block.js';
+export { describeFunction, listFunctions, pfSummary, sriovState, setNumVfs } from './inspect.js';
+export { saveStateFile, loadStateFile, StateFileError } from './state-file.js';
 export { VmmrError, isVmmrError, type VmmrErrorCode } from './errors.js';
 export { EventBus, EVENT_TYPES, type VmmrEvent, type VmmrEventType } from './events.js';
 export { guestView, GuestView } from './translator/guest-view.js';

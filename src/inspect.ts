@@ -7,9 +7,9 @@
  * Conventions: register values and IDs are hex strings zero-padded to their width ("0x1af4");
  * offsets, sizes, indexes and counts are numbers; 64-bit addresses are hex strings.
  */
+import { lspciName } from './naming.js';
 import {
   capabilityIds,
-  deviceTypes,
   legacy,
   mmrLocator,
   pciHeader,
@@ -271,10 +271,6 @@ function logicalIds(fn: VirtioPciFunction): { vendorId: number; deviceId: number
     vendorId: fn.config.read(H.VENDOR_ID.offset, H.VENDOR_ID.size),
     deviceId: fn.config.read(H.DEVICE_ID.offset, H.DEVICE_ID.size),
   };
-}
-
-function pfOf(fn: VirtioPciFunction): VirtioPf {
-  return fn.kind === 'vf' ? (fn as MmrVf).pf : (fn as VirtioPf);
 }
 
 export function functionSummary(fn: VirtioPciFunction): FunctionSummary {
@@ -713,10 +709,5 @@ export function describeFunction(fn: VirtioPciFunction): FunctionDescription {
 
 /** The description line of an `lspci -xxxx`-style dump of a function (or of its guest view). */
 export function dumpDescription(fn: VirtioPciFunction, view: 'function' | 'guest' = 'function'): string {
-  const type = fn.template.model.type;
-  const info = deviceTypes.types[type];
-  if (view === 'guest')
-    return `virtio-${type} transitional device ${hex(info.transitionalId, 2)} (guest view of MMR VF ${fn.bdf})`;
-  if (fn.kind === 'vf') return `virtio-${type} MMR VF ${hex(info.mmrId, 2)} of PF ${pfOf(fn).bdf}`;
-  return `virtio-${type} PF ${hex(info.modernId, 2)}`;
+  return lspciName(fn.template.model.type, view === 'guest' ? 'guest' : fn.kind);
 }

@@ -474,7 +474,7 @@ describe('config space', () => {
     const lspci = await call(app, 'GET', `${fn(NET_PF)}/config?format=lspci`);
     expect(lspci.headers['content-type']).toMatch(/^text\/plain/);
     const lines = lspci.body.split('\n');
-    expect(lines[0]).toBe(`${NET_PF} virtio-net PF 0x1041`);
+    expect(lines[0]).toBe(`${NET_PF} Ethernet controller: Red Hat, Inc. Virtio 1.0 network device`);
     expect(lines[1]).toBe('00: f4 1a 41 10 00 00 10 00 01 00 00 02 00 00 00 00');
     expect(lines[17]).toMatch(/^100: /);
     expect(problem(await call(app, 'GET', `${fn(NET_PF)}/config?format=xml`)).code).toBe(
@@ -661,7 +661,7 @@ describe('guest view', () => {
     expect(dump.data.slice(0, 8)).toBe('f41a0010');
     const lspci = await call(app, 'GET', `${fn(VF1)}/guest/config?format=lspci`);
     expect(lspci.body.split('\n')[0]).toBe(
-      `${VF1} virtio-net transitional device 0x1000 (guest view of MMR VF ${VF1})`,
+      `${VF1} Ethernet controller: Red Hat, Inc. Virtio network device`,
     );
     expect(await ok(app, 'GET', `${fn(VF1)}/guest/config/0?width=4`)).toMatchObject({
       space: 'guest-config',

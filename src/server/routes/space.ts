@@ -5,15 +5,23 @@
  * src/access and encode the answer.
  */
 import { Type, type TSchema } from 'typebox';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest, FastifySchemaCompiler } from 'fastify';
 import type { Space } from '../../access/index.js';
 import { MAX_BLOCK_LENGTH } from '../../access/block.js';
 import { VmmrError } from '../../errors.js';
 import type { VirtioPciFunction } from '../../virtio/pci-function.js';
 import type { AppContext, VmmrApp } from '../app.js';
 import { bytesToHex, hexToBytes, parseOffset, parseValue } from '../hex.js';
+import { validatorCompiler } from '../validation.js';
 import { AccessResult, BlockResult, HexData, NumberInput, problems } from '../schemas.js';
-import { prefersOctetStream, readBlockCounted, readOne, writeBlockCounted, writeOne } from './common.js';
+import {
+  prefersOctetStream,
+  readBlockCounted,
+  readOne,
+  writeBlockCounted,
+  writeOne,
+  type AccessEcho,
+} from './common.js';
 
 export interface SpaceRouteOptions {
   /** Route URL with :bdf and :offset (or :port) parameters. */
@@ -63,6 +71,71 @@ const BLOCK_RULE =
   'pieces of the largest width the space allows (8 in a BAR, else 4) that fits, as vfio-pci does for read()/write() ' +
   'on a region; it stops at the first refused piece, whose offset and width the error names.';
 
+/** Keywords that only annotate a schema (no effect on conversion or validation). */
+const ANNOTATIONS: ReadonlySet<string> = new Set(['type', 'description', 'examples', 'title']);
+
+function plainOfType(schema: unknown, type: 'string' | 'integer'): boolean {
+  const s = schema as Record<string, unknown> | undefined;
+  return s?.type === type && Object.keys(s).every((k) => ANNOTATIONS.has(k));
+}
+
+/** A query value Value.Convert turns into the same number as Number() does: "0", "4", "4096"… */
+const DECIMAL = /^(?:0|[1-9][0-9]{0,14})$/;
+
+/**
+ * The app's validator (validation.ts) with a shortcut for the requests single accesses make,
+ * giving the same result without the generic conversion walk:
+ * - path parameters whose schema is an object of plain strings (no pattern, length, format…):
+ *   when every declared parameter is a string, conversion leaves them as they are and the
+ *   check passes, so the value is the input;
+ * - a query string whose schema is an object of plain optional integers without additional
+ *   properties: when every key present is a declared property holding a canonical decimal
+ *   ("2", "4096"), conversion makes each the number Number() makes of it, and the check
+ *   passes.
+ * Anything else (and every failure) goes to the app's validator, which produces the same
+ * errors as before.
+ */
+const quickValidatorCompiler: FastifySchemaCompiler<TSchema> = (route) => {
+  const generic = validatorCompiler(route);
+  const schema = route.schema as { type?: unknown; properties?: Record<string, unknown>; required?: unknown };
+  const properties = schema.type === 'object' ? schema.properties : undefined;
+  if (!properties) return generic;
+  const names = Object.keys(properties);
+  if (route.httpPart === 'params' && names.every((k) => plainOfType(properties[k], 'string'))) {
+    return (input: unknown) => {
+      const params = input as Record<string, unknown>;
+      for (let i = 0; i < names.length; i++) if (typeof params[names[i]!] !== 'string') return generic(input);
+      return { value: input };
+    };
+  }
+  const s = schema as { additionalProperties?: unknown };
+  if (
+    route.httpPart === 'querystring' &&
+    s.additionalProperties === false &&
+    (schema.required === undefined || (Array.isArray(schema.required) && schema.required.length === 0)) &&
+    names.every((k) => plainOfType(properties[k], 'integer'))
+  ) {
+    const declared = new Set(names);
+    return (input: unknown) => {
+      const query = input as Record<string, unknown>;
+      const keys = Object.keys(query);
+      if (keys.length === 0) return generic(input);
+      for (const key of keys) {
+        const v = query[key];
+        if (!declared.has(key) || typeof v !== 'string' || !DECIMAL.test(v)) return generic(input);
+      }
+      for (const key of keys) query[key] = Number(query[key]);
+      return { value: input };
+    };
+  }
+  return generic;
+};
+
+/** A single access's answer as JSON text: what JSON.stringify makes of it, without fastify's serializer lookup. */
+function echoJson(e: AccessEcho): string {
+  return `{"bdf":${JSON.stringify(e.bdf)},"space":${JSON.stringify(e.space)},"offset":${JSON.stringify(e.offset)},"width":${JSON.stringify(e.width)},"value":${JSON.stringify(e.value)}}`;
+}
+
 export function registerSpaceRoutes(app: VmmrApp, ctx: AppContext, o: SpaceRouteOptions): void {
   const offsetOf = (params: Record<string, string>): number =>
     parseOffset(params[o.offsetParam], o.offsetParam === 'port' ? 'port' : 'offset');
@@ -70,6 +143,7 @@ export function registerSpaceRoutes(app: VmmrApp, ctx: AppContext, o: SpaceRoute
   app.get(
     o.url,
     {
+      validatorCompiler: quickValidatorCompiler,
       schema: {
         tags: o.tags,
         summary: `Read ${o.what}: one access (?width=) or a block (?length=)`,
@@ -100,8 +174,12 @@ export function registerSpaceRoutes(app: VmmrApp, ctx: AppContext, o: SpaceRoute
       const space = o.spaceOf(params);
       const offset = offsetOf(params);
       const fn = o.functionOf(ctx, params.bdf!);
-      if (width !== undefined)
-        return reply.type('application/json').send(readOne(ctx.metrics, fn, space, offset, width));
+      if (width !== undefined) {
+        // A string with a JSON type is sent as is (fastify adds "; charset=utf-8" as for objects).
+        return reply
+          .type('application/json')
+          .send(echoJson(readOne(ctx.metrics, fn, space, offset, width)) as never);
+      }
       const data = readBlockCounted(ctx.metrics, fn, space, offset, length!);
       if (prefersOctetStream(request)) {
         return reply
