@@ -62,6 +62,7 @@ const FunctionStateSchema = Type.Object(
     bdf: Type.String(),
     config: Type.Array(Type.Tuple([Uint(1023), Uint(0xffffffff)])),
     device: DeviceStateSchema,
+    guest: Type.Optional(Type.Array(Type.Tuple([Uint(1023), Uint(0xffffffff)]))),
   },
   { additionalProperties: false },
 );

@@ -2,7 +2,8 @@ import type { EventBus } from '../events.js';
 import type { ConfigStore } from '../pci/config-space.js';
 import { ConfigStore as Store } from '../pci/config-space.js';
 import { VirtioDevice } from '../virtio/device.js';
-import { VirtioPciFunction, type FunctionTemplate } from '../virtio/pci-function.js';
+import { VirtioPciFunction, type FunctionState, type FunctionTemplate } from '../virtio/pci-function.js';
+import { existingGuestView, guestView } from '../translator/guest-view.js';
 import type { VirtioPf } from '../sriov/pf.js';
 import { derivedMacByte, derivedSerial } from './identity.js';
 
@@ -62,6 +63,26 @@ export class MmrVf extends VirtioPciFunction {
 
   serial(): string {
     return this.pf.overrideFor(this.index)?.serial ?? derivedSerial(this.domain, this.rid);
+  }
+
+  override get pristine(): boolean {
+    return super.pristine && (existingGuestView(this)?.config.overlaySize ?? 0) === 0;
+  }
+
+  /** The function state plus the guest view's own config (its Command, BARs, Interrupt Line). */
+  override getState(): FunctionState {
+    const state = super.getState();
+    const view = existingGuestView(this);
+    return view && view.config.overlaySize > 0 ? { ...state, guest: view.config.changedDwords() } : state;
+  }
+
+  override setState(state: FunctionState): void {
+    super.setState(state);
+    if (state.guest) {
+      const view = guestView(this);
+      view.config.restoreDwords(state.guest);
+      view.updateIntx();
+    }
   }
 
   updateIntx(): void {

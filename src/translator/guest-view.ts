@@ -185,21 +185,28 @@ export class GuestView implements IntxSink {
     return LEGACY_BLOCK_OFFSET + port;
   }
 
+  /** With tracing on, refused accesses are recorded too (outcome = the refusal's code). */
   ioRead(port: number, width: number): number {
-    this.checkIo(port, width);
     const offset = LEGACY_BLOCK_OFFSET + port;
-    if (!this.trace) return this.vf.readBar(this.vf.template.barIndex, offset, width);
-    return this.traced('read', port, width, 0, offset, () => this.vf.readBar(this.vf.template.barIndex, offset, width));
+    if (!this.trace) {
+      this.checkIo(port, width);
+      return this.vf.readBar(this.vf.template.barIndex, offset, width);
+    }
+    return this.traced('read', port, width, 0, offset, () => {
+      this.checkIo(port, width);
+      return this.vf.readBar(this.vf.template.barIndex, offset, width);
+    });
   }
 
   ioWrite(port: number, width: number, value: number): void {
-    this.checkIo(port, width);
     const offset = this.target(port, width, value);
     if (!this.trace) {
+      this.checkIo(port, width);
       this.vf.writeBar(this.vf.template.barIndex, offset, width, value, 0);
       return;
     }
     this.traced('write', port, width, value, offset, () => {
+      this.checkIo(port, width);
       this.vf.writeBar(this.vf.template.barIndex, offset, width, value, 0);
       return value;
     });

@@ -48,6 +48,8 @@ export interface FunctionState {
   bdf: string;
   config: Array<[number, number]>;
   device: DeviceState;
+  /** A VF's translator guest view: its config dwords that differ from the guest template. */
+  guest?: Array<[number, number]>;
 }
 
 /** A function template: config image, capability offsets and BAR placement (shared by VFs). */

@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { VmmrError } from '../../src/errors.js';
 import { formatLspciDump } from '../../src/dump.js';
 import { guestView } from '../../src/translator/guest-view.js';
+import { Machine } from '../../src/machine.js';
 import {
   IDS,
   TYPES,
@@ -238,5 +239,21 @@ describe('lspci -F on guest-view dumps of every type', () => {
       expect(out).not.toMatch(/Capabilities: \[1[0-9a-f]{2}/);
       expect(vfs[i]!.bdf.endsWith(out.split(' ')[0]!)).toBe(true);
     });
+  });
+});
+
+describe('guest view state survives a snapshot', () => {
+  it('a restored machine shows the guest the same config space (Command, BAR0, Interrupt Line)', () => {
+    const { machine, vf } = withVfs('net', 2);
+    setG(vf, 0x04, 2, 0x0001);
+    setG(vf, 0x10, 4, 0xc040);
+    setG(vf, 0x3c, 1, 11);
+    const before = guestView(vf).snapshot();
+    const state = JSON.parse(JSON.stringify(machine.snapshot())) as ReturnType<typeof machine.snapshot>;
+    expect(state.functions.find((f) => f.bdf === vf.bdf)?.guest).toBeDefined();
+    const restored = Machine.restore(state);
+    const again = restored.findVf(vf.bdf);
+    expect(Buffer.from(guestView(again).snapshot())).toEqual(Buffer.from(before));
+    expect(rd(again, 'io', 12, 2)).toBe(256);
   });
 });

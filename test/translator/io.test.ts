@@ -274,6 +274,17 @@ describe('trace ring', () => {
     ]);
   });
 
+  it('records an access refused before translation (I/O Space disabled) with its code', () => {
+    const { vf } = guest('net');
+    const view = guestView(vf);
+    view.enableTrace(8);
+    setG(vf, 0x04, 2, 0);
+    expect(() => io(vf, 0, 4)).toThrow(VmmrError);
+    expect(view.trace!.list().map((e) => [e.op, e.port, e.register, e.outcome])).toEqual([
+      ['read', 0, 'HOST_FEATURES', 'VMMR_ERR_IO_DISABLED'],
+    ]);
+  });
+
   it('can be switched off again; a bad depth is refused', () => {
     const { vf } = guest('net');
     const view = guestView(vf);

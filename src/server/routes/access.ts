@@ -4,7 +4,8 @@
  * The fast path: the envelope ({ops, onError}) is checked by a compiled schema, each operation
  * by a hand-written check (no per-operation schema work), the batch runs synchronously in the
  * core (no other request can interleave: there is no await between the first and the last
- * operation), and the answer is built as one JSON string with precomputed hex digits.
+ * operation), and the answer is written as JSON bytes. The body itself is read straight from its
+ * bytes when it has the usual shape (batch-body.ts), with JSON.parse for everything else.
  */
 import { Type } from 'typebox';
 import { Compile } from 'typebox/compile';
@@ -22,6 +23,7 @@ import { RequestValidationError } from '../errors.js';
 import { bytesToHex, hexOfWidth, hexToBytes, hexValue, parseInteger } from '../hex.js';
 import type { AccessTally } from '../metrics.js';
 import { HexData, NumberInput, problems } from '../schemas.js';
+import { scanBatch, ScannedBatch } from './batch-body.js';
 
 const Operation = Type.Object(
   {
@@ -87,7 +89,8 @@ const Envelope = Type.Object(
 const envelope = Compile(Envelope);
 
 const envelopeValidator: FastifySchemaCompiler<unknown> = () => (value) => {
-  if (envelope.Check(value)) return { value };
+  // A scanned body satisfies the envelope by construction (batch-body.ts).
+  if (value instanceof ScannedBatch || envelope.Check(value)) return { value };
   return { error: envelope.Errors(value) as never };
 };
 
@@ -220,6 +223,58 @@ function badWidth(bdf: string, space: string, width: number): VmmrError {
 
 const OK = '{"ok":true}';
 
+const ASCII = (text: string): Uint8Array => Uint8Array.from(text, (c) => c.charCodeAt(0));
+const OK_BYTES = ASCII(OK);
+const VALUE_OPEN = ASCII('{"ok":true,"value":"0x');
+const HEX_DIGITS = ASCII('0123456789abcdef');
+/** The longest result written byte by byte: a comma and a 4-byte value read. */
+const MAX_FIXED_RESULT = 1 + VALUE_OPEN.length + 8 + 2;
+
+/**
+ * The answer's bytes, written in place: ASCII byte by byte for the frequent results, UTF-8 for
+ * the rest. A Buffer goes out as is (fastify takes its length for Content-Length), where a long
+ * string built by concatenation would be flattened, measured and encoded first.
+ */
+class JsonBytes {
+  buf: Buffer;
+  pos = 0;
+
+  constructor(capacity: number) {
+    this.buf = Buffer.allocUnsafe(capacity);
+  }
+
+  reserve(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
+    this.buf.copy(bigger, 0, 0, this.pos);
+    this.buf = bigger;
+  }
+
+  /** ASCII bytes; the caller has reserved room. */
+  bytes(b: Uint8Array): void {
+    const buf = this.buf;
+    let p = this.pos;
+    for (let i = 0; i < b.length; i++) buf[p++] = b[i]!;
+    this.pos = p;
+  }
+
+  /** Two hex digits of a byte; the caller has reserved room. */
+  hexByte(v: number): void {
+    this.buf[this.pos] = HEX_DIGITS[v >>> 4]!;
+    this.buf[this.pos + 1] = HEX_DIGITS[v & 15]!;
+    this.pos += 2;
+  }
+
+  text(s: string): void {
+    this.reserve(Buffer.byteLength(s));
+    this.pos += this.buf.write(s, this.pos, 'utf8');
+  }
+
+  done(): Buffer {
+    return this.buf.subarray(0, this.pos);
+  }
+}
+
 function errorJson(op: BatchOperation, error: VmmrError): string {
   const c = error.context;
   const out: Record<string, unknown> = {
@@ -236,47 +291,74 @@ function errorJson(op: BatchOperation, error: VmmrError): string {
   return `{"ok":false,"error":${JSON.stringify(out)}}`;
 }
 
-/** The answer, as one string; counts every operation in the tally. */
+/**
+ * The answer, as JSON bytes; counts every operation in the tally. A read value of width 1, 2 or
+ * 4 is written digit by digit: the digits hexOfWidth would give ("0x" + 2 × width, zero-padded).
+ */
 function encodeResults(
   ops: readonly BatchOperation[],
   results: readonly BatchResult[],
   tally: AccessTally,
-): string {
+): Buffer {
   let failed = 0;
-  let out = '{"results":[';
+  const out = new JsonBytes(64 + results.length * MAX_FIXED_RESULT);
+  out.text('{"results":[');
   for (let i = 0; i < results.length; i++) {
     const r = results[i]!;
     const op = ops[i]!;
-    if (i > 0) out += ',';
+    out.reserve(MAX_FIXED_RESULT);
+    if (i > 0) out.buf[out.pos++] = 0x2c; // ,
     const width = op.width > 0 ? op.width : 'block';
     if (r.ok) {
-      if (r.value !== undefined) {
-        out += `{"ok":true,"value":"${typeof r.value === 'number' && op.width <= 4 ? hexOfWidth(r.value, op.width) : hexValue(r.value, op.width)}"}`;
+      const value = r.value;
+      if (value !== undefined) {
+        if (typeof value === 'number' && (op.width === 1 || op.width === 2 || op.width === 4)) {
+          out.bytes(VALUE_OPEN);
+          if (op.width === 4) {
+            out.hexByte(value >>> 24);
+            out.hexByte((value >>> 16) & 0xff);
+          }
+          if (op.width >= 2) out.hexByte((value >>> 8) & 0xff);
+          out.hexByte(value & 0xff);
+          out.buf[out.pos++] = 0x22; // "
+          out.buf[out.pos++] = 0x7d; // }
+        } else {
+          out.text(
+            `{"ok":true,"value":"${typeof value === 'number' && op.width <= 4 ? hexOfWidth(value, op.width) : hexValue(value, op.width)}"}`,
+          );
+        }
       } else if (r.data !== undefined) {
-        out += `{"ok":true,"data":"${bytesToHex(r.data)}"}`;
+        out.text(`{"ok":true,"data":"${bytesToHex(r.data)}"}`);
       } else {
-        out += OK;
+        out.bytes(OK_BYTES);
       }
       tally.add(op.space, width, op.op, 'ok');
     } else {
       failed++;
-      out += errorJson(op, r.error);
+      out.text(errorJson(op, r.error));
       if (SPACE_INDEX.has(op.space)) tally.add(op.space, width, op.op, r.error.code);
     }
   }
-  return `${out}],"executed":${results.length},"failed":${failed}}`;
+  out.text(`],"executed":${results.length},"failed":${failed}}`);
+  return out.done();
 }
 
 /**
- * Plain JSON.parse for the batch body. fastify's default parser also scans the text for
- * "__proto__" and "constructor" keys (a guard for code that merges parsed objects into others);
- * the batch path only reads named fields of each operation, so the scans are pure cost here.
+ * The batch body: read straight from the bytes when it has the usual shape (batch-body.ts),
+ * else plain JSON.parse. fastify's default parser also scans the text for "__proto__" and
+ * "constructor" keys (a guard for code that merges parsed objects into others); the batch path
+ * only reads named fields of each operation, so the scans are pure cost here.
  */
 function parseJson(
   _request: unknown,
   body: string | Buffer,
   done: (err: Error | null, value?: unknown) => void,
 ): void {
+  const scanned = typeof body === 'string' ? undefined : scanBatch(body);
+  if (scanned) {
+    done(null, scanned);
+    return;
+  }
   try {
     done(null, JSON.parse(typeof body === 'string' ? body : body.toString('utf8')));
   } catch (e) {
@@ -292,7 +374,7 @@ export const accessRoutes: RouteModule = async (root, ctx) => {
   // An encapsulated scope: the JSON parser above applies to this route only.
   await root.register(async (app) => {
     app.removeContentTypeParser('application/json');
-    app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJson);
+    app.addContentTypeParser('application/json', { parseAs: 'buffer' }, parseJson);
     registerBatchRoute(app as VmmrApp, ctx);
   });
 };
@@ -357,7 +439,7 @@ function registerBatchRoute(app: VmmrApp, ctx: AppContext): void {
       const tally = ctx.metrics.tally();
       const json = encodeResults(ops, results, tally);
       tally.flush();
-      // A string payload is sent as is (fastify serializes objects only): the schema above documents it.
+      // Bytes are sent as is (fastify serializes objects only): the schema above documents them.
       return reply.type('application/json; charset=utf-8').send(json as never);
     },
   );
