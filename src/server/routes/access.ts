@@ -227,52 +227,19 @@ const ASCII = (text: string): Uint8Array => Uint8Array.from(text, (c) => c.charC
 const OK_BYTES = ASCII(OK);
 const VALUE_OPEN = ASCII('{"ok":true,"value":"0x');
 const HEX_DIGITS = ASCII('0123456789abcdef');
+const COMMA = 0x2c;
+const QUOTE = 0x22;
+const CLOSE_BRACE = 0x7d;
 /** The longest result written byte by byte: a comma and a 4-byte value read. */
 const MAX_FIXED_RESULT = 1 + VALUE_OPEN.length + 8 + 2;
+/** Room for the end of the answer (`],"executed":N,"failed":N}`). */
+const TAIL_ROOM = 64;
 
-/**
- * The answer's bytes, written in place: ASCII byte by byte for the frequent results, UTF-8 for
- * the rest. A Buffer goes out as is (fastify takes its length for Content-Length), where a long
- * string built by concatenation would be flattened, measured and encoded first.
- */
-class JsonBytes {
-  buf: Buffer;
-  pos = 0;
-
-  constructor(capacity: number) {
-    this.buf = Buffer.allocUnsafe(capacity);
-  }
-
-  reserve(n: number): void {
-    if (this.pos + n <= this.buf.length) return;
-    const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
-    this.buf.copy(bigger, 0, 0, this.pos);
-    this.buf = bigger;
-  }
-
-  /** ASCII bytes; the caller has reserved room. */
-  bytes(b: Uint8Array): void {
-    const buf = this.buf;
-    let p = this.pos;
-    for (let i = 0; i < b.length; i++) buf[p++] = b[i]!;
-    this.pos = p;
-  }
-
-  /** Two hex digits of a byte; the caller has reserved room. */
-  hexByte(v: number): void {
-    this.buf[this.pos] = HEX_DIGITS[v >>> 4]!;
-    this.buf[this.pos + 1] = HEX_DIGITS[v & 15]!;
-    this.pos += 2;
-  }
-
-  text(s: string): void {
-    this.reserve(Buffer.byteLength(s));
-    this.pos += this.buf.write(s, this.pos, 'utf8');
-  }
-
-  done(): Buffer {
-    return this.buf.subarray(0, this.pos);
-  }
+/** A copy of `buf`'s first `used` bytes in a buffer of at least `size` bytes. */
+function grow(buf: Buffer, used: number, size: number): Buffer {
+  const bigger = Buffer.allocUnsafe(Math.max(size, 2 * buf.length));
+  buf.copy(bigger, 0, 0, used);
+  return bigger;
 }
 
 function errorJson(op: BatchOperation, error: VmmrError): string {
@@ -292,55 +259,65 @@ function errorJson(op: BatchOperation, error: VmmrError): string {
 }
 
 /**
- * The answer, as JSON bytes; counts every operation in the tally. A read value of width 1, 2 or
- * 4 is written digit by digit: the digits hexOfWidth would give ("0x" + 2 × width, zero-padded).
+ * The answer as JSON bytes; counts every operation in the tally. The frequent results ({"ok":
+ * true} and a read value of width 1, 2 or 4: the digits hexOfWidth gives, "0x" + 2 × width
+ * zero-padded) are written byte by byte, the others as UTF-8 text. The buffer always keeps room
+ * for every remaining result in its fixed form and for the end, so only text checks the size.
+ * A Buffer goes out as is (fastify takes its length for Content-Length), where a long string
+ * built by concatenation would be flattened, measured and encoded first.
  */
 function encodeResults(
   ops: readonly BatchOperation[],
   results: readonly BatchResult[],
   tally: AccessTally,
 ): Buffer {
+  const n = results.length;
   let failed = 0;
-  const out = new JsonBytes(64 + results.length * MAX_FIXED_RESULT);
-  out.text('{"results":[');
-  for (let i = 0; i < results.length; i++) {
+  let buf: Buffer = Buffer.allocUnsafe(16 + n * MAX_FIXED_RESULT + TAIL_ROOM);
+  let pos = buf.write('{"results":[', 0, 'latin1');
+  /** Writes text, growing the buffer so that the room for the rest stays. */
+  const text = (s: string, remaining: number): void => {
+    const length = Buffer.byteLength(s);
+    const need = pos + length + remaining * MAX_FIXED_RESULT + TAIL_ROOM;
+    if (need > buf.length) buf = grow(buf, pos, need);
+    pos += buf.write(s, pos, 'utf8');
+  };
+  for (let i = 0; i < n; i++) {
     const r = results[i]!;
     const op = ops[i]!;
-    out.reserve(MAX_FIXED_RESULT);
-    if (i > 0) out.buf[out.pos++] = 0x2c; // ,
+    if (i > 0) buf[pos++] = COMMA;
     const width = op.width > 0 ? op.width : 'block';
     if (r.ok) {
       const value = r.value;
-      if (value !== undefined) {
-        if (typeof value === 'number' && (op.width === 1 || op.width === 2 || op.width === 4)) {
-          out.bytes(VALUE_OPEN);
-          if (op.width === 4) {
-            out.hexByte(value >>> 24);
-            out.hexByte((value >>> 16) & 0xff);
-          }
-          if (op.width >= 2) out.hexByte((value >>> 8) & 0xff);
-          out.hexByte(value & 0xff);
-          out.buf[out.pos++] = 0x22; // "
-          out.buf[out.pos++] = 0x7d; // }
-        } else {
-          out.text(
-            `{"ok":true,"value":"${typeof value === 'number' && op.width <= 4 ? hexOfWidth(value, op.width) : hexValue(value, op.width)}"}`,
-          );
+      if (value === undefined && r.data === undefined) {
+        for (let k = 0; k < OK_BYTES.length; k++) buf[pos++] = OK_BYTES[k]!;
+      } else if (typeof value === 'number' && (op.width === 1 || op.width === 2 || op.width === 4)) {
+        for (let k = 0; k < VALUE_OPEN.length; k++) buf[pos++] = VALUE_OPEN[k]!;
+        // The bytes hexOfWidth formats, most significant first.
+        for (let shift = 8 * op.width - 8; shift >= 0; shift -= 8) {
+          const b = shift === 24 ? value >>> 24 : (value >>> shift) & 0xff;
+          buf[pos++] = HEX_DIGITS[b >>> 4]!;
+          buf[pos++] = HEX_DIGITS[b & 15]!;
         }
-      } else if (r.data !== undefined) {
-        out.text(`{"ok":true,"data":"${bytesToHex(r.data)}"}`);
+        buf[pos++] = QUOTE;
+        buf[pos++] = CLOSE_BRACE;
+      } else if (value !== undefined) {
+        text(
+          `{"ok":true,"value":"${typeof value === 'number' && op.width <= 4 ? hexOfWidth(value, op.width) : hexValue(value, op.width)}"}`,
+          n - i - 1,
+        );
       } else {
-        out.bytes(OK_BYTES);
+        text(`{"ok":true,"data":"${bytesToHex(r.data!)}"}`, n - i - 1);
       }
       tally.add(op.space, width, op.op, 'ok');
     } else {
       failed++;
-      out.text(errorJson(op, r.error));
+      text(errorJson(op, r.error), n - i - 1);
       if (SPACE_INDEX.has(op.space)) tally.add(op.space, width, op.op, r.error.code);
     }
   }
-  out.text(`],"executed":${results.length},"failed":${failed}}`);
-  return out.done();
+  text(`],"executed":${n},"failed":${failed}}`, 0);
+  return buf.subarray(0, pos);
 }
 
 /**

@@ -9,10 +9,13 @@
  * errors (invalid JSON, envelope or operation problems) come from the same code as without it.
  * Outside the shape: escapes, control or non-ASCII bytes in strings, keys other than the known
  * ones, a key given twice, nested values, true/false/null, numbers with a sign, fraction or
- * exponent, with a leading zero or above 15 digits, an onError other than "stop" or "continue",
- * anything after the object. What it returns satisfies the envelope schema by construction
- * (known keys only, bdf and space strings, ops an array, onError one of its literals), which is
- * why the route's envelope check takes a ScannedBatch as is.
+ * exponent, with a leading zero or of more than 15 digits, an onError other than "stop" or
+ * "continue", anything but whitespace after the object. What it returns satisfies the envelope
+ * schema by construction (known keys only, bdf and space strings, ops an array, onError one of
+ * its literals), which is why the route's envelope check takes a ScannedBatch as is.
+ *
+ * Written for speed: one pass over the bytes, positions passed and returned as integers (-1:
+ * outside the shape), keys recognised from their bytes without making strings.
  */
 
 /** One operation as JSON.parse would give it (a field JSON.parse would not have is undefined). */
@@ -34,7 +37,7 @@ export class ScannedBatch {
   ops: ScannedOperation[] = [];
 }
 
-// Byte values.
+// Bytes.
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const COMMA = 0x2c;
@@ -46,13 +49,10 @@ const CLOSE_BRACKET = 0x5d;
 const ZERO = 0x30;
 const NINE = 0x39;
 
-/** Thrown (and caught below) when the body leaves the shape: the route then uses JSON.parse. */
-const OUTSIDE = new Error('outside the scanned shape');
-
 /** The most digits of a number taken here: 15 digits are always a safe integer. */
 const MAX_DIGITS = 15;
 
-// Operation keys (bit masks, to refuse a key given twice).
+// Keys, as bits (a key given twice leaves the shape).
 const K_BDF = 1;
 const K_SPACE = 2;
 const K_OP = 4;
@@ -61,270 +61,270 @@ const K_WIDTH = 16;
 const K_LENGTH = 32;
 const K_VALUE = 64;
 const K_DATA = 128;
-// Envelope keys.
-const E_BDF = 1;
-const E_SPACE = 2;
-const E_OPS = 4;
-const E_ONERROR = 8;
+const K_OPS = 256;
+const K_ONERROR = 512;
 
-/** The bytes of an ASCII word, to compare keys without making strings. */
-function bytes(word: string): number[] {
-  return Array.from(word, (c) => c.charCodeAt(0));
+/** Up to 4 ASCII bytes of a word packed in one integer (first byte lowest). */
+function pack(word: string, from: number, to: number): number {
+  let h = 0;
+  for (let i = from; i < Math.min(to, word.length); i++) h |= word.charCodeAt(i) << (8 * (i - from));
+  return h;
 }
 
-const W_BDF = bytes('bdf');
-const W_SPACE = bytes('space');
-const W_OP = bytes('op');
-const W_OPS = bytes('ops');
-const W_OFFSET = bytes('offset');
-const W_WIDTH = bytes('width');
-const W_LENGTH = bytes('length');
-const W_VALUE = bytes('value');
-const W_DATA = bytes('data');
-const W_ONERROR = bytes('onError');
-const W_READ = bytes('read');
-const W_WRITE = bytes('write');
-const W_STOP = bytes('stop');
-const W_CONTINUE = bytes('continue');
+// Keys packed: the first 4 bytes, then the next 3.
+const OP = pack('op', 0, 4);
+const BDF = pack('bdf', 0, 4);
+const OPS = pack('ops', 0, 4);
+const DATA = pack('data', 0, 4);
+const WIDT = pack('width', 0, 4);
+const VALU = pack('value', 0, 4);
+const SPAC = pack('space', 0, 4);
+const OFFS = pack('offset', 0, 4);
+const LENG = pack('length', 0, 4);
+const ONER = pack('onError', 0, 4);
+const H = pack('width', 4, 8);
+const E = pack('value', 4, 8);
+const ET = pack('offset', 4, 8);
+const TH = pack('length', 4, 8);
+const ROR = pack('onError', 4, 8);
 
-class Scanner {
-  pos = 0;
-  /** Start and end of the last string read (its bytes, without the quotes). */
-  start = 0;
-  end = 0;
+const READ = pack('read', 0, 4);
+const WRIT = pack('write', 0, 4);
 
-  constructor(readonly buf: Uint8Array) {}
+/** Length of the key keyAt() found. */
+let keyLength = 0;
 
-  /** Skips JSON whitespace and returns the next byte (-1 at the end). */
-  next(): number {
-    const buf = this.buf;
-    let p = this.pos;
-    while (p < buf.length) {
-      const c = buf[p]!;
-      if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) break;
-      p++;
+/**
+ * The key at `p` (after its opening quote), or 0; sets keyLength. Keys are 2 to 7 letters: the
+ * position of the closing quote gives the length, then the packed bytes are compared.
+ */
+function keyAt(buf: Uint8Array, p: number): number {
+  const b0 = buf[p]!;
+  const b1 = buf[p + 1]!;
+  const b2 = buf[p + 2]!;
+  if (b2 === QUOTE) {
+    keyLength = 2;
+    return (b0 | (b1 << 8)) === OP ? K_OP : 0;
+  }
+  const b3 = buf[p + 3]!;
+  if (b3 === QUOTE) {
+    keyLength = 3;
+    const lo = b0 | (b1 << 8) | (b2 << 16);
+    return lo === BDF ? K_BDF : lo === OPS ? K_OPS : 0;
+  }
+  const lo = b0 | (b1 << 8) | (b2 << 16) | (b3 << 24);
+  const b4 = buf[p + 4]!;
+  if (b4 === QUOTE) {
+    keyLength = 4;
+    return lo === DATA ? K_DATA : 0;
+  }
+  const b5 = buf[p + 5]!;
+  if (b5 === QUOTE) {
+    keyLength = 5;
+    if (b4 === H) return lo === WIDT ? K_WIDTH : 0;
+    if (b4 === E) return lo === VALU ? K_VALUE : lo === SPAC ? K_SPACE : 0;
+    return 0;
+  }
+  const b6 = buf[p + 6]!;
+  if (b6 === QUOTE) {
+    keyLength = 6;
+    const hi = b4 | (b5 << 8);
+    if (hi === ET) return lo === OFFS ? K_OFFSET : 0;
+    return hi === TH && lo === LENG ? K_LENGTH : 0;
+  }
+  if (buf[p + 7] === QUOTE) {
+    keyLength = 7;
+    return lo === ONER && (b4 | (b5 << 8) | (b6 << 16)) === ROR ? K_ONERROR : 0;
+  }
+  return 0;
+}
+
+/** Whether a byte is JSON whitespace (false for undefined, past the end). */
+function isSpace(c: number | undefined): boolean {
+  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+}
+
+/** Skips JSON whitespace. */
+function skip(buf: Uint8Array, p: number): number {
+  while (isSpace(buf[p])) p++;
+  return p;
+}
+
+/** ASCII bytes as a string (the same string a UTF-8 decode would give). */
+function ascii(buf: Buffer, start: number, end: number): string {
+  return buf.toString('latin1', start, end);
+}
+
+/** The string or number value() read last. */
+let scanned: string | number = 0;
+
+/**
+ * A string of printable ASCII without escapes, or a non-negative integer, at `p` (no
+ * whitespace before it): sets `scanned` and returns the position after it, or -1. "read" and
+ * "write" come back as those constants.
+ */
+function value(buf: Buffer, p: number): number {
+  const c = buf[p];
+  if (c === QUOTE) {
+    const start = p + 1;
+    for (p = start; ; p++) {
+      const d = buf[p];
+      if (d === QUOTE) break;
+      if (d === undefined || d < 0x20 || d > 0x7e || d === BACKSLASH) return -1;
     }
-    this.pos = p;
-    return p < buf.length ? buf[p]! : -1;
-  }
-
-  expect(byte: number): void {
-    if (this.next() !== byte) throw OUTSIDE;
-    this.pos++;
-  }
-
-  /** Reads a string of printable ASCII without escapes; sets start/end. */
-  scanString(): void {
-    const buf = this.buf;
-    let p = this.pos;
-    if (buf[p] !== QUOTE) throw OUTSIDE;
-    const start = ++p;
-    for (;;) {
-      if (p >= buf.length) throw OUTSIDE;
-      const c = buf[p]!;
-      if (c === QUOTE) break;
-      if (c < 0x20 || c > 0x7e || c === BACKSLASH) throw OUTSIDE;
-      p++;
-    }
-    this.start = start;
-    this.end = p;
-    this.pos = p + 1;
-  }
-
-  /** Whether the last string read is `word`. */
-  is(word: readonly number[]): boolean {
-    const n = word.length;
-    if (this.end - this.start !== n) return false;
-    const buf = this.buf;
-    for (let i = 0; i < n; i++) if (buf[this.start + i] !== word[i]) return false;
-    return true;
-  }
-
-  text(): string {
-    const { buf, start, end } = this;
-    let s = '';
-    for (let i = start; i < end; i++) s += String.fromCharCode(buf[i]!);
-    return s;
-  }
-
-  /** A non-negative integer of at most 15 digits, no leading zero. */
-  scanNumber(): number {
-    const buf = this.buf;
-    let p = this.pos;
-    const first = p;
-    let value = 0;
-    while (p < buf.length) {
-      const c = buf[p]!;
-      if (c < ZERO || c > NINE) break;
-      value = value * 10 + (c - ZERO);
-      p++;
-    }
-    const digits = p - first;
-    if (digits === 0 || digits > MAX_DIGITS || (digits > 1 && buf[first] === ZERO)) throw OUTSIDE;
-    this.pos = p;
-    return value;
-  }
-
-  /** A string or a number value; strings that are "read" or "write" come back as those constants. */
-  scanValue(): string | number {
-    const c = this.next();
-    if (c === QUOTE) {
-      this.scanString();
-      if (this.is(W_READ)) return 'read';
-      if (this.is(W_WRITE)) return 'write';
-      return this.text();
-    }
-    if (c >= ZERO && c <= NINE) return this.scanNumber();
-    throw OUTSIDE;
-  }
-
-  /** The string after a key and its colon. */
-  scanStringValue(): string {
-    if (this.next() !== QUOTE) throw OUTSIDE;
-    this.scanString();
-    return this.text();
-  }
-
-  /** Reads `"key":` and returns the key's bit among the operation keys. */
-  operationKey(): number {
-    if (this.next() !== QUOTE) throw OUTSIDE;
-    this.scanString();
-    let key = 0;
-    switch (this.end - this.start) {
-      case 2:
-        if (this.is(W_OP)) key = K_OP;
-        break;
-      case 3:
-        if (this.is(W_BDF)) key = K_BDF;
-        break;
-      case 4:
-        if (this.is(W_DATA)) key = K_DATA;
-        break;
-      case 5:
-        if (this.is(W_WIDTH)) key = K_WIDTH;
-        else if (this.is(W_VALUE)) key = K_VALUE;
-        else if (this.is(W_SPACE)) key = K_SPACE;
-        break;
-      case 6:
-        if (this.is(W_OFFSET)) key = K_OFFSET;
-        else if (this.is(W_LENGTH)) key = K_LENGTH;
-        break;
-    }
-    if (key === 0) throw OUTSIDE;
-    this.expect(COLON);
-    return key;
-  }
-
-  operation(): ScannedOperation {
-    this.expect(OPEN_BRACE);
-    const op = new ScannedOperation();
-    if (this.next() === CLOSE_BRACE) {
-      this.pos++;
-      return op;
-    }
-    let seen = 0;
-    for (;;) {
-      const key = this.operationKey();
-      if (seen & key) throw OUTSIDE;
-      seen |= key;
-      const value = this.scanValue();
-      switch (key) {
-        case K_OP:
-          op.op = value;
-          break;
-        case K_OFFSET:
-          op.offset = value;
-          break;
-        case K_WIDTH:
-          op.width = value;
-          break;
-        case K_VALUE:
-          op.value = value;
-          break;
-        case K_BDF:
-          op.bdf = value;
-          break;
-        case K_SPACE:
-          op.space = value;
-          break;
-        case K_LENGTH:
-          op.length = value;
-          break;
-        default:
-          op.data = value;
+    const n = p - start;
+    if (n === 4 || n === 5) {
+      const head = buf[start]! | (buf[start + 1]! << 8) | (buf[start + 2]! << 16) | (buf[start + 3]! << 24);
+      if (n === 4 && head === READ) {
+        scanned = 'read';
+        return p + 1;
       }
-      const c = this.next();
-      this.pos++;
-      if (c === CLOSE_BRACE) return op;
-      if (c !== COMMA) throw OUTSIDE;
-    }
-  }
-
-  operations(): ScannedOperation[] {
-    this.expect(OPEN_BRACKET);
-    const ops: ScannedOperation[] = [];
-    if (this.next() === CLOSE_BRACKET) {
-      this.pos++;
-      return ops;
-    }
-    for (;;) {
-      ops.push(this.operation());
-      const c = this.next();
-      this.pos++;
-      if (c === CLOSE_BRACKET) return ops;
-      if (c !== COMMA) throw OUTSIDE;
-    }
-  }
-
-  batch(): ScannedBatch {
-    const batch = new ScannedBatch();
-    this.expect(OPEN_BRACE);
-    let seen = 0;
-    if (this.next() !== CLOSE_BRACE) {
-      for (;;) {
-        if (this.next() !== QUOTE) throw OUTSIDE;
-        this.scanString();
-        let key = 0;
-        if (this.is(W_OPS)) key = E_OPS;
-        else if (this.is(W_BDF)) key = E_BDF;
-        else if (this.is(W_SPACE)) key = E_SPACE;
-        else if (this.is(W_ONERROR)) key = E_ONERROR;
-        if (key === 0 || seen & key) throw OUTSIDE;
-        seen |= key;
-        this.expect(COLON);
-        if (key === E_OPS) {
-          batch.ops = this.operations();
-        } else if (key === E_BDF) {
-          batch.bdf = this.scanStringValue();
-        } else if (key === E_SPACE) {
-          batch.space = this.scanStringValue();
-        } else {
-          if (this.next() !== QUOTE) throw OUTSIDE;
-          this.scanString();
-          if (this.is(W_STOP)) batch.onError = 'stop';
-          else if (this.is(W_CONTINUE)) batch.onError = 'continue';
-          else throw OUTSIDE;
-        }
-        const c = this.next();
-        this.pos++;
-        if (c === CLOSE_BRACE) break;
-        if (c !== COMMA) throw OUTSIDE;
+      if (n === 5 && head === WRIT && buf[start + 4] === E) {
+        scanned = 'write';
+        return p + 1;
       }
-    } else {
-      this.pos++;
     }
-    // ops is required by the envelope; nothing but whitespace may follow the object.
-    if (!(seen & E_OPS) || this.next() !== -1) throw OUTSIDE;
-    return batch;
+    scanned = ascii(buf, start, p);
+    return p + 1;
   }
+  if (c === undefined || c < ZERO || c > NINE) return -1;
+  const first = p;
+  let v = c - ZERO;
+  for (p++; ; p++) {
+    const d = buf[p];
+    if (d === undefined || d < ZERO || d > NINE) break;
+    v = v * 10 + (d - ZERO);
+  }
+  const digits = p - first;
+  if (digits > MAX_DIGITS || (digits > 1 && c === ZERO)) return -1;
+  scanned = v;
+  return p;
+}
+
+/** Position after the colon of the key() found last. */
+let keyEnd = 0;
+
+/** `"key":` at `p` (whitespace skipped): the key's bit (0: not a key), the position after the colon in `keyEnd`. */
+function key(buf: Uint8Array, p: number): number {
+  if (isSpace(buf[p])) p = skip(buf, p);
+  if (buf[p] !== QUOTE) return 0;
+  const k = keyAt(buf, p + 1);
+  p += 2 + keyLength;
+  if (isSpace(buf[p])) p = skip(buf, p);
+  if (buf[p] !== COLON) return 0;
+  p++;
+  keyEnd = isSpace(buf[p]) ? skip(buf, p) : p;
+  return k;
+}
+
+const OPERATION_KEYS = K_BDF | K_SPACE | K_OP | K_OFFSET | K_WIDTH | K_LENGTH | K_VALUE | K_DATA;
+
+/** One operation object at `p` (after its opening brace), appended to `ops`; position after it or -1. */
+function operation(buf: Buffer, p: number, ops: ScannedOperation[]): number {
+  const op = new ScannedOperation();
+  ops.push(op);
+  if (isSpace(buf[p])) p = skip(buf, p);
+  if (buf[p] === CLOSE_BRACE) return p + 1;
+  let seen = 0;
+  for (;;) {
+    const k = key(buf, p);
+    if ((k & OPERATION_KEYS) === 0 || (seen & k) !== 0) return -1;
+    seen |= k;
+    p = value(buf, keyEnd);
+    if (p < 0) return -1;
+    switch (k) {
+      case K_OP:
+        op.op = scanned;
+        break;
+      case K_OFFSET:
+        op.offset = scanned;
+        break;
+      case K_WIDTH:
+        op.width = scanned;
+        break;
+      case K_VALUE:
+        op.value = scanned;
+        break;
+      case K_BDF:
+        op.bdf = scanned;
+        break;
+      case K_SPACE:
+        op.space = scanned;
+        break;
+      case K_LENGTH:
+        op.length = scanned;
+        break;
+      default:
+        op.data = scanned;
+    }
+    let c = buf[p];
+    if (isSpace(c)) {
+      p = skip(buf, p);
+      c = buf[p];
+    }
+    if (c === CLOSE_BRACE) return p + 1;
+    if (c !== COMMA) return -1;
+    p++;
+  }
+}
+
+/** The ops array at `p` (whitespace skipped); position after it or -1. */
+function operations(buf: Buffer, p: number, ops: ScannedOperation[]): number {
+  p = skip(buf, p);
+  if (buf[p] !== OPEN_BRACKET) return -1;
+  p = skip(buf, p + 1);
+  if (buf[p] === CLOSE_BRACKET) return p + 1;
+  for (;;) {
+    if (buf[p] !== OPEN_BRACE) return -1;
+    p = operation(buf, p + 1, ops);
+    if (p < 0) return -1;
+    p = skip(buf, p);
+    const c = buf[p];
+    if (c === CLOSE_BRACKET) return p + 1;
+    if (c !== COMMA) return -1;
+    p = skip(buf, p + 1);
+  }
+}
+
+/** A string value at `p` (whitespace already skipped), into `scanned`; position after it or -1. */
+function stringValue(buf: Buffer, p: number): number {
+  return buf[p] === QUOTE ? value(buf, p) : -1;
 }
 
 /** The batch in `body`, or undefined when the body is outside the scanned shape. */
-export function scanBatch(body: Uint8Array): ScannedBatch | undefined {
-  try {
-    return new Scanner(body).batch();
-  } catch (e) {
-    if (e === OUTSIDE) return undefined;
-    throw e;
+export function scanBatch(body: Buffer): ScannedBatch | undefined {
+  const batch = new ScannedBatch();
+  let p = skip(body, 0);
+  if (body[p] !== OPEN_BRACE) return undefined;
+  p = skip(body, p + 1);
+  let seen = 0;
+  if (body[p] === CLOSE_BRACE) {
+    p++;
+  } else {
+    for (;;) {
+      const k = key(body, p);
+      if ((k & (K_OPS | K_BDF | K_SPACE | K_ONERROR)) === 0 || (seen & k) !== 0) return undefined;
+      seen |= k;
+      if (k === K_OPS) {
+        p = operations(body, keyEnd, batch.ops);
+      } else {
+        p = stringValue(body, keyEnd);
+        if (p < 0) return undefined;
+        const text = scanned as string;
+        if (k === K_BDF) batch.bdf = text;
+        else if (k === K_SPACE) batch.space = text;
+        else if (text === 'stop' || text === 'continue') batch.onError = text;
+        else return undefined;
+      }
+      if (p < 0) return undefined;
+      p = skip(body, p);
+      const c = body[p];
+      p++;
+      if (c === CLOSE_BRACE) break;
+      if (c !== COMMA) return undefined;
+    }
   }
+  // ops is required by the envelope; nothing but whitespace may follow the object.
+  if ((seen & K_OPS) === 0 || skip(body, p) !== body.length) return undefined;
+  return batch;
 }
