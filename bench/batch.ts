@@ -36,8 +36,15 @@ import {
 } from './lib/machine.js';
 import { calibrate, median, now, sink, warmUp, type RateCase } from './lib/measure.js';
 import { formatNumber, formatSection, type Row, type Section } from './lib/results.js';
-import { startServerChild, type ServerHandle } from './lib/servers.js';
-import { BENCH_VF, benchHttp, enableBenchVfs } from './rest.js';
+import {
+  BENCH_VF,
+  benchHttp,
+  enableBenchVfs,
+  QUEUE_NUM,
+  SINGLE_READ_PATH,
+  startServerChild,
+  type ServerHandle,
+} from './lib/servers.js';
 
 export interface BatchOptions {
   sizes: readonly number[];
@@ -96,7 +103,9 @@ async function verify(
   size: number,
   body: string,
 ): Promise<void> {
-  const answer = JSON.parse(await benchHttp(server, 'POST', '/api/v1/access', JSON.parse(body))) as BatchAnswer;
+  const answer = JSON.parse(
+    await benchHttp(server, 'POST', '/api/v1/access', JSON.parse(body)),
+  ) as BatchAnswer;
   if (answer.executed !== size || answer.failed !== 0 || answer.results.length !== size) {
     throw new Error(`batch of ${size}: executed ${answer.executed}, failed ${answer.failed}`);
   }
@@ -143,27 +152,33 @@ export async function runBatch(o: BatchOptions = BATCH_DEFAULTS): Promise<Sectio
   try {
     await enableBenchVfs(server);
     for (let k = 0; k < o.sizes.length; k++) await verify(server, transcript, o.sizes[k]!, bodies[k]!);
+    // The batch sizes, then single GETs (the same VF, one access per request) for comparison.
+    const single = o.sizes.length;
     const load = (k: number, warmupMs: number): Promise<LoadResult> =>
       runLoad({
         server,
-        path: '/api/v1/access',
-        method: 'POST',
-        body: bodies[k]!,
+        ...(k === single
+          ? { path: SINGLE_READ_PATH }
+          : { path: '/api/v1/access', method: 'POST' as const, body: bodies[k]! }),
         connections: o.connections,
         warmupMs,
         measureMs: o.measureMs,
       });
-    for (let k = 0; k < o.sizes.length; k++) await load(k, o.firstWarmupMs);
+    for (let k = 0; k <= single; k++) await load(k, o.firstWarmupMs);
 
     const runs: LoadResult[][] = o.sizes.map(() => []);
+    const singles: LoadResult[] = [];
     const directRates: number[] = [];
     for (let round = 0; round < o.rounds; round++) {
-      for (let j = 0; j < o.sizes.length; j++) {
-        const k = (round + j) % o.sizes.length;
-        runs[k]!.push(await load(k, o.warmupMs));
+      for (let j = 0; j <= single; j++) {
+        const k = (round + j) % (single + 1);
+        const result = await load(k, o.warmupMs);
+        if (k === single) singles.push(result);
+        else runs[k]!.push(result);
       }
       directRates.push(directRate());
     }
+    const singleRate = median(singles.map((r) => r.rps));
 
     const accessRates = runs.map((list, k) => list.map((r) => r.rps * o.sizes[k]!));
     const directMedian = median(directRates);
@@ -183,6 +198,17 @@ export async function runBatch(o: BatchOptions = BATCH_DEFAULTS): Promise<Sectio
         '÷ direct MMR': median(accessRates[k]!.map((a, round) => a / directRates[round]!)),
         'request bytes': Buffer.byteLength(bodies[k]!),
       };
+    });
+    rows.push({
+      batch: `GET …/bars/2/0x${QUEUE_NUM.toString(16)}?width=2 (1 access/request)`,
+      'accesses/s': Math.round(singleRate),
+      'req/s': singleRate,
+      'p50 ms': median(singles.map((r) => r.p50Ms)),
+      'p99 ms': median(singles.map((r) => r.p99Ms)),
+      'server CPU ns/access': 1000 * median(singles.map((r) => r.serverCpuUs)),
+      'server core busy %': 100 * median(singles.map((r) => r.serverCpuShare)),
+      '÷ direct MMR': median(singles.map((r, round) => r.rps / directRates[round]!)),
+      'request bytes': null,
     });
     rows.push({
       batch: 'in-process direct MMR (no HTTP)',
@@ -218,38 +244,37 @@ export async function runBatch(o: BatchOptions = BATCH_DEFAULTS): Promise<Sectio
         yLog: true,
         series: [
           {
-            name: `HTTP POST /api/v1/access, ${o.connections} clients`,
-            group: 'http',
+            name: 'POST /api/v1/access',
+            group: 'batch',
             points: o.sizes.map((size, k) => ({ x: size, y: median(accessRates[k]!) })),
           },
           {
-            name: 'server CPU bound (1 core ÷ CPU per access)',
-            group: 'http',
+            name: 'GET …/bars (1 per request)',
+            group: 'single',
             dashed: true,
-            points: o.sizes.map((size, k) => ({
-              x: size,
-              y: (1e6 * size) / median(runs[k]!.map((r) => r.serverCpuUs)),
-            })),
+            points: o.sizes.map((size) => ({ x: size, y: singleRate })),
           },
           {
-            name: 'in-process direct MMR',
+            name: 'in process, no HTTP',
             group: 'direct',
             dashed: true,
             points: o.sizes.map((size) => ({ x: size, y: directMedian })),
           },
         ],
-        marks: [{ label: `goal: ${BATCH_GOAL.toLocaleString('en-US')} accesses/s at ${largest}`, y: BATCH_GOAL }],
+        marks: [{ label: `goal: ${formatNumber(BATCH_GOAL)} at ${largest}`, y: BATCH_GOAL }],
       },
       notes: [
         `sequence: legacyProbe({ msix: false, notify: [0] }), ${n} accesses (${n - writes} reads, ${writes} writes), repeated and cut to the batch size; it starts with a device reset, so each batch is self-contained`,
         `body: {"bdf":"${BENCH_VF}","space":"${VF_BAR_SPACE}","ops":[{"op":"write","offset":${LEGACY_BLOCK + transcript[0]!.offset},"width":1,"value":0},…]} (default bdf and space; offsets as JSON numbers)`,
         `load: autocannon in the parent process, ${o.connections} connections; server in a child process; ${o.rounds} rounds of ${o.measureMs} ms per size after ${o.warmupMs} ms of warm-up load; medians`,
         `ratio at ${largest} to in-process direct MMR (median of per-round ratios): ${formatNumber(ratioToDirect)}; the direct replay runs in the load generator's process while the server is idle`,
-        'server CPU bound: the rate the server would reach with its core to itself (1 s ÷ its CPU time per access)',
+        `the GET row: single reads of the same VF's QUEUE_NUM over ${o.connections} connections in the same rounds (drawn flat: it has no batch size)`,
+        'server CPU: user + system time of the server process (its helper threads included) over the window ÷ accesses',
       ],
       raw: {
         sizes: o.sizes,
         runs,
+        singles,
         directRates,
         ratioToDirect,
       },

@@ -15,12 +15,18 @@
  */
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { legacy } from '../src/spec/index.js';
-import { LEGACY_BLOCK, VF_BAR_SPACE } from './lib/machine.js';
 import { runLoad, type LoadResult } from './lib/load.js';
 import { median, now } from './lib/measure.js';
 import { formatSection, type Row, type Section } from './lib/results.js';
-import { BARE_ANSWER, startServerChild, type ServerHandle } from './lib/servers.js';
+import {
+  BARE_ANSWER,
+  benchHttp,
+  enableBenchVfs,
+  QUEUE_NUM,
+  SINGLE_READ_PATH,
+  startServerChild,
+  type ServerHandle,
+} from './lib/servers.js';
 
 export interface RestOptions {
   rounds: number;
@@ -43,34 +49,10 @@ export const REST_DEFAULTS: RestOptions = {
 /** vmmr req/s ÷ bare fastify req/s. */
 export const REST_RATIO_GOAL = 0.7;
 
-export const BENCH_PF = '0000:01:00.0';
-export const BENCH_VF = '0000:01:00.1';
-export const BENCH_VFS = 16;
-const QUEUE_NUM = LEGACY_BLOCK + legacy.registers.QUEUE_NUM.offset;
-const READ_PATH = `/api/v1/functions/${BENCH_VF}/bars/${VF_BAR_SPACE.slice(3)}/0x${QUEUE_NUM.toString(16)}?width=2`;
-
-async function http(server: ServerHandle, method: string, path: string, body?: unknown): Promise<string> {
-  const res = await fetch(`${server.url}${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
-  return text;
-}
-
-/** PUT …/sriov {numVfs}: what a harness does before it touches a VF. */
-export async function enableBenchVfs(server: ServerHandle): Promise<void> {
-  await http(server, 'PUT', `/api/v1/pfs/${BENCH_PF}/sriov`, { numVfs: BENCH_VFS });
-}
-
-export { http as benchHttp };
-
 /** Both answers must be the same JSON text: the comparison is then about the work, not the bytes. */
 async function checkAnswers(vmmr: ServerHandle, bare: ServerHandle): Promise<string> {
-  const a = await http(vmmr, 'GET', READ_PATH);
-  const b = await http(bare, 'GET', READ_PATH);
+  const a = await benchHttp(vmmr, 'GET', SINGLE_READ_PATH);
+  const b = await benchHttp(bare, 'GET', SINGLE_READ_PATH);
   if (a !== JSON.stringify(BARE_ANSWER) || b !== a) {
     throw new Error(`the answers differ: vmmr ${a}, bare ${b}, expected ${JSON.stringify(BARE_ANSWER)}`);
   }
@@ -80,7 +62,7 @@ async function checkAnswers(vmmr: ServerHandle, bare: ServerHandle): Promise<str
 function load(server: ServerHandle, o: RestOptions, warmupMs: number): Promise<LoadResult> {
   return runLoad({
     server,
-    path: READ_PATH,
+    path: SINGLE_READ_PATH,
     connections: o.connections,
     warmupMs,
     measureMs: o.measureMs,
@@ -99,7 +81,8 @@ export async function runRest(o: RestOptions = REST_DEFAULTS): Promise<Section> 
     const runs: Record<'vmmr' | 'bare', LoadResult[]> = { vmmr: [], bare: [] };
     for (let round = 0; round < o.rounds; round++) {
       const order = round % 2 === 0 ? [vmmr, bare] : [bare, vmmr];
-      for (const server of order) runs[server.kind as 'vmmr' | 'bare'].push(await load(server, o, o.warmupMs));
+      for (const server of order)
+        runs[server.kind as 'vmmr' | 'bare'].push(await load(server, o, o.warmupMs));
     }
     const ratios = runs.vmmr.map((v, i) => v.rps / runs.bare[i]!.rps);
     const cpuRatios = runs.vmmr.map((v, i) => runs.bare[i]!.serverCpuUs / v.serverCpuUs);

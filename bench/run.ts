@@ -5,11 +5,15 @@
  *   node dist/bench/run.js                 all sections
  *   node dist/bench/run.js --only scale    some sections (comma-separated ids)
  *   node dist/bench/run.js --chart         redraw results.svg from the existing results.json
+ *   node dist/bench/run.js --only rest,batch --profile DIR
+ *                                          the HTTP sections with their servers under --cpu-prof
  *
- * Sections that need a clean heap or their own process run as child processes.
+ * Sections that need a clean heap or their own process run as child processes; the HTTP
+ * sections (rest, batch) also start their servers as child processes of their own.
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { renderSvg } from './lib/chart.js';
 import { sinkChecksum } from './lib/measure.js';
@@ -21,9 +25,9 @@ const RESULTS_JSON = `${BENCH_DIR}results.json`;
 const RESULTS_SVG = `${BENCH_DIR}results.svg`;
 
 /** Runs a compiled bench script in a child process and takes the section it prints as JSON. */
-function childSection(script: string, nodeFlags: readonly string[]): Section {
+function childSection(script: string, nodeFlags: readonly string[], args: readonly string[] = []): Section {
   const path = fileURLToPath(new URL(script, import.meta.url));
-  const child = spawnSync(process.execPath, [...nodeFlags, path, '--json'], {
+  const child = spawnSync(process.execPath, [...nodeFlags, path, '--json', ...args], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
     maxBuffer: 16 << 20,
@@ -35,11 +39,14 @@ function childSection(script: string, nodeFlags: readonly string[]): Section {
 
 interface SectionRunner {
   id: string;
-  run(): Section | Promise<Section>;
+  /** `http`: arguments for the HTTP sections (--profile DIR). */
+  run(http: readonly string[]): Section | Promise<Section>;
 }
 
 const SECTIONS: readonly SectionRunner[] = [
   { id: 'in-process', run: () => runInProcess() },
+  { id: 'rest', run: (http) => childSection('./rest.js', [], http) },
+  { id: 'batch', run: (http) => childSection('./batch.js', [], http) },
   { id: 'scale', run: () => childSection('./scale.js', ['--expose-gc']) },
 ];
 
@@ -55,13 +62,15 @@ async function main(argv: readonly string[]): Promise<void> {
   }
   const onlyAt = argv.indexOf('--only');
   const only = onlyAt >= 0 ? new Set((argv[onlyAt + 1] ?? '').split(',')) : undefined;
+  const profileAt = argv.indexOf('--profile');
+  const http = profileAt >= 0 ? ['--profile', resolve(argv[profileAt + 1] ?? '.')] : [];
   const started = performance.now();
   const env = environment();
   process.stdout.write(`vmmr bench: node ${env.node}, ${env.cpus} × ${env.cpuModel}\n\n`);
   const sections: Section[] = [];
   for (const runner of SECTIONS) {
     if (only && !only.has(runner.id)) continue;
-    const section = await runner.run();
+    const section = await runner.run(http);
     sections.push(section);
     process.stdout.write(`${formatSection(section)}\n(${(section.seconds ?? 0).toFixed(1)} s)\n\n`);
   }

@@ -5,6 +5,8 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { legacy } from '../../src/spec/index.js';
+import { LEGACY_BLOCK, VF_BAR_SPACE } from './machine.js';
 
 export type ServerKind = 'vmmr' | 'bare';
 
@@ -42,11 +44,15 @@ const SERVER_SCRIPT = fileURLToPath(new URL('../server.js', import.meta.url));
 
 export async function startServerChild(kind: ServerKind, options: ServerOptions = {}): Promise<ServerHandle> {
   const execArgv = options.profileDir
-    ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`, `--cpu-prof-name=${kind}-${Date.now()}.cpuprofile`]
+    ? [
+        '--cpu-prof',
+        `--cpu-prof-dir=${options.profileDir}`,
+        `--cpu-prof-name=${kind}-${Date.now()}.cpuprofile`,
+      ]
     : [];
   const child: ChildProcess = fork(SERVER_SCRIPT, [kind], {
     execArgv,
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const next = <T>(pick: (m: ServerMessage) => T | undefined): Promise<T> =>
@@ -82,4 +88,35 @@ export async function startServerChild(kind: ServerKind, options: ServerOptions 
       if (code !== 0) throw new Error(`bench server (${kind}) exited with ${code}`);
     },
   };
+}
+
+/** The PF, VF and VF count the HTTP sections use (default topology). */
+export const BENCH_PF = '0000:01:00.0';
+export const BENCH_VF = '0000:01:00.1';
+export const BENCH_VFS = 16;
+
+/** The legacy QUEUE_NUM register of the bench VF, in its BAR: 2 bytes, no side effect on read. */
+export const QUEUE_NUM = LEGACY_BLOCK + legacy.registers.QUEUE_NUM.offset;
+/** One read of it through the single-access route. */
+export const SINGLE_READ_PATH = `/api/v1/functions/${BENCH_VF}/bars/${VF_BAR_SPACE.slice(3)}/0x${QUEUE_NUM.toString(16)}?width=2`;
+/** One request; throws unless the answer is 2xx; returns the body. */
+export async function benchHttp(
+  server: ServerHandle,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<string> {
+  const res = await fetch(`${server.url}${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  return text;
+}
+
+/** PUT …/sriov {numVfs}: what a harness does before it touches a VF. */
+export async function enableBenchVfs(server: ServerHandle): Promise<void> {
+  await benchHttp(server, 'PUT', `/api/v1/pfs/${BENCH_PF}/sriov`, { numVfs: BENCH_VFS });
 }

@@ -91,11 +91,24 @@ const ROR = pack('onError', 4, 8);
 const READ = pack('read', 0, 4);
 const WRIT = pack('write', 0, 4);
 
-/** Length of the key keyAt() found. */
-let keyLength = 0;
+/** Length in letters of each key, by bit. */
+const KEY_LENGTH = new Uint8Array(K_ONERROR + 1);
+for (const [bit, word] of [
+  [K_BDF, 'bdf'],
+  [K_SPACE, 'space'],
+  [K_OP, 'op'],
+  [K_OFFSET, 'offset'],
+  [K_WIDTH, 'width'],
+  [K_LENGTH, 'length'],
+  [K_VALUE, 'value'],
+  [K_DATA, 'data'],
+  [K_OPS, 'ops'],
+  [K_ONERROR, 'onError'],
+] as const)
+  KEY_LENGTH[bit] = word.length;
 
 /**
- * The key at `p` (after its opening quote), or 0; sets keyLength. Keys are 2 to 7 letters: the
+ * The key at `p` (after its opening quote), or 0. Keys are 2 to 7 letters: the
  * position of the closing quote gives the length, then the packed bytes are compared.
  */
 function keyAt(buf: Uint8Array, p: number): number {
@@ -103,37 +116,31 @@ function keyAt(buf: Uint8Array, p: number): number {
   const b1 = buf[p + 1]!;
   const b2 = buf[p + 2]!;
   if (b2 === QUOTE) {
-    keyLength = 2;
     return (b0 | (b1 << 8)) === OP ? K_OP : 0;
   }
   const b3 = buf[p + 3]!;
   if (b3 === QUOTE) {
-    keyLength = 3;
     const lo = b0 | (b1 << 8) | (b2 << 16);
     return lo === BDF ? K_BDF : lo === OPS ? K_OPS : 0;
   }
   const lo = b0 | (b1 << 8) | (b2 << 16) | (b3 << 24);
   const b4 = buf[p + 4]!;
   if (b4 === QUOTE) {
-    keyLength = 4;
     return lo === DATA ? K_DATA : 0;
   }
   const b5 = buf[p + 5]!;
   if (b5 === QUOTE) {
-    keyLength = 5;
     if (b4 === H) return lo === WIDT ? K_WIDTH : 0;
     if (b4 === E) return lo === VALU ? K_VALUE : lo === SPAC ? K_SPACE : 0;
     return 0;
   }
   const b6 = buf[p + 6]!;
   if (b6 === QUOTE) {
-    keyLength = 6;
     const hi = b4 | (b5 << 8);
     if (hi === ET) return lo === OFFS ? K_OFFSET : 0;
     return hi === TH && lo === LENG ? K_LENGTH : 0;
   }
   if (buf[p + 7] === QUOTE) {
-    keyLength = 7;
     return lo === ONER && (b4 | (b5 << 8) | (b6 << 16)) === ROR ? K_ONERROR : 0;
   }
   return 0;
@@ -209,7 +216,7 @@ function key(buf: Uint8Array, p: number): number {
   if (isSpace(buf[p])) p = skip(buf, p);
   if (buf[p] !== QUOTE) return 0;
   const k = keyAt(buf, p + 1);
-  p += 2 + keyLength;
+  p += 2 + KEY_LENGTH[k]!;
   if (isSpace(buf[p])) p = skip(buf, p);
   if (buf[p] !== COLON) return 0;
   p++;
@@ -219,7 +226,10 @@ function key(buf: Uint8Array, p: number): number {
 
 const OPERATION_KEYS = K_BDF | K_SPACE | K_OP | K_OFFSET | K_WIDTH | K_LENGTH | K_VALUE | K_DATA;
 
-/** One operation object at `p` (after its opening brace), appended to `ops`; position after it or -1. */
+/**
+ * One operation object at `p` (after its opening brace), appended to `ops`; the position after
+ * it, or -1. The hot loop of the scan: key() and value() written out in place, state in locals.
+ */
 function operation(buf: Buffer, p: number, ops: ScannedOperation[]): number {
   const op = new ScannedOperation();
   ops.push(op);
@@ -227,43 +237,79 @@ function operation(buf: Buffer, p: number, ops: ScannedOperation[]): number {
   if (buf[p] === CLOSE_BRACE) return p + 1;
   let seen = 0;
   for (;;) {
-    const k = key(buf, p);
+    // "key":
+    if (isSpace(buf[p])) p = skip(buf, p);
+    if (buf[p] !== QUOTE) return -1;
+    const k = keyAt(buf, p + 1);
     if ((k & OPERATION_KEYS) === 0 || (seen & k) !== 0) return -1;
     seen |= k;
-    p = value(buf, keyEnd);
-    if (p < 0) return -1;
+    p += 2 + KEY_LENGTH[k]!;
+    if (isSpace(buf[p])) p = skip(buf, p);
+    if (buf[p] !== COLON) return -1;
+    p++;
+    if (isSpace(buf[p])) p = skip(buf, p);
+    // The value: a string or a non-negative integer.
+    let v: string | number;
+    const c = buf[p];
+    if (c === QUOTE) {
+      const start = p + 1;
+      for (p = start; ; p++) {
+        const d = buf[p];
+        if (d === QUOTE) break;
+        if (d === undefined || d < 0x20 || d > 0x7e || d === BACKSLASH) return -1;
+      }
+      const n = p - start;
+      p++;
+      const head = n === 4 || n === 5 ? buf[start]! | (buf[start + 1]! << 8) | (buf[start + 2]! << 16) | (buf[start + 3]! << 24) : 0;
+      if (n === 4 && head === READ) v = 'read';
+      else if (n === 5 && head === WRIT && buf[start + 4] === E) v = 'write';
+      else v = ascii(buf, start, p - 1);
+    } else {
+      if (c === undefined || c < ZERO || c > NINE) return -1;
+      const first = p;
+      let x = c - ZERO;
+      for (p++; ; p++) {
+        const d = buf[p];
+        if (d === undefined || d < ZERO || d > NINE) break;
+        x = x * 10 + (d - ZERO);
+      }
+      const digits = p - first;
+      if (digits > MAX_DIGITS || (digits > 1 && c === ZERO)) return -1;
+      v = x;
+    }
     switch (k) {
       case K_OP:
-        op.op = scanned;
+        op.op = v;
         break;
       case K_OFFSET:
-        op.offset = scanned;
+        op.offset = v;
         break;
       case K_WIDTH:
-        op.width = scanned;
+        op.width = v;
         break;
       case K_VALUE:
-        op.value = scanned;
+        op.value = v;
         break;
       case K_BDF:
-        op.bdf = scanned;
+        op.bdf = v;
         break;
       case K_SPACE:
-        op.space = scanned;
+        op.space = v;
         break;
       case K_LENGTH:
-        op.length = scanned;
+        op.length = v;
         break;
       default:
-        op.data = scanned;
+        op.data = v;
     }
-    let c = buf[p];
-    if (isSpace(c)) {
+    // , or }
+    let e = buf[p];
+    if (isSpace(e)) {
       p = skip(buf, p);
-      c = buf[p];
+      e = buf[p];
     }
-    if (c === CLOSE_BRACE) return p + 1;
-    if (c !== COMMA) return -1;
+    if (e === CLOSE_BRACE) return p + 1;
+    if (e !== COMMA) return -1;
     p++;
   }
 }
