@@ -290,9 +290,11 @@ function encodeResults(
     if (r.ok) {
       const value = r.value;
       if (value === undefined && r.data === undefined) {
-        for (let k = 0; k < OK_BYTES.length; k++) buf[pos++] = OK_BYTES[k]!;
+        buf.set(OK_BYTES, pos);
+        pos += OK_BYTES.length;
       } else if (typeof value === 'number' && (op.width === 1 || op.width === 2 || op.width === 4)) {
-        for (let k = 0; k < VALUE_OPEN.length; k++) buf[pos++] = VALUE_OPEN[k]!;
+        buf.set(VALUE_OPEN, pos);
+        pos += VALUE_OPEN.length;
         // The bytes hexOfWidth formats, most significant first.
         for (let shift = 8 * op.width - 8; shift >= 0; shift -= 8) {
           const b = shift === 24 ? value >>> 24 : (value >>> shift) & 0xff;

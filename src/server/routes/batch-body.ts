@@ -260,7 +260,10 @@ function operation(buf: Buffer, p: number, ops: ScannedOperation[]): number {
       }
       const n = p - start;
       p++;
-      const head = n === 4 || n === 5 ? buf[start]! | (buf[start + 1]! << 8) | (buf[start + 2]! << 16) | (buf[start + 3]! << 24) : 0;
+      const head =
+        n === 4 || n === 5
+          ? buf[start]! | (buf[start + 1]! << 8) | (buf[start + 2]! << 16) | (buf[start + 3]! << 24)
+          : 0;
       if (n === 4 && head === READ) v = 'read';
       else if (n === 5 && head === WRIT && buf[start + 4] === E) v = 'write';
       else v = ascii(buf, start, p - 1);
