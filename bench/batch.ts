@@ -249,7 +249,7 @@ export async function runBatch(o: BatchOptions = BATCH_DEFAULTS): Promise<Sectio
             points: o.sizes.map((size, k) => ({ x: size, y: median(accessRates[k]!) })),
           },
           {
-            name: 'GET …/bars (1 per request)',
+            name: 'GET, 1 access each',
             group: 'single',
             dashed: true,
             points: o.sizes.map((size) => ({ x: size, y: singleRate })),
