@@ -1,20 +1,8 @@
 /** Shapes of the REST API answers the client commands read (only the fields they use). */
 
-export interface PfInfo {
-  bdf: string;
-  type: string;
-  totalVfs: number;
-  initialVfs: number;
-  firstVfOffset: number;
-  vfStride: number;
-  queueSize: number;
-  policy: string;
-  notify: string;
-  numVfs: number;
-  vfEnabled: boolean;
-  vfMemoryEnabled: boolean;
-  vfDeviceId: string | number;
-}
+import type { PfSummary } from '../inspect.js';
+
+export type PfInfo = PfSummary;
 
 export interface PfList {
   items: PfInfo[];

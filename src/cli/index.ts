@@ -4,9 +4,8 @@
  * Each command lives in its own module under src/cli/ and exports a
  * register<Name>Command(program) function listed in COMMANDS.
  */
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+export { packageVersion } from '../version.js';
+import { packageVersion } from '../version.js';
 import { Command, CommanderError } from 'commander';
 import { registerBarCommand } from './bar.js';
 import { registerCfgCommand } from './cfg.js';
@@ -35,24 +34,6 @@ export const COMMANDS: readonly RegisterCommand[] = [
   registerEventsCommand,
 ];
 
-/** The version of the nearest package.json named "vmmr" above this module. */
-export function packageVersion(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    try {
-      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as {
-        name?: string;
-        version?: string;
-      };
-      if (pkg.name === 'vmmr' && typeof pkg.version === 'string') return pkg.version;
-    } catch {
-      // not here: keep walking up
-    }
-    const parent = dirname(dir);
-    if (parent === dir) return '0.0.0';
-    dir = parent;
-  }
-}
 
 export function buildProgram(io: CliIo = processIo): Command {
   const program = new Command('vmmr')

@@ -3,31 +3,11 @@
  * /openapi.json, and the interactive documentation at /docs (@fastify/swagger-ui, whose assets
  * are served from the package: it works offline).
  */
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packageVersion } from '../version.js';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { VmmrApp } from './app.js';
 
-/** The version of the nearest package.json named "vmmr" above this module. */
-function packageVersion(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    try {
-      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as {
-        name?: string;
-        version?: string;
-      };
-      if (pkg.name === 'vmmr' && typeof pkg.version === 'string') return pkg.version;
-    } catch {
-      // not here: keep walking up
-    }
-    const parent = dirname(dir);
-    if (parent === dir) return '0.0.0';
-    dir = parent;
-  }
-}
 
 export const TAGS = [
   { name: 'service', description: 'Health, readiness, metrics' },
