@@ -1,5 +1,6 @@
 /** Helpers shared by the route modules: single accesses with metrics, content negotiation. */
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { formatHexDump, formatLspciDump } from '../../dump.js';
 import { read, write, type Space } from '../../access/index.js';
 import { readBlock, writeBlock } from '../../access/block.js';
 import { isVmmrError } from '../../errors.js';
@@ -118,4 +119,22 @@ export function prefersOctetStream(request: FastifyRequest): boolean {
     if (!best || q > best.q || (q === best.q && order < best.order)) best = { type: t, q, order };
   });
   return best?.type === 'application/octet-stream';
+}
+
+/** A whole config space in the asked format: lspci -xxxx text, plain hex, or JSON (the default). */
+export function sendConfigDump(
+  reply: FastifyReply,
+  format: string | undefined,
+  bdf: string,
+  description: string,
+  bytes: Uint8Array,
+): FastifyReply {
+  switch (format ?? 'json') {
+    case 'lspci':
+      return reply.type('text/plain; charset=utf-8').send(formatLspciDump(bdf, description, bytes));
+    case 'hex':
+      return reply.type('text/plain; charset=utf-8').send(formatHexDump(bytes));
+    default:
+      return reply.type('application/json').send({ bdf, length: bytes.length, data: bytesToHex(bytes) });
+  }
 }

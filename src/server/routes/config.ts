@@ -1,10 +1,9 @@
 /** A function's config space: whole-space dumps and single or block accesses. */
 import { Type } from 'typebox';
-import { formatHexDump, formatLspciDump } from '../../dump.js';
 import { dumpDescription } from '../../inspect.js';
 import type { RouteModule } from '../app.js';
-import { bytesToHex } from '../hex.js';
 import { BdfParams, BdfParam, ConfigDump, DumpFormat, OffsetParam, problems } from '../schemas.js';
+import { sendConfigDump } from './common.js';
 import { registerSpaceRoutes } from './space.js';
 
 export const configRoutes: RouteModule = (app, ctx) => {
@@ -33,19 +32,7 @@ export const configRoutes: RouteModule = (app, ctx) => {
     },
     async (request, reply) => {
       const fn = ctx.emulator.machine.find(request.params.bdf);
-      const bytes = fn.config.snapshot();
-      switch (request.query.format ?? 'json') {
-        case 'lspci':
-          return reply
-            .type('text/plain; charset=utf-8')
-            .send(formatLspciDump(fn.bdf, dumpDescription(fn), bytes));
-        case 'hex':
-          return reply.type('text/plain; charset=utf-8').send(formatHexDump(bytes));
-        default:
-          return reply
-            .type('application/json')
-            .send({ bdf: fn.bdf, length: bytes.length, data: bytesToHex(bytes) });
-      }
+      return sendConfigDump(reply, request.query.format, fn.bdf, dumpDescription(fn), fn.config.snapshot());
     },
   );
 

@@ -3,12 +3,11 @@
  * driver sees (config space with an I/O BAR0) and that I/O BAR0 itself.
  */
 import { Type } from 'typebox';
-import { formatHexDump, formatLspciDump } from '../../dump.js';
 import { dumpDescription } from '../../inspect.js';
 import { guestView } from '../../translator/guest-view.js';
 import type { RouteModule } from '../app.js';
-import { bytesToHex } from '../hex.js';
 import { BdfParam, BdfParams, ConfigDump, DumpFormat, OffsetParam, problems } from '../schemas.js';
+import { sendConfigDump } from './common.js';
 import { registerSpaceRoutes } from './space.js';
 
 const tags = ['guest'];
@@ -36,19 +35,7 @@ export const guestRoutes: RouteModule = (app, ctx) => {
     },
     async (request, reply) => {
       const vf = ctx.emulator.machine.findVf(request.params.bdf);
-      const bytes = guestView(vf).snapshot();
-      switch (request.query.format ?? 'json') {
-        case 'lspci':
-          return reply
-            .type('text/plain; charset=utf-8')
-            .send(formatLspciDump(vf.bdf, dumpDescription(vf, 'guest'), bytes));
-        case 'hex':
-          return reply.type('text/plain; charset=utf-8').send(formatHexDump(bytes));
-        default:
-          return reply
-            .type('application/json')
-            .send({ bdf: vf.bdf, length: bytes.length, data: bytesToHex(bytes) });
-      }
+      return sendConfigDump(reply, request.query.format, vf.bdf, dumpDescription(vf, 'guest'), guestView(vf).snapshot());
     },
   );
 
