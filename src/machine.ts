@@ -95,7 +95,7 @@ export class Machine {
     if (!pf) throw new VmmrError('VMMR_ERR_NO_FUNCTION', `no PF at ${formatBdf(domain, rid)}`, { bdf });
     this.pfByKey.delete(bdfKey(domain, rid));
     this.pfList = this.pfList.filter((p) => p !== pf);
-    pf.vfs = [];
+    pf.removeVfs();
     return pf;
   }
 

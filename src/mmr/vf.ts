@@ -10,6 +10,8 @@ import { derivedMacByte, derivedSerial } from './identity.js';
 /** Receives INTx re-evaluations of a VF (the translator's emulated pin). */
 export interface IntxSink {
   updateIntx(): void;
+  /** The VF goes away: an asserted line drops. */
+  release(): void;
 }
 
 /**

@@ -341,10 +341,17 @@ export class VirtioPf extends VirtioPciFunction {
         });
       }
     } else {
-      const count = this.vfs.length;
-      this.vfs = [];
+      const count = this.removeVfs();
       if (this.events.active) this.events.emit({ type: 'vf-disable', bdf: this.bdf, numVfs: count });
     }
+  }
+
+  /** Drops every VF; an emulated INTx a guest view had asserted is deasserted first. Returns how many. */
+  removeVfs(): number {
+    const removed = this.vfs;
+    this.vfs = [];
+    for (const vf of removed) vf.intxSink?.release();
+    return removed.length;
   }
 
   /**
@@ -363,10 +370,9 @@ export class VirtioPf extends VirtioPciFunction {
 
   /** A PF FLR also resets its SR-IOV capability: VF Enable clears and the VFs go away. */
   override functionLevelReset(): void {
-    const hadVfs = this.vfs.length;
     super.functionLevelReset();
     this.syncVfBarMask();
-    this.vfs = [];
+    const hadVfs = this.removeVfs();
     if (hadVfs > 0 && this.events.active) this.events.emit({ type: 'vf-disable', bdf: this.bdf, numVfs: hadVfs });
   }
 

@@ -150,6 +150,13 @@ export class GuestView implements IntxSink {
     }
   }
 
+  release(): void {
+    if (!this.intxLevel) return;
+    this.intxLevel = false;
+    const events = this.vf.events;
+    if (events.active) events.emit({ type: 'interrupt', bdf: this.vf.bdf, mode: 'intx', level: false, view: 'guest' });
+  }
+
   get intxAsserted(): boolean {
     return this.intxLevel;
   }

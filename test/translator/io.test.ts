@@ -169,6 +169,20 @@ describe('emulated INTx (level follows the ISR while MSI-X is disabled)', () => 
     ]);
   });
 
+  it('disabling the VFs while the emulated pin is asserted drops it before vf-disable', () => {
+    const { machine, vf } = guest('net');
+    const view = guestView(vf);
+    vf.device.raiseQueueInterrupt(0);
+    expect(view.intxAsserted).toBe(true);
+    const events = record(machine);
+    const pf = vf.pf;
+    wr(pf, 'config', pf.sriov + 0x08, 2, 0);
+    expect(events).toEqual([
+      { type: 'interrupt', bdf: vf.bdf, mode: 'intx', level: false, view: 'guest' },
+      { type: 'vf-disable', bdf: pf.bdf, numVfs: 2 },
+    ]);
+  });
+
   it('guest Command.Interrupt Disable masks the pin; MSI-X enabled means no INTx', () => {
     const { machine, vf } = guest('block');
     const view = guestView(vf);
