@@ -2,48 +2,25 @@
  * End-to-end: build the CLI with the project's build config, spawn
  * `node <out>/src/cli.js serve` and talk to it over HTTP.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildCli, type BuiltCli } from './support/build-cli.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-// Built under node_modules/.cache so that packages resolve and `npm run build`'s dist/ is untouched.
-const BUILD = join(ROOT, 'node_modules', '.cache', `vmmr-cli-test-${process.pid}`);
-const CLI = join(BUILD, 'out', 'src', 'cli.js');
 const TMP = mkdtempSync(join(tmpdir(), 'vmmr-cli-'));
+let CLI = '';
+let built: BuiltCli | undefined;
 
 beforeAll(() => {
-  mkdirSync(BUILD, { recursive: true });
-  // Only the CLI's import graph, emitted without type checking (npm run typecheck covers that).
-  writeFileSync(
-    join(BUILD, 'tsconfig.json'),
-    JSON.stringify({
-      extends: join(ROOT, 'tsconfig.build.json'),
-      compilerOptions: {
-        outDir: join(BUILD, 'out'),
-        noCheck: true,
-        declaration: false,
-        sourceMap: false,
-        incremental: false,
-      },
-      files: [join(ROOT, 'src', 'cli.ts')],
-      include: [],
-    }),
-  );
-  const tsc = spawnSync(
-    process.execPath,
-    [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(BUILD, 'tsconfig.json')],
-    { cwd: ROOT, encoding: 'utf8' },
-  );
-  if (!existsSync(CLI)) throw new Error(`build failed:\n${tsc.stdout}${tsc.stderr}`);
+  built = buildCli('cli-test');
+  CLI = built.cli;
 }, 60_000);
 
 afterAll(() => {
-  rmSync(BUILD, { recursive: true, force: true });
+  built?.remove();
   rmSync(TMP, { recursive: true, force: true });
 });
 

@@ -3,48 +3,20 @@
  * that exits by itself, and `vmmr events` ended by SIGINT with exit code 0.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { startServer, type RunningServer } from '../../src/server/main.js';
 import { DEFAULT_TOPOLOGY } from '../../src/topology.js';
 import { lspci, tmpFile, vmmr } from './helpers.js';
+import { buildCli, type BuiltCli } from '../support/build-cli.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-// Under node_modules/.cache so that packages resolve and `npm run build`'s dist/ is untouched.
-const BUILD = join(ROOT, 'node_modules', '.cache', `vmmr-cli-client-test-${process.pid}`);
-const CLI = join(BUILD, 'out', 'src', 'cli.js');
-
+let CLI = '';
+let built: BuiltCli | undefined;
 let server: RunningServer;
 
 beforeAll(async () => {
-  mkdirSync(BUILD, { recursive: true });
-  writeFileSync(
-    join(BUILD, 'tsconfig.json'),
-    JSON.stringify({
-      extends: join(ROOT, 'tsconfig.build.json'),
-      compilerOptions: {
-        outDir: join(BUILD, 'out'),
-        noCheck: true,
-        declaration: false,
-        sourceMap: false,
-        incremental: false,
-      },
-      files: [join(ROOT, 'src', 'cli.ts')],
-      include: [],
-    }),
-  );
-  const tsc = spawnSync(
-    process.execPath,
-    [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(BUILD, 'tsconfig.json')],
-    {
-      cwd: ROOT,
-      encoding: 'utf8',
-    },
-  );
-  if (!existsSync(CLI)) throw new Error(`build failed:\n${tsc.stdout}${tsc.stderr}`);
+  built = buildCli('cli-client-test');
+  CLI = built.cli;
   const config = { ...loadConfig({}), host: '127.0.0.1', port: 0, logLevel: 'silent' as const };
   server = await startServer(config, DEFAULT_TOPOLOGY, {
     handleSignals: false,
@@ -54,7 +26,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await server?.close();
-  rmSync(BUILD, { recursive: true, force: true });
+  built?.remove();
 });
 
 /** Runs the binary without blocking this process (the service under test lives here). */
