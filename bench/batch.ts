@@ -19,8 +19,8 @@
  * --profile DIR runs the server under `node --cpu-prof` and leaves the profile in DIR;
  * --sizes 4096 measures some batch sizes only (comma-separated), e.g. to profile one.
  */
+import { runIfScript } from './lib/script.js';
 import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { TranscriptEntry } from '../src/driver-sim.js';
 import { Machine } from '../src/machine.js';
 import type { MmrVf } from '../src/mmr/vf.js';
@@ -295,9 +295,4 @@ async function main(argv: readonly string[]): Promise<void> {
   else process.stdout.write(`${formatSection(section)}\n`);
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {
-  main(process.argv.slice(2)).catch((e: unknown) => {
-    process.stderr.write(`batch failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-    process.exit(1);
-  });
-}
+runIfScript(import.meta.url, 'batch', main);

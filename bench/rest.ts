@@ -13,8 +13,8 @@
  * `node dist/bench/rest.js` prints the section; --json prints it as one JSON line (for run.ts);
  * --profile DIR runs both servers under `node --cpu-prof` and leaves their profiles in DIR.
  */
+import { runIfScript } from './lib/script.js';
 import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { runLoad, type LoadResult } from './lib/load.js';
 import { median, now } from './lib/measure.js';
 import { formatSection, type Row, type Section } from './lib/results.js';
@@ -142,9 +142,4 @@ async function main(argv: readonly string[]): Promise<void> {
   else process.stdout.write(`${formatSection(section)}\n`);
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {
-  main(process.argv.slice(2)).catch((e: unknown) => {
-    process.stderr.write(`rest failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-    process.exit(1);
-  });
-}
+runIfScript(import.meta.url, 'rest', main);

@@ -14,8 +14,8 @@
  * `node --expose-gc dist/bench/scale.js` prints the section; with --json it prints the section
  * as one JSON line instead (for bench/run.ts).
  */
+import { runIfScript } from './lib/script.js';
 import { spawnSync } from 'node:child_process';
-import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { getHeapSpaceStatistics } from 'node:v8';
 import { fileURLToPath } from 'node:url';
@@ -422,9 +422,4 @@ async function main(argv: readonly string[]): Promise<void> {
   else process.stdout.write(`${formatSection(section)}\n`);
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {
-  main(process.argv.slice(2)).catch((e: unknown) => {
-    process.stderr.write(`scale failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-    process.exit(1);
-  });
-}
+runIfScript(import.meta.url, 'scale', main);
