@@ -21,10 +21,10 @@
  */
 import { runIfScript } from './lib/script.js';
 import { resolve } from 'node:path';
-import type { TranscriptEntry } from '../src/driver-sim.js';
-import { Machine } from '../src/machine.js';
+import type { TranscriptEntry } from '../src/driver-sim/probes.js';
+import { Machine } from '../src/machine/machine.js';
 import type { MmrVf } from '../src/mmr/vf.js';
-import { DEFAULT_TOPOLOGY } from '../src/topology.js';
+import { DEFAULT_TOPOLOGY } from '../src/machine/topology.js';
 import { runLoad, type LoadResult } from './lib/load.js';
 import {
   compileReplay,

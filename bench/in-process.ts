@@ -6,8 +6,8 @@
  */
 import { guestView } from '../src/translator/guest-view.js';
 import type { MmrVf } from '../src/mmr/vf.js';
-import { DEFAULT_TOPOLOGY } from '../src/topology.js';
-import { Machine } from '../src/machine.js';
+import { DEFAULT_TOPOLOGY } from '../src/machine/topology.js';
+import { Machine } from '../src/machine/machine.js';
 import {
   compileReplay,
   enableGuestIo,

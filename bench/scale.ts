@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { read, write } from '../src/access/index.js';
 import { formatBdf } from '../src/pci/bdf.js';
 import { legacy, virtioStatus } from '../src/spec/index.js';
-import type { Machine } from '../src/machine.js';
+import type { Machine } from '../src/machine/machine.js';
 import { baselineCase } from './in-process.js';
 import { disableVfs, enableVfs, LEGACY_BLOCK, scaleMachine, VF_BAR_SPACE } from './lib/machine.js';
 import {

@@ -13,9 +13,9 @@
  * `node --cpu-prof` the profile is written at that exit.
  */
 import Fastify from 'fastify';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/server/config.js';
 import { startServer } from '../src/server/main.js';
-import { DEFAULT_TOPOLOGY } from '../src/topology.js';
+import { DEFAULT_TOPOLOGY } from '../src/machine/topology.js';
 import { BAR_ROUTE, BARE_ANSWER, type ServerKind, type ServerMessage } from './lib/servers.js';
 
 async function start(kind: ServerKind): Promise<{ url: string; close(): Promise<void> }> {

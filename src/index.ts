@@ -1,16 +1,16 @@
 /** vmmr as a library: the transport-free core a Node harness can import directly. */
-export { Machine, type MachineOptions, type MachineState } from './machine.js';
+export { Machine, type MachineOptions, type MachineState } from './machine/machine.js';
 export { read, write, runBatch, SPACES, isSpace, type Space, type AccessValue, type Operation, type OperationResult } from './access/index.js';
 export { readBlock, writeBlock, runBatchOperations } from './access/block.js';
-export { describeFunction, listFunctions, pfSummary, sriovState, setNumVfs } from './inspect.js';
-export { saveStateFile, loadStateFile, StateFileError } from './state-file.js';
-export { VmmrError, isVmmrError, type VmmrErrorCode } from './errors.js';
-export { EventBus, EVENT_TYPES, type VmmrEvent, type VmmrEventType } from './events.js';
+export { describeFunction, listFunctions, pfSummary, sriovState, setNumVfs } from './views/inspect.js';
+export { saveStateFile, loadStateFile, StateFileError } from './machine/state-file.js';
+export { VmmrError, isVmmrError, type VmmrErrorCode } from './base/errors.js';
+export { EventBus, EVENT_TYPES, type VmmrEvent, type VmmrEventType } from './base/events.js';
 export { guestView, GuestView } from './translator/guest-view.js';
 export { TraceRing, type TraceEntry } from './translator/trace.js';
-export { legacyProbe, modernProbe, runSim, runSimAsync, type Sim, type SimOp, type SimPort } from './driver-sim.js';
+export { legacyProbe, modernProbe, runSim, runSimAsync, type Sim, type SimOp, type SimPort } from './driver-sim/probes.js';
 export { parseBdf, formatBdf, normalizeBdf } from './pci/bdf.js';
-export { formatLspciDump } from './dump.js';
-export { DEFAULT_TOPOLOGY, parseTopology, loadTopologyFile, type ResolvedTopology, type ResolvedPf } from './topology.js';
+export { formatLspciDump } from './views/dump.js';
+export { DEFAULT_TOPOLOGY, parseTopology, loadTopologyFile, type ResolvedTopology, type ResolvedPf } from './machine/topology.js';
 export type { MmrVf } from './mmr/vf.js';
-export type { VirtioPf } from './sriov/pf.js';
+export type { VirtioPf } from './mmr/pf.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, isValidHost, loadConfig } from '../src/config.js';
+import { ConfigError, isValidHost, loadConfig } from '../src/server/config.js';
 
 function configError(fn: () => unknown): ConfigError {
   try {

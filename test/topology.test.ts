@@ -8,7 +8,7 @@ import {
   parseTopology,
   TopologyError,
   type ResolvedTopology,
-} from '../src/topology.js';
+} from '../src/machine/topology.js';
 
 const SRC = 't.json';
 
@@ -435,7 +435,7 @@ describe('DEFAULT_TOPOLOGY', () => {
 
   it('matches the shipped JSON file resolved by parseTopology', () => {
     const json: unknown = JSON.parse(
-      readFileSync(new URL('../src/topology-default.json', import.meta.url), 'utf8'),
+      readFileSync(new URL('../src/machine/topology-default.json', import.meta.url), 'utf8'),
     );
     expect(parseTopology(json, 'x')).toEqual(DEFAULT_TOPOLOGY);
   });

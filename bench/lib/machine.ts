@@ -9,12 +9,12 @@ import {
   type LegacyProbeOptions,
   type SimOp,
   type TranscriptEntry,
-} from '../../src/driver-sim.js';
-import { Machine } from '../../src/machine.js';
+} from '../../src/driver-sim/probes.js';
+import { Machine } from '../../src/machine/machine.js';
 import type { MmrVf } from '../../src/mmr/vf.js';
 import { barLayout, mmrLocator, pciHeader, sriovCap } from '../../src/spec/index.js';
-import type { VirtioPf } from '../../src/sriov/pf.js';
-import { parseTopology, type ResolvedTopology } from '../../src/topology.js';
+import type { VirtioPf } from '../../src/mmr/pf.js';
+import { parseTopology, type ResolvedTopology } from '../../src/machine/topology.js';
 import type { VirtioPciFunction } from '../../src/virtio/pci-function.js';
 
 const S = sriovCap.registers;

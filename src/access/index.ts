@@ -1,6 +1,6 @@
 import { pciHeader } from '../spec/index.js';
-import { VmmrError, describeAccess, isVmmrError, showValue } from '../errors.js';
-import type { Machine } from '../machine.js';
+import { VmmrError, describeAccess, isVmmrError, showValue } from '../base/errors.js';
+import type { Machine } from '../machine/machine.js';
 import type { MmrVf } from '../mmr/vf.js';
 import { guestView } from '../translator/guest-view.js';
 import type { VirtioPciFunction } from '../virtio/pci-function.js';

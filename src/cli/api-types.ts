@@ -1,6 +1,6 @@
 /** Shapes of the REST API answers the client commands read (only the fields they use). */
 
-import type { PfSummary } from '../inspect.js';
+import type { PfSummary } from '../views/inspect.js';
 
 export type PfInfo = PfSummary;
 

@@ -63,13 +63,13 @@ export async function offlineDump(req: OfflineDumpRequest): Promise<DumpResult> 
     { guestView },
     { formatLspciDump },
   ] = await Promise.all([
-    import('../machine.js'),
-    import('../topology.js'),
+    import('../machine/machine.js'),
+    import('../machine/topology.js'),
     import('../access/index.js'),
     import('../spec/index.js'),
     import('../pci/bdf.js'),
     import('../translator/guest-view.js'),
-    import('../dump.js'),
+    import('../views/dump.js'),
   ]);
   const topology = req.topology === undefined ? DEFAULT_TOPOLOGY : loadTopologyFile(req.topology);
   const machine = new Machine(topology);

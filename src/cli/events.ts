@@ -12,7 +12,7 @@
  * closes without either.
  */
 import type { Command } from 'commander';
-import { EVENT_TYPES } from '../events.js';
+import { EVENT_TYPES } from '../base/events.js';
 import { addClientOptions, API_PREFIX, ApiClient, type ClientOptions } from './client.js';
 import type { CliIo } from './context.js';
 import { UsageError } from './errors.js';

@@ -4,8 +4,8 @@
  * Each command lives in its own module under src/cli/ and exports a
  * register<Name>Command(program) function listed in COMMANDS.
  */
-export { packageVersion } from '../version.js';
-import { packageVersion } from '../version.js';
+export { packageVersion } from '../server/version.js';
+import { packageVersion } from '../server/version.js';
 import { Command, CommanderError } from 'commander';
 import { registerBarCommand } from './bar.js';
 import { registerCfgCommand } from './cfg.js';

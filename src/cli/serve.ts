@@ -1,6 +1,6 @@
 /** `vmmr serve`: run the REST service. */
 import type { Command } from 'commander';
-import { loadConfig } from '../config.js';
+import { loadConfig } from '../server/config.js';
 
 export interface ServeOptions {
   host?: string;
@@ -18,7 +18,7 @@ export async function serve(opts: ServeOptions, env: NodeJS.ProcessEnv = process
   });
   // Loaded once the configuration is known to be good, so that a bad setting
   // is reported without paying for the validators' and fastify's start-up.
-  const { DEFAULT_TOPOLOGY, loadTopologyFile } = await import('../topology.js');
+  const { DEFAULT_TOPOLOGY, loadTopologyFile } = await import('../machine/topology.js');
   const topology =
     config.topologyPath === undefined ? DEFAULT_TOPOLOGY : loadTopologyFile(config.topologyPath);
   const { startServer } = await import('../server/main.js');

@@ -1,4 +1,4 @@
-import { VmmrError } from '../errors.js';
+import { VmmrError } from '../base/errors.js';
 
 /**
  * Stable per-function identities, derived from the BDF so that they are unique across a

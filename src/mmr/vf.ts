@@ -1,10 +1,10 @@
-import type { EventBus } from '../events.js';
+import type { EventBus } from '../base/events.js';
 import type { ConfigStore } from '../pci/config-space.js';
 import { ConfigStore as Store } from '../pci/config-space.js';
 import { VirtioDevice } from '../virtio/device.js';
 import { VirtioPciFunction, type FunctionState, type FunctionTemplate } from '../virtio/pci-function.js';
 import { existingGuestView, guestView } from '../translator/guest-view.js';
-import type { VirtioPf } from '../sriov/pf.js';
+import type { VirtioPf } from './pf.js';
 import { derivedMacByte, derivedSerial } from './identity.js';
 
 /** Receives INTx re-evaluations of a VF (the translator's emulated pin). */

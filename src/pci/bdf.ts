@@ -1,4 +1,4 @@
-import { VmmrError } from '../errors.js';
+import { VmmrError } from '../base/errors.js';
 
 /**
  * PCI addresses. A routing ID (RID) is bus[15:8] | device[7:3] | function[2:0]; with ARI the

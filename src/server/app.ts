@@ -15,8 +15,8 @@ import Fastify, {
   type RawServerDefault,
 } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { limitsOf, type Config, type Limits } from '../config.js';
-import type { ResolvedTopology } from '../topology.js';
+import { limitsOf, type Config, type Limits } from './config.js';
+import type { ResolvedTopology } from '../machine/topology.js';
 import { PROTECTED_PREFIX, bearerAuth } from './auth.js';
 import { Emulator } from './emulator.js';
 import { errorHandler, notFoundHandler } from './errors.js';

@@ -6,7 +6,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { VmmrError } from '../errors.js';
+import { VmmrError } from '../base/errors.js';
 import { problemOf, sendProblem } from './errors.js';
 
 const BEARER_RE = /^Bearer[ \t]+(\S+)[ \t]*$/i;

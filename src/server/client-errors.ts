@@ -6,7 +6,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
-import { VmmrError } from '../errors.js';
+import { VmmrError } from '../base/errors.js';
 import { problemOf } from './errors.js';
 
 const WHY: Record<string, [number, string]> = {

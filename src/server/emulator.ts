@@ -8,10 +8,10 @@
  * subscribes to a machine only while it has listeners, so with nobody listening the core skips
  * building events altogether.
  */
-import { VmmrError, isVmmrError } from '../errors.js';
-import type { VmmrEvent } from '../events.js';
-import { Machine, type MachineOptions, type MachineState } from '../machine.js';
-import { TopologyError, parseTopology, type ResolvedTopology } from '../topology.js';
+import { VmmrError, isVmmrError } from '../base/errors.js';
+import type { VmmrEvent } from '../base/events.js';
+import { Machine, type MachineOptions, type MachineState } from '../machine/machine.js';
+import { TopologyError, parseTopology, type ResolvedTopology } from '../machine/topology.js';
 
 /** Something other than a device event changed which functions exist. */
 export type TopologyChange =

@@ -3,7 +3,7 @@
  * (application/problem+json) carrying the vmmr error code and the access it is about.
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { VmmrError, isVmmrError, type ErrorContext, type VmmrErrorCode } from '../errors.js';
+import { VmmrError, isVmmrError, type ErrorContext, type VmmrErrorCode } from '../base/errors.js';
 
 /** HTTP status of every error code. */
 export const STATUS_BY_CODE: Readonly<Record<VmmrErrorCode, number>> = {

@@ -4,7 +4,7 @@
  * or a JSON number (safe integers only: anything above 2^53 - 1 must be a hex string). Byte
  * blocks travel as plain lower-case hex, two digits per byte in address order ("0a1b…").
  */
-import { VmmrError, type VmmrErrorCode } from '../errors.js';
+import { VmmrError, type VmmrErrorCode } from '../base/errors.js';
 
 const HEX2: readonly string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 

@@ -3,8 +3,8 @@
  * and close gracefully on SIGINT/SIGTERM.
  */
 import { isIP, type AddressInfo } from 'node:net';
-import type { Config } from '../config.js';
-import type { ResolvedTopology } from '../topology.js';
+import type { Config } from './config.js';
+import type { ResolvedTopology } from '../machine/topology.js';
 import { buildApp, type BuildAppOptions, type VmmrApp } from './app.js';
 
 /** Listening failed (address in use, permission denied, unknown host...). */

@@ -3,7 +3,7 @@
  * /openapi.json, and the interactive documentation at /docs (@fastify/swagger-ui, whose assets
  * are served from the package: it works offline).
  */
-import { packageVersion } from '../version.js';
+import { packageVersion } from './version.js';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { VmmrApp } from './app.js';

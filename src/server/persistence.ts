@@ -2,11 +2,11 @@
  * VMMR_STATE_FILE: the machine state survives restarts. At startup the file is restored (a
  * missing file is a fresh start from the topology; any other problem stops startup with a
  * StateFileError naming the file); on graceful shutdown, and on POST /api/v1/state/save, the
- * current state is written atomically (src/state-file.ts).
+ * current state is written atomically (src/machine/state-file.ts).
  */
 import { Type } from 'typebox';
-import { VmmrError } from '../errors.js';
-import { restoreStateFile, saveStateFile, StateFileError } from '../state-file.js';
+import { VmmrError } from '../base/errors.js';
+import { restoreStateFile, saveStateFile, StateFileError } from '../machine/state-file.js';
 import type { AppContext, RouteModule, VmmrApp } from './app.js';
 import { problems } from './schemas.js';
 

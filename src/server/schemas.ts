@@ -1,7 +1,7 @@
 /** TypeBox schemas shared by the route modules (they are also the OpenAPI document). */
 import { Type, type TSchema } from 'typebox';
-import { EVENT_TYPES } from '../events.js';
-import { DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT } from '../inspect.js';
+import { EVENT_TYPES } from '../base/events.js';
+import { DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT } from '../views/inspect.js';
 import { SPACES } from '../access/index.js';
 import { MAX_BLOCK_LENGTH } from '../access/block.js';
 

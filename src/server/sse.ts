@@ -12,8 +12,8 @@
  * proxies from closing an idle stream.
  */
 import type { ServerResponse } from 'node:http';
-import { isVmmrError } from '../errors.js';
-import type { VmmrEvent, VmmrEventType } from '../events.js';
+import { isVmmrError } from '../base/errors.js';
+import type { VmmrEvent, VmmrEventType } from '../base/events.js';
 import type { MmrVf } from '../mmr/vf.js';
 import type { Emulator, EmulatorListener, TopologyChange } from './emulator.js';
 

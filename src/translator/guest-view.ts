@@ -1,5 +1,5 @@
 import { deviceTypes, pciHeader, legacy } from '../spec/index.js';
-import { VmmrError, isVmmrError } from '../errors.js';
+import { VmmrError, isVmmrError } from '../base/errors.js';
 import { LEGACY_BLOCK_OFFSET } from '../mmr/locator.js';
 import type { IntxSink, MmrVf } from '../mmr/vf.js';
 import { ConfigStore, ConfigTemplate } from '../pci/config-space.js';

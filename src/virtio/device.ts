@@ -1,5 +1,5 @@
 import { msixTableEntry, legacy, virtioRing, virtioStatus } from '../spec/index.js';
-import type { EventBus, ResetReason } from '../events.js';
+import type { EventBus, ResetReason } from '../base/events.js';
 import type { DeviceModel } from './model.js';
 
 export const NO_VECTOR = legacy.constants.NO_VECTOR.value;

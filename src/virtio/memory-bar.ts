@@ -1,5 +1,5 @@
 import { barLayout, msixTableEntry } from '../spec/index.js';
-import { VmmrError } from '../errors.js';
+import { VmmrError } from '../base/errors.js';
 import { widthMask } from '../pci/config-space.js';
 import { commonCfgBlock } from './common-cfg.js';
 import type { VirtioDevice } from './device.js';

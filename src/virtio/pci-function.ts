@@ -6,8 +6,8 @@ import {
   virtioPciCap,
   type AnyTable,
 } from '../spec/index.js';
-import { VmmrError } from '../errors.js';
-import type { EventBus } from '../events.js';
+import { VmmrError } from '../base/errors.js';
+import type { EventBus } from '../base/events.js';
 import { CapabilityLayout } from '../pci/capabilities.js';
 import { ConfigTemplate } from '../pci/config-space.js';
 import { PciFunction } from '../pci/function.js';

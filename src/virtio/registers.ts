@@ -1,4 +1,4 @@
-import { VmmrError } from '../errors.js';
+import { VmmrError } from '../base/errors.js';
 import { widthMask } from '../pci/config-space.js';
 
 export interface RegisterSpec {

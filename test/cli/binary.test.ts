@@ -4,9 +4,9 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/server/config.js';
 import { startServer, type RunningServer } from '../../src/server/main.js';
-import { DEFAULT_TOPOLOGY } from '../../src/topology.js';
+import { DEFAULT_TOPOLOGY } from '../../src/machine/topology.js';
 import { lspci, tmpFile, vmmr } from './helpers.js';
 import { buildCli, type BuiltCli } from '../support/build-cli.js';
 

@@ -3,9 +3,9 @@
  * One service for the file: each test sets the state it reads.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/server/config.js';
 import { startServer, type RunningServer } from '../../src/server/main.js';
-import { DEFAULT_TOPOLOGY } from '../../src/topology.js';
+import { DEFAULT_TOPOLOGY } from '../../src/machine/topology.js';
 import { lspci, setpci, tmpFile, vmmr, type CliRun, type RunOptions } from './helpers.js';
 
 let server: RunningServer;

@@ -4,8 +4,8 @@
  * every type, with MSI-X on and off. Completion is checked on the device, not on the transcript.
  */
 import { describe, expect, it } from 'vitest';
-import { legacyProbe, modernProbe, runSim, type SimOp, type SimPort } from '../../src/driver-sim.js';
-import type { VmmrEvent } from '../../src/events.js';
+import { legacyProbe, modernProbe, runSim, type SimOp, type SimPort } from '../../src/driver-sim/probes.js';
+import type { VmmrEvent } from '../../src/base/events.js';
 import type { VirtioPciFunction } from '../../src/virtio/pci-function.js';
 import type { Space } from '../../src/access/index.js';
 import { IDS, TYPES, enableMemory, rd, record, withVfs, wr } from './helpers.js';

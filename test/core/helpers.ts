@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { read, write, type AccessValue, type Space } from '../../src/access/index.js';
-import { VmmrError, type VmmrErrorCode } from '../../src/errors.js';
-import type { VmmrEvent } from '../../src/events.js';
-import { Machine } from '../../src/machine.js';
+import { VmmrError, type VmmrErrorCode } from '../../src/base/errors.js';
+import type { VmmrEvent } from '../../src/base/events.js';
+import { Machine } from '../../src/machine/machine.js';
 import type { MmrVf } from '../../src/mmr/vf.js';
 import {
   ariCap,
@@ -24,9 +24,9 @@ import {
   type AnyTable,
 } from '../../src/spec/index.js';
 import { guestView } from '../../src/translator/guest-view.js';
-import type { VirtioPf } from '../../src/sriov/pf.js';
+import type { VirtioPf } from '../../src/mmr/pf.js';
 import { normalizeBdf } from '../../src/pci/bdf.js';
-import type { ResolvedPf, TopologyPf } from '../../src/topology.js';
+import type { ResolvedPf, TopologyPf } from '../../src/machine/topology.js';
 import type { VirtioPciFunction } from '../../src/virtio/pci-function.js';
 
 export type TypeName = TopologyPf['type'];

@@ -4,9 +4,9 @@
  * tools cannot run, these tests fail (never skip): pciutils is a test dependency.
  */
 import { describe, expect, it } from 'vitest';
-import { formatLspciDump } from '../../src/dump.js';
-import { Machine } from '../../src/machine.js';
-import { DEFAULT_TOPOLOGY } from '../../src/topology.js';
+import { formatLspciDump } from '../../src/views/dump.js';
+import { Machine } from '../../src/machine/machine.js';
+import { DEFAULT_TOPOLOGY } from '../../src/machine/topology.js';
 import type { VirtioPciFunction } from '../../src/virtio/pci-function.js';
 import {
   IDS,

@@ -9,8 +9,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { SPACES, read, runBatch, write, type Operation, type Space } from '../../src/access/index.js';
-import { VmmrError } from '../../src/errors.js';
-import { Machine } from '../../src/machine.js';
+import { VmmrError } from '../../src/base/errors.js';
+import { Machine } from '../../src/machine/machine.js';
 import { sriovCap } from '../../src/spec/index.js';
 import type { VirtioPciFunction } from '../../src/virtio/pci-function.js';
 import {

@@ -10,11 +10,11 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { read, write } from '../../src/access/index.js';
-import { legacyProbe, runSim, runSimAsync, type SimOp, type TranscriptEntry } from '../../src/driver-sim.js';
-import { setNumVfs } from '../../src/inspect.js';
-import { Machine } from '../../src/machine.js';
+import { legacyProbe, runSim, runSimAsync, type SimOp, type TranscriptEntry } from '../../src/driver-sim/probes.js';
+import { setNumVfs } from '../../src/views/inspect.js';
+import { Machine } from '../../src/machine/machine.js';
 import { pciHeader } from '../../src/spec/index.js';
-import { DEFAULT_TOPOLOGY } from '../../src/topology.js';
+import { DEFAULT_TOPOLOGY } from '../../src/machine/topology.js';
 import { SseReader, api, apiOk, startTestServer } from './helpers.js';
 
 const PF = '0000:01:00.0';

@@ -2,9 +2,9 @@
 import type { AddressInfo } from 'node:net';
 import { afterEach } from 'vitest';
 import { request } from 'undici';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/server/config.js';
 import { buildApp, type BuildAppOptions, type VmmrApp } from '../../src/server/app.js';
-import { DEFAULT_TOPOLOGY } from '../../src/topology.js';
+import { DEFAULT_TOPOLOGY } from '../../src/machine/topology.js';
 
 export interface TestServer {
   app: VmmrApp;

@@ -16,9 +16,9 @@
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { read, runBatch, SPACES, write, type Operation, type Space } from '../../src/access/index.js';
-import { isVmmrError, VmmrError } from '../../src/errors.js';
-import { EVENT_TYPES, type VmmrEvent } from '../../src/events.js';
-import { Machine } from '../../src/machine.js';
+import { isVmmrError, VmmrError } from '../../src/base/errors.js';
+import { EVENT_TYPES, type VmmrEvent } from '../../src/base/events.js';
+import { Machine } from '../../src/machine/machine.js';
 import { normalizeBdf } from '../../src/pci/bdf.js';
 import type { MmrVf } from '../../src/mmr/vf.js';
 import {
@@ -32,8 +32,8 @@ import {
   sriovCap,
   virtioPciCap,
 } from '../../src/spec/index.js';
-import type { VirtioPf } from '../../src/sriov/pf.js';
-import { parseTopology } from '../../src/topology.js';
+import type { VirtioPf } from '../../src/mmr/pf.js';
+import { parseTopology } from '../../src/machine/topology.js';
 import { existingGuestView, guestView } from '../../src/translator/guest-view.js';
 import type { VirtioPciFunction } from '../../src/virtio/pci-function.js';
 import {

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Pool } from 'undici';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { ConfigError, loadConfig } from '../../src/server/config.js';
 import { ROOT } from './support/build.js';
 import { call, expectProblem, pool, setNumVfs, start, type Started } from './support/server.js';
 import { openSse } from './support/sse.js';
@@ -145,10 +145,10 @@ describe('limits are enforced with a clear error', () => {
 
 describe('limits are configured and documented', () => {
   const VARIABLES = [
-    ...readFileSync(join(ROOT, 'src', 'config.ts'), 'utf8').matchAll(/env\.(VMMR_[A-Z_]+)/g),
+    ...readFileSync(join(ROOT, 'src', 'server', 'config.ts'), 'utf8').matchAll(/env\.(VMMR_[A-Z_]+)/g),
   ].map((m) => m[1]!);
 
-  it('every VMMR_* setting read by src/config.ts has a row in the README Configuration table', () => {
+  it('every VMMR_* setting read by src/server/config.ts has a row in the README Configuration table', () => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
     const section = readme.slice(
       readme.indexOf('## Configuration'),

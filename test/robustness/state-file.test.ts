@@ -1,5 +1,5 @@
 /**
- * State that survives: the state file (src/state-file.ts) round-trips every function byte for
+ * State that survives: the state file (src/machine/state-file.ts) round-trips every function byte for
  * byte; a save is atomic even under kill -9; anything but a good file of this format and version
  * is refused with an error naming the file (never a silent fresh start).
  */
@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Machine, STATE_FORMAT, STATE_VERSION, type MachineState } from '../../src/machine.js';
+import { Machine, STATE_FORMAT, STATE_VERSION, type MachineState } from '../../src/machine/machine.js';
 import { formatBdf } from '../../src/pci/bdf.js';
 import { Emulator } from '../../src/server/emulator.js';
 import {
@@ -18,8 +18,8 @@ import {
   removeStaleTemporaryFiles,
   saveStateFile,
   StateFileError,
-} from '../../src/state-file.js';
-import { parseTopology } from '../../src/topology.js';
+} from '../../src/machine/state-file.js';
+import { parseTopology } from '../../src/machine/topology.js';
 import { activity, applyActivity } from './support/activity.js';
 import { buildForChildren, type Built } from './support/build.js';
 import { diffDumps, dumpMachine } from './support/oracle.js';

@@ -9,10 +9,10 @@ import {
   type BatchOperation,
 } from '../../src/access/block.js';
 import { read } from '../../src/access/index.js';
-import { VmmrError, isVmmrError } from '../../src/errors.js';
-import { setNumVfs } from '../../src/inspect.js';
-import { Machine } from '../../src/machine.js';
-import { DEFAULT_TOPOLOGY } from '../../src/topology.js';
+import { VmmrError, isVmmrError } from '../../src/base/errors.js';
+import { setNumVfs } from '../../src/views/inspect.js';
+import { Machine } from '../../src/machine/machine.js';
+import { DEFAULT_TOPOLOGY } from '../../src/machine/topology.js';
 
 const MSIX_TABLE = 0x2000;
 

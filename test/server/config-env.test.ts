@@ -7,7 +7,7 @@ import {
   DEFAULT_SSE_QUEUE,
   limitsOf,
   loadConfig,
-} from '../../src/config.js';
+} from '../../src/server/config.js';
 
 function configError(fn: () => unknown): ConfigError {
   try {

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { LightMyRequestResponse } from 'fastify';
-import type { VmmrErrorCode } from '../../src/errors.js';
+import type { VmmrErrorCode } from '../../src/base/errors.js';
 import { STATUS_BY_CODE } from '../../src/server/errors.js';
 import type { VmmrApp } from '../../src/server/app.js';
 import { BLK_PF, NET_PF, NOWHERE, VF1, call, enableVfs, problem, testApp } from './helpers.js';

@@ -1,9 +1,9 @@
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadConfig, type LogLevel } from '../../src/config.js';
+import { loadConfig, type LogLevel } from '../../src/server/config.js';
 import { buildApp, type VmmrApp } from '../../src/server/app.js';
 import { startServer } from '../../src/server/main.js';
-import { DEFAULT_TOPOLOGY } from '../../src/topology.js';
+import { DEFAULT_TOPOLOGY } from '../../src/machine/topology.js';
 
 /** Collects pino's JSON lines. */
 function logSink(): { stream: Writable; lines: Array<Record<string, unknown>> } {

@@ -1,9 +1,9 @@
 /** Shared set-up of the route tests: apps on the embedded default topology, inject helpers. */
 import { afterEach } from 'vitest';
 import type { LightMyRequestResponse } from 'fastify';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/server/config.js';
 import { buildApp, type BuildAppOptions, type VmmrApp } from '../../src/server/app.js';
-import { DEFAULT_TOPOLOGY, type ResolvedTopology } from '../../src/topology.js';
+import { DEFAULT_TOPOLOGY, type ResolvedTopology } from '../../src/machine/topology.js';
 
 export const NET_PF = '0000:01:00.0';
 export const BLK_PF = '0000:81:00.0';

@@ -6,10 +6,10 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { VmmrError } from '../../src/errors.js';
-import { formatLspciDump } from '../../src/dump.js';
+import { VmmrError } from '../../src/base/errors.js';
+import { formatLspciDump } from '../../src/views/dump.js';
 import { guestView } from '../../src/translator/guest-view.js';
-import { Machine } from '../../src/machine.js';
+import { Machine } from '../../src/machine/machine.js';
 import {
   IDS,
   TYPES,

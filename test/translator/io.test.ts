@@ -4,7 +4,7 @@
  * emulated INTx; notify routing; the trace ring.
  */
 import { describe, expect, it } from 'vitest';
-import { VmmrError } from '../../src/errors.js';
+import { VmmrError } from '../../src/base/errors.js';
 import type { MmrVf } from '../../src/mmr/vf.js';
 import { guestView } from '../../src/translator/guest-view.js';
 import { IDS, rd, record, refusal, setCfg, withVfs, wr } from '../core/helpers.js';

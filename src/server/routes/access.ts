@@ -17,7 +17,7 @@ import {
   type BatchResult,
 } from '../../access/block.js';
 import { SPACES } from '../../access/index.js';
-import { VmmrError } from '../../errors.js';
+import { VmmrError } from '../../base/errors.js';
 import type { AppContext, RouteModule, VmmrApp } from '../app.js';
 import { RequestValidationError } from '../errors.js';
 import { bytesToHex, hexOfWidth, hexToBytes, hexValue, parseInteger } from '../hex.js';

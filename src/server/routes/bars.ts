@@ -1,6 +1,6 @@
 /** A function's memory BARs: single accesses of 1, 2, 4 or 8 bytes and block accesses. */
 import { Type } from 'typebox';
-import { VmmrError } from '../../errors.js';
+import { VmmrError } from '../../base/errors.js';
 import type { Space } from '../../access/index.js';
 import type { RouteModule } from '../app.js';
 import { BdfParam, OffsetParam } from '../schemas.js';

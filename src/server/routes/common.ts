@@ -1,9 +1,9 @@
 /** Helpers shared by the route modules: single accesses with metrics, content negotiation. */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { formatHexDump, formatLspciDump } from '../../dump.js';
+import { formatHexDump, formatLspciDump } from '../../views/dump.js';
 import { read, write, type Space } from '../../access/index.js';
 import { readBlock, writeBlock } from '../../access/block.js';
-import { isVmmrError } from '../../errors.js';
+import { isVmmrError } from '../../base/errors.js';
 import type { VirtioPciFunction } from '../../virtio/pci-function.js';
 import { bytesToHex, hexValue } from '../hex.js';
 import type { Metrics } from '../metrics.js';

@@ -1,8 +1,8 @@
 /** The device side: raise interrupts, change device configuration (as a device would). */
 import { Type } from 'typebox';
-import { VmmrError } from '../../errors.js';
-import type { VmmrEvent } from '../../events.js';
-import type { Machine } from '../../machine.js';
+import { VmmrError } from '../../base/errors.js';
+import type { VmmrEvent } from '../../base/events.js';
+import type { Machine } from '../../machine/machine.js';
 import type { VirtioPciFunction } from '../../virtio/pci-function.js';
 import type { RouteModule } from '../app.js';
 import { hexToBytes, parseOffset } from '../hex.js';

@@ -1,7 +1,7 @@
 /** GET /api/v1/events: device events as Server-Sent Events. */
 import { Type } from 'typebox';
-import { VmmrError } from '../../errors.js';
-import { EVENT_TYPES, type VmmrEventType } from '../../events.js';
+import { VmmrError } from '../../base/errors.js';
+import { EVENT_TYPES, type VmmrEventType } from '../../base/events.js';
 import type { MmrVf } from '../../mmr/vf.js';
 import type { RouteModule } from '../app.js';
 import type { EventFilter } from '../sse.js';

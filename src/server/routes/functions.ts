@@ -1,6 +1,6 @@
 /** Functions (PFs and live VFs): paged listing and full descriptions. */
 import { Type } from 'typebox';
-import { describeFunction, listFunctions } from '../../inspect.js';
+import { describeFunction, listFunctions } from '../../views/inspect.js';
 import type { RouteModule } from '../app.js';
 import { BdfParams, Cursor, FunctionDescription, FunctionSummary, Limit, problems } from '../schemas.js';
 

@@ -2,9 +2,9 @@
  * PFs: list, create, describe, remove; SR-IOV state and the REST twin of sysfs sriov_numvfs.
  */
 import { Type } from 'typebox';
-import { VmmrError } from '../../errors.js';
-import { pfSummary, setNumVfs, sriovState } from '../../inspect.js';
-import { TopologyError, TopologyPfSchema, parseTopology } from '../../topology.js';
+import { VmmrError } from '../../base/errors.js';
+import { pfSummary, setNumVfs, sriovState } from '../../views/inspect.js';
+import { TopologyError, TopologyPfSchema, parseTopology } from '../../machine/topology.js';
 import type { RouteModule } from '../app.js';
 import { BdfParams, PageQuery, PfSummary, SriovState, problems } from '../schemas.js';
 

@@ -8,7 +8,7 @@ import { Type, type TSchema } from 'typebox';
 import type { FastifyReply, FastifyRequest, FastifySchemaCompiler } from 'fastify';
 import type { Space } from '../../access/index.js';
 import { MAX_BLOCK_LENGTH } from '../../access/block.js';
-import { VmmrError } from '../../errors.js';
+import { VmmrError } from '../../base/errors.js';
 import type { VirtioPciFunction } from '../../virtio/pci-function.js';
 import type { AppContext, VmmrApp } from '../app.js';
 import { bytesToHex, hexToBytes, parseOffset, parseValue } from '../hex.js';

@@ -1,9 +1,9 @@
 /** Snapshot, restore and reset of the whole machine. */
 import { Type } from 'typebox';
-import { VmmrError } from '../../errors.js';
-import { STATE_FORMAT, STATE_VERSION, type Machine, type MachineState } from '../../machine.js';
-import { validateMachineState } from '../../state-file.js';
-import { TopologyPfSchema } from '../../topology.js';
+import { VmmrError } from '../../base/errors.js';
+import { STATE_FORMAT, STATE_VERSION, type Machine, type MachineState } from '../../machine/machine.js';
+import { validateMachineState } from '../../machine/state-file.js';
+import { TopologyPfSchema } from '../../machine/topology.js';
 import type { RouteModule } from '../app.js';
 import { problems } from '../schemas.js';
 

@@ -1,6 +1,6 @@
 /** The translator's trace ring of a VF: every translated guest I/O access, newest last. */
 import { Type } from 'typebox';
-import { VmmrError } from '../../errors.js';
+import { VmmrError } from '../../base/errors.js';
 import { DEFAULT_TRACE_DEPTH, type TraceEntry } from '../../translator/trace.js';
 import { existingGuestView, guestView } from '../../translator/guest-view.js';
 import type { RouteModule } from '../app.js';

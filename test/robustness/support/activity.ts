@@ -5,9 +5,9 @@
  */
 import fc from 'fast-check';
 import { read, write, type Space } from '../../../src/access/index.js';
-import { legacyProbe, modernProbe, runSim, type SimOp } from '../../../src/driver-sim.js';
-import { isVmmrError } from '../../../src/errors.js';
-import type { Machine } from '../../../src/machine.js';
+import { legacyProbe, modernProbe, runSim, type SimOp } from '../../../src/driver-sim/probes.js';
+import { isVmmrError } from '../../../src/base/errors.js';
+import type { Machine } from '../../../src/machine/machine.js';
 import { LEGACY_BLOCK_OFFSET } from '../../../src/mmr/locator.js';
 import { barLayout, pciHeader, sriovCap } from '../../../src/spec/index.js';
 import type { VirtioPciFunction } from '../../../src/virtio/pci-function.js';

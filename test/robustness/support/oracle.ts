@@ -20,7 +20,7 @@ import {
   virtioPciCap,
   type AnyTable,
 } from '../../../src/spec/index.js';
-import type { Machine } from '../../../src/machine.js';
+import type { Machine } from '../../../src/machine/machine.js';
 import type { MmrVf } from '../../../src/mmr/vf.js';
 import { existingGuestView } from '../../../src/translator/guest-view.js';
 import type { VirtioPciFunction } from '../../../src/virtio/pci-function.js';

@@ -8,10 +8,10 @@
  * Interrupt Line = g & 0xff on every PF), so a file mixing two generations would show.
  */
 import { write } from '../../../src/access/index.js';
-import { Machine } from '../../../src/machine.js';
+import { Machine } from '../../../src/machine/machine.js';
 import { sriovCap } from '../../../src/spec/index.js';
-import { saveStateFile } from '../../../src/state-file.js';
-import { parseTopology } from '../../../src/topology.js';
+import { saveStateFile } from '../../../src/machine/state-file.js';
+import { parseTopology } from '../../../src/machine/topology.js';
 
 const [file, firstArg, perPfArg] = process.argv.slice(2);
 if (!file) throw new Error('usage: saver <file> <first generation> <VFs per PF>');

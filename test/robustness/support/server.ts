@@ -4,9 +4,9 @@
 import { Writable } from 'node:stream';
 import { Pool, request, type Dispatcher } from 'undici';
 import { expect } from 'vitest';
-import { loadConfig } from '../../../src/config.js';
+import { loadConfig } from '../../../src/server/config.js';
 import { startServer, type RunningServer } from '../../../src/server/main.js';
-import { parseTopology, type ResolvedTopology } from '../../../src/topology.js';
+import { parseTopology, type ResolvedTopology } from '../../../src/machine/topology.js';
 
 export const TOPOLOGY = parseTopology(
   {

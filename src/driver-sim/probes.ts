@@ -8,8 +8,8 @@ import {
   virtioStatus,
   mmrLocator,
   features,
-} from './spec/index.js';
-import { decodeExtHeader } from './pci/capabilities.js';
+} from '../spec/index.js';
+import { decodeExtHeader } from '../pci/capabilities.js';
 
 /**
  * DriverSim: the Linux virtio_pci probe sequences, driven purely through register accesses

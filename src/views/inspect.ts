@@ -16,19 +16,19 @@ import {
   sriovCap,
   virtioPciCap,
   virtioStatus,
-} from './spec/index.js';
-import { read, write } from './access/index.js';
-import { VmmrError } from './errors.js';
-import type { Machine } from './machine.js';
-import { readMmrLocator, type MmrLocation } from './mmr/locator.js';
-import { formatMac } from './mmr/identity.js';
-import type { MmrVf } from './mmr/vf.js';
-import { bdfKey, formatBdf, parseBdf } from './pci/bdf.js';
-import { listCapabilities } from './pci/capabilities.js';
-import type { VirtioPf } from './sriov/pf.js';
-import { existingGuestView } from './translator/guest-view.js';
-import type { QueueState } from './virtio/device.js';
-import type { VirtioPciFunction } from './virtio/pci-function.js';
+} from '../spec/index.js';
+import { read, write } from '../access/index.js';
+import { VmmrError } from '../base/errors.js';
+import type { Machine } from '../machine/machine.js';
+import { readMmrLocator, type MmrLocation } from '../mmr/locator.js';
+import { formatMac } from '../mmr/identity.js';
+import type { MmrVf } from '../mmr/vf.js';
+import { bdfKey, formatBdf, parseBdf } from '../pci/bdf.js';
+import { listCapabilities } from '../pci/capabilities.js';
+import type { VirtioPf } from '../mmr/pf.js';
+import { existingGuestView } from '../translator/guest-view.js';
+import type { QueueState } from '../virtio/device.js';
+import type { VirtioPciFunction } from '../virtio/pci-function.js';
 
 const H = pciHeader.registers;
 const HC = pciHeader.constants;

@@ -1,5 +1,5 @@
 /** lspci-style names of vmmr functions, as pci.ids spells them (used by dumps and the CLI). */
-import { deviceTypes, isVirtioTypeName, type VirtioTypeName } from './spec/index.js';
+import { deviceTypes, isVirtioTypeName, type VirtioTypeName } from '../spec/index.js';
 
 /** The name pci.ids gives vendor 0x1AF4, as lspci prints it. */
 export const VIRTIO_VENDOR_NAME = 'Red Hat, Inc.';

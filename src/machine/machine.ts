@@ -1,11 +1,11 @@
-import { VmmrError } from './errors.js';
-import { EventBus } from './events.js';
-import { bdfKey, formatBdf, MAX_RID, normalizeBdf, parseBdf } from './pci/bdf.js';
-import { parseMac, type IdentityOverride } from './mmr/identity.js';
-import type { MmrVf } from './mmr/vf.js';
-import { VirtioPf, type PfDefinition } from './sriov/pf.js';
+import { VmmrError } from '../base/errors.js';
+import { EventBus } from '../base/events.js';
+import { bdfKey, formatBdf, MAX_RID, normalizeBdf, parseBdf } from '../pci/bdf.js';
+import { parseMac, type IdentityOverride } from '../mmr/identity.js';
+import type { MmrVf } from '../mmr/vf.js';
+import { VirtioPf, type PfDefinition } from '../mmr/pf.js';
 import type { ResolvedPf, ResolvedTopology } from './topology.js';
-import type { FunctionState, VirtioPciFunction } from './virtio/pci-function.js';
+import type { FunctionState, VirtioPciFunction } from '../virtio/pci-function.js';
 
 export interface MachineOptions {
   /** Most VFs enabled at once in this process (default 65536). */

@@ -1,15 +1,15 @@
 import { ariCap, deviceTypes, pciHeader, sriovCap, type VirtioTypeName } from '../spec/index.js';
-import { VmmrError } from '../errors.js';
-import type { EventBus } from '../events.js';
+import { VmmrError } from '../base/errors.js';
+import type { EventBus } from '../base/events.js';
 import { ConfigStore } from '../pci/config-space.js';
 import { capabilityIds } from '../spec/index.js';
-import { addMmrLocator } from '../mmr/locator.js';
-import { derivedMacByte, derivedSerial, type IdentityOverride } from '../mmr/identity.js';
-import { MmrVf } from '../mmr/vf.js';
+import { addMmrLocator } from './locator.js';
+import { derivedMacByte, derivedSerial, type IdentityOverride } from './identity.js';
+import { MmrVf } from './vf.js';
 import { VirtioDevice } from '../virtio/device.js';
 import { BAR_LAYOUT_SIZE } from '../virtio/memory-bar.js';
 import { buildModel } from '../virtio/model.js';
-import type { ResolvedPf } from '../topology.js';
+import type { ResolvedPf } from '../machine/topology.js';
 import {
   applyRegisterTable,
   buildFunctionTemplate,
