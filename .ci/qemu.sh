@@ -199,7 +199,7 @@ $sim"
 }
 
 # ---------------------------------------------------------------------------
-log "no usable cache at $PREFIX: building QEMU $DEB_VERSION (takes ~10 minutes on 2 cores)"
+log "no usable cache at $PREFIX: building QEMU $DEB_VERSION (10-17 minutes on 2 cores)"
 add_sid
 log "apt-get update"
 "${APT[@]}" update >&2 || die "apt-get update failed (is the Debian mirror reachable?)"

@@ -153,6 +153,7 @@ describe.skipIf(!ENABLED)(TITLE, () => {
 
   it('boots to the init script, which runs to completion and powers off', () => {
     expect(result.timedOut).toBe(false);
+    expect(result.killed).toBe(false);
     expect(result.kernelPanic).toBe(false);
     expect(result.log).not.toMatch(/insmod \S+ FAILED/);
     expect(result.scriptExit).toBe(0);
@@ -187,4 +188,46 @@ describe.skipIf(!ENABLED)(TITLE, () => {
       `start=${PART_START_SECTOR} size=${16 * 2048 - PART_START_SECTOR} data=${MARKER}`,
     );
   });
+});
+
+describe.skipIf(!ENABLED)(`${TITLE}: memfd RAM and the console`, () => {
+  let tmp = '';
+
+  afterAll(async () => {
+    await killAllGuests();
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('boots with memfd-backed RAM, answers on the serial console and powers off', async () => {
+    const qemu = findQemu();
+    const kit = findGuestKit();
+    tmp = mkdtempSync(join(tmpdir(), 'vmmr-guest-'));
+    // The script waits for a line from the host on the console, so the test drives it.
+    const initrd = buildInitramfs({
+      init: 'echo "ask: ready"\nread -r line\necho "got: $line"\n',
+      modules: [],
+      outDir: tmp,
+    });
+    expect(initrd.modules).toEqual([]);
+    const guest = bootGuest({
+      qemu,
+      kernel: kit.kernel,
+      initrd: initrd.path,
+      append: 'quiet',
+      memfd: true,
+      memoryMiB: 256,
+      timeoutMs: 180_000,
+    });
+    expect(guest.args).toEqual(
+      expect.arrayContaining(['memory-backend-memfd,id=vmmr-ram,size=256M,share=on']),
+    );
+    await guest.waitFor(/^ask: ready/, 180_000);
+    guest.send('hello-from-host\n');
+    await guest.waitFor(/^got: hello-from-host/, 30_000);
+    const result = await guest.result;
+    expect(result.scriptExit).toBe(0);
+    expect(result.code).toBe(0);
+    expect(result.timedOut).toBe(false);
+    console.log(`memfd boot: spawn to poweroff ${result.elapsedMs} ms`);
+  }, 200_000);
 });

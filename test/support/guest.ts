@@ -358,14 +358,26 @@ export interface BootOptions {
   /** Devices, netdevs, drives… (QEMU runs with -nodefaults: nothing else is there). */
   extraArgs?: string[];
   memoryMiB?: number;
+  /**
+   * Guest RAM in a shared memfd (`-object memory-backend-memfd,share=on`), so that a
+   * vfio-user server is handed an fd for each DMA_MAP rather than reaching RAM by
+   * DMA_READ/DMA_WRITE messages.
+   */
+  memfd?: boolean;
   /** QEMU is killed when this runs out (the run then reports timedOut). */
   timeoutMs: number;
 }
 
 export interface GuestResult {
-  /** QEMU's exit code (0 for a guest poweroff and for a panic with -no-reboot), null if killed. */
+  /**
+   * QEMU's exit code: 0 for a guest poweroff, for a panic (-no-reboot) and also for the
+   * SIGTERM of kill() (QEMU exits cleanly on it); see killed and kernelPanic.
+   */
   code: number | null;
   signal: NodeJS.Signals | null;
+  /** kill() ended it (called by the caller, the boot timeout or killAllGuests). */
+  killed: boolean;
+  /** The boot timeout ran out (and killed it). */
   timedOut: boolean;
   /** The serial console (QEMU's stdout), \r removed. */
   log: string;
@@ -399,27 +411,20 @@ export interface Guest {
   kill(): Promise<GuestResult>;
 }
 
-const live = new Set<ChildProcess>();
+/** Every QEMU bootGuest started that still runs, with its kill(). */
+const live = new Map<ChildProcess, () => Promise<GuestResult>>();
 let exitHookInstalled = false;
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   process.on('exit', () => {
-    for (const p of live) p.kill('SIGKILL');
+    for (const p of live.keys()) p.kill('SIGKILL');
   });
 }
 
 /** Kills every QEMU bootGuest started that still runs (for afterAll/afterEach). */
 export async function killAllGuests(): Promise<void> {
-  const waits = [...live].map(
-    (p) =>
-      new Promise<void>((res) => {
-        if (p.exitCode !== null || p.signalCode !== null) return res();
-        p.once('exit', () => res());
-        p.kill('SIGKILL');
-      }),
-  );
-  await Promise.all(waits);
+  await Promise.all([...live.values()].map((kill) => kill()));
 }
 
 /** The QEMU command line bootGuest runs. */
@@ -427,15 +432,18 @@ export function qemuArgs(opts: Omit<BootOptions, 'timeoutMs'>): { binary: string
   const qemu =
     typeof opts.qemu === 'string' ? { binary: opts.qemu, firmwareDir: firmwareFor(opts.qemu) } : opts.qemu;
   const append = ['console=ttyS0', 'panic=-1', opts.append ?? ''].filter(Boolean).join(' ');
+  const memoryMiB = opts.memoryMiB ?? 512;
+  const memfd = opts.memfd ? ['-object', `memory-backend-memfd,id=vmmr-ram,size=${memoryMiB}M,share=on`] : [];
   return {
     binary: qemu.binary,
     args: [
       '-machine',
-      'q35',
+      opts.memfd ? 'q35,memory-backend=vmmr-ram' : 'q35',
+      ...memfd,
       '-accel',
       'tcg',
       '-m',
-      String(opts.memoryMiB ?? 512),
+      String(memoryMiB),
       // No default CD-ROM (SeaBIOS's AHCI probe of the empty drive costs 30 s under TCG),
       // VGA, NIC, floppy or parallel port: only what extraArgs asks for.
       '-nodefaults',
@@ -470,13 +478,13 @@ export function bootGuest(opts: BootOptions): Guest {
   const started = Date.now();
   const child = spawn(binary, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   installExitHook();
-  live.add(child);
 
   const lines: string[] = [];
   let partial = '';
   let stderr = '';
   let exited = false;
   let timedOut = false;
+  let killed = false;
   let cursor = 0;
   const listeners = new Set<() => void>();
   const notify = (): void => {
@@ -522,6 +530,7 @@ export function bootGuest(opts: BootOptions): Guest {
       res({
         code,
         signal,
+        killed,
         timedOut,
         log,
         stderr,
@@ -541,6 +550,7 @@ export function bootGuest(opts: BootOptions): Guest {
 
   function kill(): Promise<GuestResult> {
     if (!exited && child.exitCode === null && child.signalCode === null) {
+      killed = true;
       child.kill('SIGTERM');
       const hard = setTimeout(() => child.kill('SIGKILL'), 2000);
       void result.then(() => clearTimeout(hard));
@@ -589,6 +599,7 @@ export function bootGuest(opts: BootOptions): Guest {
     });
   }
 
+  live.set(child, kill);
   return {
     process: child,
     args: [binary, ...args],
