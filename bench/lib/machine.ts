@@ -2,7 +2,7 @@
  * Building blocks shared by the benchmark sections: topologies, VF enabling through the PF's
  * SR-IOV registers, and DriverSim sequences recorded once and replayed as plain access lists.
  */
-import { read, write, type Space } from '../../src/access/index.js';
+import { read, write, type AccessTarget, type Space } from '../../src/access/index.js';
 import {
   legacyProbe,
   runSim,
@@ -11,11 +11,10 @@ import {
   type TranscriptEntry,
 } from '../../src/driver-sim/probes.js';
 import { Machine } from '../../src/machine/machine.js';
-import type { MmrVf } from '../../src/mmr/vf.js';
 import { barLayout, mmrLocator, pciHeader, sriovCap } from '../../src/spec/index.js';
 import type { VirtioPf } from '../../src/mmr/pf.js';
 import { parseTopology, type ResolvedTopology } from '../../src/machine/topology.js';
-import type { VirtioPciFunction } from '../../src/virtio/pci-function.js';
+import type { GuestView } from '../../src/translator/guest-view.js';
 
 const S = sriovCap.registers;
 const SC = sriovCap.constants;
@@ -56,8 +55,8 @@ export function disableVfs(pf: VirtioPf): void {
 }
 
 /** Sets the guest's Command.IO so the translator decodes the VF's I/O BAR0. */
-export function enableGuestIo(vf: MmrVf): void {
-  write(vf, 'guest-config', H.COMMAND.offset, H.COMMAND.size, pciHeader.constants.COMMAND_IO.value);
+export function enableGuestIo(view: GuestView): void {
+  write(view, 'guest-config', H.COMMAND.offset, H.COMMAND.size, pciHeader.constants.COMMAND_IO.value);
 }
 
 /** Where the legacy-space ops of a DriverSim sequence go. */
@@ -73,7 +72,7 @@ function placeOp(op: SimOp, route: LegacyRoute): { space: Space; offset: number 
 
 /** Runs a legacy probe once on a VF and returns what it did (reads carry the values seen). */
 export function recordLegacyProbe(
-  vf: VirtioPciFunction,
+  vf: AccessTarget,
   route: LegacyRoute,
   options: LegacyProbeOptions,
 ): TranscriptEntry[] {
@@ -112,7 +111,7 @@ export function compileReplay(transcript: readonly TranscriptEntry[], route: Leg
 }
 
 /** Replays a sequence once on a function; returns the sum of the values read (a checksum). */
-export function replay(fn: VirtioPciFunction, r: Replay): number {
+export function replay(fn: AccessTarget, r: Replay): number {
   let sum = 0;
   for (let i = 0; i < r.length; i++) {
     if (r.isWrite[i]) write(fn, r.spaces[i]!, r.offsets[i]!, r.widths[i]!, r.values[i]!);
@@ -122,7 +121,7 @@ export function replay(fn: VirtioPciFunction, r: Replay): number {
 }
 
 /** Replays once and checks every read returns what the recording saw (the replay is faithful). */
-export function verifyReplay(fn: VirtioPciFunction, r: Replay, what: string): void {
+export function verifyReplay(fn: AccessTarget, r: Replay, what: string): void {
   for (let i = 0; i < r.length; i++) {
     if (r.isWrite[i]) {
       write(fn, r.spaces[i]!, r.offsets[i]!, r.widths[i]!, r.values[i]!);

@@ -1,10 +1,8 @@
 import { pciHeader } from '../spec/index.js';
 import { VmmrError, describeAccess, isVmmrError, showValue } from '../base/errors.js';
-import type { Machine } from '../machine/machine.js';
 import type { MmrVf } from '../mmr/vf.js';
-import { guestView } from '../translator/guest-view.js';
+import { GuestView } from '../translator/guest-view.js';
 import type { VirtioPciFunction } from '../virtio/pci-function.js';
-import { wide } from '../virtio/registers.js';
 
 /**
  * The one entry point for every access (design: src/access). Spaces:
@@ -12,13 +10,18 @@ import { wide } from '../virtio/registers.js';
  * - `bar0`..`bar5`: a memory BAR, widths 1/2/4/8 (8 bytes delivered whole, never split);
  * - `io`: the translator's I/O BAR0 of a VF (port offsets from 0), widths 1/2/4;
  * - `guest-config`: the translator's config space of a VF, widths 1/2/4.
- * Accesses are naturally aligned. Every refusal is a VmmrError naming function, space, offset,
- * width and, where one is involved, the register.
+ * The target of `config` and the BARs is a function; of `io` and `guest-config` the VF's guest
+ * view (Machine.target resolves a BDF and a space to the right one). Accesses are naturally
+ * aligned. Every refusal is a VmmrError naming function, space, offset, width and, where one is
+ * involved, the register.
  */
 export const SPACES = ['config', 'bar0', 'bar1', 'bar2', 'bar3', 'bar4', 'bar5', 'io', 'guest-config'] as const;
 export type Space = (typeof SPACES)[number];
 
 export type AccessValue = number | bigint;
+
+/** What an access reaches: a PCI function, or the translator's guest view of a VF. */
+export type AccessTarget = VirtioPciFunction | GuestView;
 
 const CONFIG_SIZE = pciHeader.constants.CFG_SPACE_EXP_SIZE.value;
 
@@ -44,14 +47,36 @@ function barIndexOf(space: Space): number {
   return BAR_INDEX[space] ?? Number(space.slice(3));
 }
 
-function asVf(fn: VirtioPciFunction, space: Space): MmrVf {
-  if (fn.kind !== 'vf') {
+function isGuestSpace(space: Space): boolean {
+  return space === 'io' || space === 'guest-config';
+}
+
+/** The guest view an `io` / `guest-config` access needs, or a refusal saying what the target is. */
+function asView(target: AccessTarget, space: Space): GuestView {
+  if (target instanceof GuestView) return target;
+  if (target.kind !== 'vf') {
     throw new VmmrError(
       'VMMR_ERR_NOT_TRANSITIONAL',
-      `${fn.bdf} is a PF (modern device): space ${space} is the translator's guest view of an MMR VF`,
+      `${target.bdf} is a PF (modern device): space ${space} is the translator's guest view of an MMR VF`,
     );
   }
-  return fn as MmrVf;
+  throw new VmmrError(
+    'VMMR_ERR_BAD_SPACE',
+    `space ${space} of ${target.bdf} is its translator guest view: address it through Machine.target or Machine.guestView`,
+  );
+}
+
+/** The function a `config` / BAR access needs (a guest view has neither: its config is guest-config). */
+function asFunction(target: AccessTarget, space: Space): VirtioPciFunction {
+  if (!(target instanceof GuestView)) return target;
+  throw new VmmrError(
+    'VMMR_ERR_BAD_SPACE',
+    `the guest view of ${target.vf.bdf} has spaces io and guest-config; space ${space} belongs to the VF itself`,
+  );
+}
+
+function functionOf(target: AccessTarget): VirtioPciFunction {
+  return target instanceof GuestView ? target.vf : target;
 }
 
 /**
@@ -79,7 +104,8 @@ function checkShape(space: Space, offset: number, width: number): void {
  * A VF object that VF Enable no longer backs (cleared, or replaced by a later enable) is no
  * function any more: refused as Machine.find refuses its BDF, instead of changing orphan state.
  */
-function checkLive(fn: VirtioPciFunction): void {
+function checkLive(target: AccessTarget): void {
+  const fn = functionOf(target);
   if (fn.kind === 'vf' && !(fn as MmrVf).live) {
     throw new VmmrError('VMMR_ERR_VF_DISABLED', `${fn.bdf} is no longer an enabled VF (its PF's VF Enable was cleared since)`);
   }
@@ -99,38 +125,33 @@ function checkBarAccess(fn: VirtioPciFunction, space: Space, offset: number, wid
   return index;
 }
 
-const TWO_32 = 2 ** 32;
 const MAX_BY_WIDTH = [0, 0xff, 0xffff, 0, 0xffffffff];
+const TWO_32 = 2 ** 32;
+const MAX_U64 = 0xffff_ffff_ffff_ffffn;
 
-/** The upper 32 bits of the value last split by lowHalf (8-byte accesses). */
-let valueHigh = 0;
+function doesNotFit(value: AccessValue, width: number): VmmrError {
+  return new VmmrError('VMMR_ERR_BAD_VALUE', `value ${String(value)} does not fit in ${width} bytes`);
+}
 
-/**
- * The low 32 bits of a value checked against the access width (upper half in valueHigh). Plain
- * numbers take a fast path; anything else goes through BigInt, with the same outcome.
- */
-function lowHalf(value: AccessValue, width: number): number {
+/** A value of a 1-, 2- or 4-byte write, checked against its width (numbers take the fast path). */
+function narrowValue(value: AccessValue, width: number): number {
+  if (typeof value === 'number') {
+    if (Number.isSafeInteger(value) && value >= 0 && value <= MAX_BY_WIDTH[width]!) return value || 0;
+    throw doesNotFit(value, width);
+  }
+  if (typeof value === 'bigint' && value >= 0n && value <= BigInt(MAX_BY_WIDTH[width]!)) return Number(value);
+  throw doesNotFit(value, width);
+}
+
+/** The 32-bit halves of an 8-byte write's value, checked. */
+function wideValue(value: AccessValue): [low: number, high: number] {
   if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) {
-    if (width === 8) {
-      valueHigh = Math.floor(value / TWO_32);
-      return value % TWO_32 || 0;
-    }
-    if (value <= MAX_BY_WIDTH[width]!) {
-      valueHigh = 0;
-      return value || 0;
-    }
+    return [value % TWO_32, Math.floor(value / TWO_32)];
   }
-  const max = width === 8 ? 2n ** 64n - 1n : BigInt(2 ** (8 * width) - 1);
-  const big = typeof value === 'bigint' ? value : Number.isSafeInteger(value) ? BigInt(value) : -1n;
-  if (big < 0n || big > max) {
-    throw new VmmrError('VMMR_ERR_BAD_VALUE', `value ${String(value)} does not fit in ${width} bytes`);
+  if (typeof value === 'bigint' && value >= 0n && value <= MAX_U64) {
+    return [Number(value & 0xffffffffn), Number(value >> 32n)];
   }
-  if (width === 8) {
-    valueHigh = Number(big >> 32n);
-    return Number(big & 0xffffffffn);
-  }
-  valueHigh = 0;
-  return Number(big);
+  throw doesNotFit(value, 8);
 }
 
 function enrich(e: unknown, fn: VirtioPciFunction | string, space: string, offset: number, width: number): never {
@@ -146,104 +167,56 @@ function enrich(e: unknown, fn: VirtioPciFunction | string, space: string, offse
   });
 }
 
-export function read(fn: VirtioPciFunction, space: Space, offset: number, width: number): AccessValue {
+export function read(target: AccessTarget, space: Space, offset: number, width: number): AccessValue {
   try {
     checkShape(space, offset, width);
-    checkLive(fn);
-    switch (space) {
-      case 'config':
-        checkRange(space, offset, width, CONFIG_SIZE);
-        return fn.readConfig(offset, width);
-      case 'io': {
-        const view = guestView(asVf(fn, space));
+    checkLive(target);
+    if (isGuestSpace(space)) {
+      const view = asView(target, space);
+      if (space === 'io') {
         checkRange(space, offset, width, view.ioLength);
         return view.ioRead(offset, width);
       }
-      case 'guest-config':
-        checkRange(space, offset, width, CONFIG_SIZE);
-        return guestView(asVf(fn, space)).readConfig(offset, width);
-      default: {
-        const index = checkBarAccess(fn, space, offset, width);
-        const low = fn.readBar(index, offset, width);
-        return width === 8 ? (BigInt(wide.high >>> 0) << 32n) | BigInt(low >>> 0) : low >>> 0;
-      }
+      checkRange(space, offset, width, CONFIG_SIZE);
+      return view.readConfig(offset, width);
     }
+    const fn = asFunction(target, space);
+    if (space === 'config') {
+      checkRange(space, offset, width, CONFIG_SIZE);
+      return fn.readConfig(offset, width);
+    }
+    const index = checkBarAccess(fn, space, offset, width);
+    return width === 8 ? fn.readBar64(index, offset) : fn.readBar(index, offset, width) >>> 0;
   } catch (e) {
-    return enrich(e, fn, space, offset, width);
+    return enrich(e, functionOf(target), space, offset, width);
   }
 }
 
-export function write(fn: VirtioPciFunction, space: Space, offset: number, width: number, value: AccessValue): void {
+export function write(target: AccessTarget, space: Space, offset: number, width: number, value: AccessValue): void {
   try {
     checkShape(space, offset, width);
-    checkLive(fn);
-    switch (space) {
-      case 'config': {
-        checkRange(space, offset, width, CONFIG_SIZE);
-        fn.writeConfig(offset, width, lowHalf(value, width));
-        return;
-      }
-      case 'io': {
-        const view = guestView(asVf(fn, space));
+    checkLive(target);
+    if (isGuestSpace(space)) {
+      const view = asView(target, space);
+      if (space === 'io') {
         checkRange(space, offset, width, view.ioLength);
-        view.ioWrite(offset, width, lowHalf(value, width));
+        view.ioWrite(offset, width, narrowValue(value, width));
         return;
       }
-      case 'guest-config': {
-        checkRange(space, offset, width, CONFIG_SIZE);
-        const low = lowHalf(value, width);
-        guestView(asVf(fn, space)).writeConfig(offset, width, low);
-        return;
-      }
-      default: {
-        const index = checkBarAccess(fn, space, offset, width);
-        const low = lowHalf(value, width);
-        fn.writeBar(index, offset, width, low, valueHigh);
-      }
+      checkRange(space, offset, width, CONFIG_SIZE);
+      view.writeConfig(offset, width, narrowValue(value, width));
+      return;
     }
+    const fn = asFunction(target, space);
+    if (space === 'config') {
+      checkRange(space, offset, width, CONFIG_SIZE);
+      fn.writeConfig(offset, width, narrowValue(value, width));
+      return;
+    }
+    const index = checkBarAccess(fn, space, offset, width);
+    if (width === 8) fn.writeBar64(index, offset, ...wideValue(value));
+    else fn.writeBar(index, offset, width, narrowValue(value, width));
   } catch (e) {
-    enrich(e, fn, space, offset, width);
+    enrich(e, functionOf(target), space, offset, width);
   }
-}
-
-/** One operation of a batch. */
-export type Operation =
-  | { bdf: string; space: Space; op: 'read'; offset: number; width: number }
-  | { bdf: string; space: Space; op: 'write'; offset: number; width: number; value: AccessValue };
-
-export type OperationResult =
-  | { ok: true; value?: AccessValue }
-  | { ok: false; error: VmmrError };
-
-/**
- * Runs operations in order as one unit (nothing else runs in between: the core is
- * single-threaded and a batch never yields). Stops at the first refusal unless `continueOnError`.
- */
-export function runBatch(machine: Machine, ops: readonly Operation[], continueOnError: boolean): OperationResult[] {
-  const results: OperationResult[] = [];
-  let lastBdf = '';
-  let lastFn: VirtioPciFunction | undefined;
-  for (const op of ops) {
-    try {
-      if (op.bdf !== lastBdf || !lastFn) {
-        lastFn = undefined;
-        lastFn = machine.find(op.bdf);
-        lastBdf = op.bdf;
-      }
-      if (op.op === 'read') results.push({ ok: true, value: read(lastFn, op.space, op.offset, op.width) });
-      else {
-        write(lastFn, op.space, op.offset, op.width, op.value);
-        results.push({ ok: true });
-        // A config write may enable or remove VFs: resolve the next BDF afresh.
-        if (op.space === 'config') lastFn = undefined;
-      }
-    } catch (e) {
-      if (!isVmmrError(e)) throw e;
-      // Only a malformed BDF arrives without context.bdf, and its message already quotes it.
-      const error = e.context.bdf ? e : new VmmrError(e.code, e.message, { ...e.context, bdf: op.bdf });
-      results.push({ ok: false, error });
-      if (!continueOnError) break;
-    }
-  }
-  return results;
 }

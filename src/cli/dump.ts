@@ -60,7 +60,6 @@ export async function offlineDump(req: OfflineDumpRequest): Promise<DumpResult> 
     { write },
     spec,
     { parseBdf },
-    { guestView },
     { formatLspciDump },
   ] = await Promise.all([
     import('../machine/machine.js'),
@@ -68,7 +67,6 @@ export async function offlineDump(req: OfflineDumpRequest): Promise<DumpResult> 
     import('../access/index.js'),
     import('../spec/index.js'),
     import('../pci/bdf.js'),
-    import('../translator/guest-view.js'),
     import('../views/dump.js'),
   ]);
   const topology = req.topology === undefined ? DEFAULT_TOPOLOGY : loadTopologyFile(req.topology);
@@ -117,7 +115,7 @@ export async function offlineDump(req: OfflineDumpRequest): Promise<DumpResult> 
   const fn = req.guest ? machine.findVf(req.bdf) : machine.find(req.bdf);
   const view = req.guest ? 'guest' : fn.kind;
   const description = describeFunction(pf.type, view);
-  const bytes = req.guest ? guestView(machine.findVf(req.bdf)).snapshot() : fn.config.snapshot();
+  const bytes = req.guest ? machine.guestView(req.bdf).snapshot() : fn.config.snapshot();
   return { bdf: fn.bdf, description, bytes, text: formatLspciDump(fn.bdf, description, bytes) };
 }
 

@@ -4,8 +4,12 @@ import { bdfKey, formatBdf, MAX_RID, normalizeBdf, parseBdf } from '../pci/bdf.j
 import { parseMac, type IdentityOverride } from '../mmr/identity.js';
 import type { MmrVf } from '../mmr/vf.js';
 import { VirtioPf, type PfDefinition } from '../mmr/pf.js';
-import type { ResolvedPf, ResolvedTopology } from './topology.js';
+import { lastVfRid, vfIndexAt, vfRid, type VfRouting } from '../sriov/routing.js';
+import type { GuestView } from '../translator/guest-view.js';
+import { Translator } from '../translator/translator.js';
 import type { FunctionState, VirtioPciFunction } from '../virtio/pci-function.js';
+import { STATE_FORMAT, STATE_VERSION, type MachineState } from './state.js';
+import type { ResolvedPf, ResolvedTopology } from './topology.js';
 
 export interface MachineOptions {
   /** Most VFs enabled at once in this process (default 65536). */
@@ -14,30 +18,23 @@ export interface MachineOptions {
 
 export const DEFAULT_MAX_VFS = 65536;
 
-/** Everything vmmr promises to keep: the PFs as defined and every non-pristine function. */
-export interface MachineState {
-  format: typeof STATE_FORMAT;
-  version: typeof STATE_VERSION;
-  pfs: ResolvedPf[];
-  functions: FunctionState[];
+/** Who holds a routing ID, for collision messages. */
+function describeOwner(bdf: string, vf: number): string {
+  return vf < 0 ? `PF ${bdf}` : `VF ${vf} of PF ${bdf}`;
 }
 
-export const STATE_FORMAT = 'vmmr-state';
-export const STATE_VERSION = 1;
-
-/** Who holds a routing ID, for collision messages. */
-function describeOwner(pf: ResolvedPf | PfDefinition, bdf: string, vf: number): string {
-  return vf < 0 ? `PF ${bdf}` : `VF ${vf} of PF ${bdf}`;
+function routingOf(pf: ResolvedPf, rid: number): VfRouting {
+  return { rid, firstVfOffset: pf.firstVfOffset, vfStride: pf.vfStride, totalVfs: pf.totalVfs };
 }
 
 function toDefinition(pf: ResolvedPf): PfDefinition {
   const { domain, rid } = parseBdf(pf.bdf);
+  const routing = routingOf(pf, rid);
   const overrides = new Map<number, IdentityOverride>();
   for (const [vfBdf, override] of Object.entries(pf.vfs)) {
     const at = parseBdf(vfBdf);
-    const delta = at.rid - rid - pf.firstVfOffset;
-    const index = pf.vfStride === 0 ? delta : delta / pf.vfStride;
-    if (at.domain !== domain || !Number.isInteger(index) || index < 0 || index >= pf.totalVfs) {
+    const index = at.domain === domain ? vfIndexAt(routing, at.rid) : -1;
+    if (index < 0) {
       throw new VmmrError('VMMR_ERR_TOPOLOGY', `PF ${pf.bdf}: override for ${vfBdf} names no VF of this PF`);
     }
     overrides.set(index, {
@@ -49,15 +46,21 @@ function toDefinition(pf: ResolvedPf): PfDefinition {
   return { ...rest, domain, rid, overrides };
 }
 
+/** Space names that address a VF's guest view (the translator) rather than the VF itself. */
+function isGuestSpace(space: string): boolean {
+  return space === 'io' || space === 'guest-config';
+}
+
 /**
  * The emulated platform: PFs (each with its VFs), routing-ID bookkeeping across domains, the
- * event bus and process-wide limits. Transport-free.
+ * translator that owns the guest views, the event bus and process-wide limits. Transport-free.
  */
 export class Machine {
   readonly events = new EventBus();
+  readonly translator = new Translator();
   readonly maxVfs: number;
   private pfList: VirtioPf[] = [];
-  private readonly sources = new WeakMap<VirtioPf, ResolvedPf>();
+  private readonly sources = new Map<VirtioPf, ResolvedPf>();
   private readonly pfByKey = new Map<number, VirtioPf>();
 
   constructor(topology: ResolvedTopology, options: MachineOptions = {}) {
@@ -82,7 +85,12 @@ export class Machine {
   addPf(resolved: ResolvedPf): VirtioPf {
     const def = toDefinition(resolved);
     this.checkRoutingIds(resolved, def);
-    const pf = new VirtioPf(def, this.events, { available: () => this.maxVfs - this.enabledVfCount() });
+    const pf = new VirtioPf(
+      def,
+      this.events,
+      { available: () => this.maxVfs - this.enabledVfCount() },
+      (removed) => this.translator.release(removed),
+    );
     this.pfList = [...this.pfList, pf].sort((a, b) => bdfKey(a.domain, a.rid) - bdfKey(b.domain, b.rid));
     this.pfByKey.set(bdfKey(def.domain, def.rid), pf);
     this.sources.set(pf, resolved);
@@ -95,17 +103,17 @@ export class Machine {
     if (!pf) throw new VmmrError('VMMR_ERR_NO_FUNCTION', `no PF at ${formatBdf(domain, rid)}`, { bdf });
     this.pfByKey.delete(bdfKey(domain, rid));
     this.pfList = this.pfList.filter((p) => p !== pf);
+    this.sources.delete(pf);
     pf.removeVfs();
     return pf;
   }
 
   private checkRoutingIds(resolved: ResolvedPf, def: PfDefinition): void {
-    const lastVf = def.totalVfs === 0 ? def.rid : def.rid + def.firstVfOffset + (def.totalVfs - 1) * def.vfStride;
-    if (lastVf > MAX_RID) {
+    if (lastVfRid(def) > MAX_RID) {
       const n = Math.floor((MAX_RID - def.rid - def.firstVfOffset) / Math.max(1, def.vfStride)) + 1;
       throw new VmmrError(
         'VMMR_ERR_TOPOLOGY',
-        `PF ${resolved.bdf}: VF ${n} would take routing ID 0x${(def.rid + def.firstVfOffset + n * def.vfStride).toString(16)}, ` +
+        `PF ${resolved.bdf}: VF ${n} would take routing ID 0x${vfRid(def, n).toString(16)}, ` +
           `beyond 0xffff (TotalVFs ${def.totalVfs}, First VF Offset ${def.firstVfOffset}, VF Stride ${def.vfStride})`,
         { bdf: resolved.bdf },
       );
@@ -114,23 +122,18 @@ export class Machine {
     const claim = (rid: number, who: string): void => {
       const other = owner.get(rid);
       if (other !== undefined) {
-        throw new VmmrError(
-          'VMMR_ERR_TOPOLOGY',
-          `routing ID ${formatBdf(def.domain, rid)}: ${who} collides with ${other}`,
-          { bdf: resolved.bdf },
-        );
+        throw new VmmrError('VMMR_ERR_TOPOLOGY', `routing ID ${formatBdf(def.domain, rid)}: ${who} collides with ${other}`, {
+          bdf: resolved.bdf,
+        });
       }
       owner.set(rid, who);
     };
-    for (const pf of this.pfList) {
-      if (pf.domain !== def.domain) continue;
-      claim(pf.rid, describeOwner(pf.definition, pf.bdf, -1));
-      for (let n = 0; n < pf.definition.totalVfs; n++) claim(pf.vfRid(n), describeOwner(pf.definition, pf.bdf, n));
-    }
-    claim(def.rid, describeOwner(def, resolved.bdf, -1));
-    for (let n = 0; n < def.totalVfs; n++) {
-      claim(def.rid + def.firstVfOffset + n * def.vfStride, describeOwner(def, resolved.bdf, n));
-    }
+    const claimAll = (bdf: string, routing: VfRouting): void => {
+      claim(routing.rid, describeOwner(bdf, -1));
+      for (let n = 0; n < routing.totalVfs; n++) claim(vfRid(routing, n), describeOwner(bdf, n));
+    };
+    for (const pf of this.pfList) if (pf.domain === def.domain) claimAll(pf.bdf, pf.definition);
+    claimAll(resolved.bdf, def);
   }
 
   findPf(bdf: string): VirtioPf {
@@ -165,6 +168,26 @@ export class Machine {
     });
   }
 
+  findVf(bdf: string): MmrVf {
+    const fn = this.find(bdf);
+    if (fn.kind !== 'vf') {
+      throw new VmmrError('VMMR_ERR_NOT_TRANSITIONAL', `${fn.bdf} is a PF (a modern device): the guest view exists for MMR VFs only`, {
+        bdf: fn.bdf,
+      });
+    }
+    return fn as MmrVf;
+  }
+
+  /** The translator's guest view of the VF at a BDF (opened on first use). */
+  guestView(bdf: string): GuestView {
+    return this.translator.view(this.findVf(bdf));
+  }
+
+  /** What an access to `space` of the function at `bdf` reaches: the function, or its guest view. */
+  target(bdf: string, space: string): VirtioPciFunction | GuestView {
+    return isGuestSpace(space) ? this.guestView(bdf) : this.find(bdf);
+  }
+
   /** Every live function: each PF followed by its enabled VFs. */
   *functions(): Generator<VirtioPciFunction> {
     for (const pf of this.pfList) {
@@ -173,10 +196,20 @@ export class Machine {
     }
   }
 
+  private functionState(fn: VirtioPciFunction): FunctionState {
+    const state = fn.getState();
+    const guest = fn.kind === 'vf' ? this.translator.stateOf(fn as MmrVf) : undefined;
+    return guest ? { ...state, guest } : state;
+  }
+
+  private pristine(fn: VirtioPciFunction): boolean {
+    return fn.pristine && (fn.kind !== 'vf' || this.translator.pristine(fn as MmrVf));
+  }
+
   /** A JSON-safe snapshot: PF definitions, then the state of every function that changed. */
   snapshot(): MachineState {
     const functions: FunctionState[] = [];
-    for (const fn of this.functions()) if (fn.kind === 'pf' || !fn.pristine) functions.push(fn.getState());
+    for (const fn of this.functions()) if (fn.kind === 'pf' || !this.pristine(fn)) functions.push(this.functionState(fn));
     return {
       format: STATE_FORMAT,
       version: STATE_VERSION,
@@ -197,17 +230,14 @@ export class Machine {
     const pfBdfs = new Set(machine.pfs.map((pf) => pf.bdf));
     const isPf = (f: FunctionState): boolean => pfBdfs.has(normalizeBdf(f.bdf));
     for (const f of state.functions.filter(isPf)) machine.find(f.bdf).setState(f);
-    for (const f of state.functions.filter((f) => !isPf(f))) machine.find(f.bdf).setState(f);
-    return machine;
-  }
-
-  findVf(bdf: string): MmrVf {
-    const fn = this.find(bdf);
-    if (fn.kind !== 'vf') {
-      throw new VmmrError('VMMR_ERR_NOT_TRANSITIONAL', `${fn.bdf} is a PF (a modern device): the guest view exists for MMR VFs only`, {
-        bdf: fn.bdf,
-      });
+    for (const f of state.functions.filter((f) => !isPf(f))) {
+      const fn = machine.find(f.bdf);
+      fn.setState(f);
+      if (f.guest) {
+        if (fn.kind !== 'vf') throw new VmmrError('VMMR_ERR_STATE', `${fn.bdf} is a PF: it has no guest view to restore`);
+        machine.translator.restore(fn as MmrVf, f.guest);
+      }
     }
-    return fn as MmrVf;
+    return machine;
   }
 }

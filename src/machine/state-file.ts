@@ -9,13 +9,10 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { Type, type Static } from 'typebox';
-import { Compile } from 'typebox/compile';
-import { STATE_FORMAT, STATE_VERSION, type MachineState } from './machine.js';
-import { TopologyPfSchema } from './topology.js';
+import { migrateStateV1, stateProblem, STATE_FORMAT, STATE_VERSION, type MachineState } from './state.js';
 
 /**
- * The state file (VMMR_STATE_FILE): a MachineState as JSON, written atomically — temp file in
+ * The state file (VMMR_STATE_FILE): a MachineState (src/machine/state.ts) as JSON, written atomically — temp file in
  * the same directory, fsync, rename over the old file, fsync the directory — so a crash or
  * `kill -9` at any moment leaves either the previous complete file or the new one.
  *
@@ -37,52 +34,6 @@ export class StateFileError extends Error {
   ) {
     super(`state file ${file}: ${why}`);
   }
-}
-
-const Uint = (max: number) => Type.Integer({ minimum: 0, maximum: max });
-const Hex64 = Type.String({ pattern: '^0x[0-9a-fA-F]{1,16}$' });
-const DeviceStateSchema = Type.Object(
-  {
-    status: Uint(0xff),
-    isr: Uint(0xff),
-    generation: Uint(0xff),
-    queueSelect: Uint(0xffff),
-    configVector: Uint(0xffff),
-    deviceFeatureSelect: Uint(0xffffffff),
-    driverFeatureSelect: Uint(0xffffffff),
-    driverFeatures: Hex64,
-    queues: Type.Union([Type.Array(Uint(0xffffffff)), Type.Null()]),
-    config: Type.Union([Type.Array(Uint(0xff)), Type.Null()]),
-    msix: Type.Union([Type.Array(Uint(0xffffffff)), Type.Null()]),
-  },
-  { additionalProperties: false },
-);
-const FunctionStateSchema = Type.Object(
-  {
-    bdf: Type.String(),
-    config: Type.Array(Type.Tuple([Uint(1023), Uint(0xffffffff)])),
-    device: DeviceStateSchema,
-    guest: Type.Optional(Type.Array(Type.Tuple([Uint(1023), Uint(0xffffffff)]))),
-  },
-  { additionalProperties: false },
-);
-export const MachineStateSchema = Type.Object(
-  {
-    format: Type.Literal(STATE_FORMAT),
-    version: Type.Literal(STATE_VERSION),
-    pfs: Type.Array(TopologyPfSchema),
-    functions: Type.Array(FunctionStateSchema),
-  },
-  { additionalProperties: false },
-);
-
-const checkState = Compile(MachineStateSchema);
-
-/** Shape check of an untrusted snapshot (a state file, or a PUT /api/v1/state body). */
-export function validateMachineState(value: unknown): string | undefined {
-  if (checkState.Check(value)) return undefined;
-  const first = checkState.Errors(value)[0];
-  return first ? `${first.instancePath || '/'} ${first.message}` : 'does not match the vmmr state schema';
 }
 
 /** Writes `state` to `file` atomically; returns the file's size in bytes. */
@@ -200,7 +151,14 @@ export function loadStateFile(file: string): MachineState | undefined {
       `is not valid JSON (${oneLine((e as Error).message)}); refusing to start from scratch`,
     );
   }
-  const problem = validateMachineState(json);
+  let migrated: MachineState | undefined;
+  try {
+    migrated = migrateStateV1(json);
+  } catch (e) {
+    throw new StateFileError(file, `is corrupt: ${oneLine((e as Error).message)}`);
+  }
+  if (migrated) return migrated;
+  const problem = stateProblem(json);
   if (problem !== undefined) {
     const found = json as { format?: unknown; version?: unknown };
     const what =
@@ -209,5 +167,5 @@ export function loadStateFile(file: string): MachineState | undefined {
         : `is corrupt: ${problem}`;
     throw new StateFileError(file, what);
   }
-  return json as Static<typeof MachineStateSchema> as MachineState;
+  return json as MachineState;
 }

@@ -1,16 +1,19 @@
 import type { EventBus } from '../base/events.js';
-import type { ConfigStore } from '../pci/config-space.js';
-import { ConfigStore as Store } from '../pci/config-space.js';
+import { ConfigStore } from '../pci/config-space.js';
+import type { MsixTable } from '../pci/msix.js';
 import { VirtioDevice } from '../virtio/device.js';
-import { VirtioPciFunction, type FunctionState, type FunctionTemplate } from '../virtio/pci-function.js';
-import { existingGuestView, guestView } from '../translator/guest-view.js';
+import { VirtioPciFunction, type FunctionTemplate } from '../virtio/pci-function.js';
 import type { VirtioPf } from './pf.js';
 import { derivedMacByte, derivedSerial } from './identity.js';
 
-/** Receives INTx re-evaluations of a VF (the translator's emulated pin). */
-export interface IntxSink {
+/**
+ * Hears what a VF does that a layer above it emulates (the translator's guest view: its INTx
+ * pin). A VF has at most one observer and knows nothing else of it.
+ */
+export interface VfObserver {
+  /** The ISR or the interrupt mode changed: re-evaluate an emulated INTx pin. */
   updateIntx(): void;
-  /** The VF goes away: an asserted line drops. */
+  /** The VF goes away: an asserted pin drops. */
   release(): void;
 }
 
@@ -25,15 +28,16 @@ export class MmrVf extends VirtioPciFunction {
   readonly kind = 'vf';
   readonly config: ConfigStore;
   readonly device: VirtioDevice;
-  /** The translator's guest view, when one was opened. */
-  intxSink: IntxSink | undefined;
+  readonly msix: MsixTable;
+  observer: VfObserver | undefined;
 
   constructor(
     readonly pf: VirtioPf,
     readonly index: number,
   ) {
     super();
-    this.config = new Store(pf.vfTemplate.config);
+    this.config = new ConfigStore(pf.vfTemplate.config);
+    this.msix = this.createMsix(this.config);
     this.device = new VirtioDevice(pf.vfTemplate.model, this);
   }
 
@@ -67,28 +71,8 @@ export class MmrVf extends VirtioPciFunction {
     return this.pf.overrideFor(this.index)?.serial ?? derivedSerial(this.domain, this.rid);
   }
 
-  override get pristine(): boolean {
-    return super.pristine && (existingGuestView(this)?.config.overlaySize ?? 0) === 0;
-  }
-
-  /** The function state plus the guest view's own config (its Command, BARs, Interrupt Line). */
-  override getState(): FunctionState {
-    const state = super.getState();
-    const view = existingGuestView(this);
-    return view && view.config.overlaySize > 0 ? { ...state, guest: view.config.changedDwords() } : state;
-  }
-
-  override setState(state: FunctionState): void {
-    super.setState(state);
-    if (state.guest) {
-      const view = guestView(this);
-      view.config.restoreDwords(state.guest);
-      view.updateIntx();
-    }
-  }
-
   updateIntx(): void {
-    this.intxSink?.updateIntx();
+    this.observer?.updateIntx();
   }
 
   memoryDecodeEnabled(): boolean {

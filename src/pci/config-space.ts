@@ -1,4 +1,5 @@
 import { endianness } from 'node:os';
+import { hex, parseHex64 } from '../base/hex.js';
 import { pciHeader } from '../spec/index.js';
 
 if (endianness() !== 'LE') {
@@ -59,6 +60,14 @@ function getField(source: Uint8Array, offset: number, size: number): number {
   let value = 0;
   for (let i = size - 1; i >= 0; i--) value = value * 256 + source[offset + i]!;
   return value;
+}
+
+/** One config dword that differs from the template, as a state file names it. */
+export interface ConfigChange {
+  /** Dword offset, "0x0004". */
+  offset: string;
+  /** The dword, "0x00100406". */
+  value: string;
 }
 
 /**
@@ -131,14 +140,27 @@ export class ConfigStore {
     return out;
   }
 
-  /** The dwords that differ from the template, for state snapshots. */
-  changedDwords(): Array<[number, number]> {
-    return this.overlay ? [...this.overlay].sort((a, b) => a[0] - b[0]) : [];
+  /** The dwords that differ from the template, by offset, for state snapshots. */
+  changes(): ConfigChange[] {
+    if (!this.overlay) return [];
+    return [...this.overlay]
+      .sort((a, b) => a[0] - b[0])
+      .map(([index, value]) => ({ offset: hex(index * 4, 2), value: hex(value, 4) }));
   }
 
-  restoreDwords(entries: Iterable<readonly [number, number]>): void {
+  /** Back to the template plus the given changes (a malformed entry is refused, nothing applied). */
+  restoreChanges(changes: readonly ConfigChange[]): void {
+    const parsed = changes.map((c) => {
+      const offset = parseHex64(c.offset);
+      const value = parseHex64(c.value);
+      if (!offset || offset[1] !== 0 || offset[0] % 4 !== 0 || offset[0] >= CONFIG_SPACE_SIZE) {
+        throw new Error(`config change offset ${JSON.stringify(c.offset)} is not a dword offset below 0x${CONFIG_SPACE_SIZE.toString(16)}`);
+      }
+      if (!value || value[1] !== 0) throw new Error(`config change value ${JSON.stringify(c.value)} is not a 32-bit hex value`);
+      return [offset[0] >>> 2, value[0]] as const;
+    });
     this.overlay = undefined;
-    for (const [index, value] of entries) this.store(index, value >>> 0);
+    for (const [index, value] of parsed) this.store(index, value);
   }
 
   get overlaySize(): number {

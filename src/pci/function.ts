@@ -25,9 +25,15 @@ export abstract class PciFunction {
     this.config.write(offset, width, value);
   }
 
-  /** Reads a BAR register; for width 8 the upper half is left in `wide.high`. */
+  /** A 1-, 2- or 4-byte read of a memory BAR. */
   abstract readBar(index: number, offset: number, width: number): number;
 
-  /** Writes a BAR register; for width 8, `high` is the upper half. */
-  abstract writeBar(index: number, offset: number, width: number, value: number, high: number): void;
+  /** An 8-byte read of a memory BAR, delivered whole. */
+  abstract readBar64(index: number, offset: number): bigint;
+
+  /** A 1-, 2- or 4-byte write to a memory BAR. */
+  abstract writeBar(index: number, offset: number, width: number, value: number): void;
+
+  /** An 8-byte write to a memory BAR, delivered whole (given as its 32-bit halves). */
+  abstract writeBar64(index: number, offset: number, low: number, high: number): void;
 }

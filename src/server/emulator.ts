@@ -10,7 +10,8 @@
  */
 import { VmmrError, isVmmrError } from '../base/errors.js';
 import type { VmmrEvent } from '../base/events.js';
-import { Machine, type MachineOptions, type MachineState } from '../machine/machine.js';
+import { Machine, type MachineOptions } from '../machine/machine.js';
+import type { MachineState } from '../machine/state.js';
 import { TopologyError, parseTopology, type ResolvedTopology } from '../machine/topology.js';
 
 /** Something other than a device event changed which functions exist. */

@@ -1,11 +1,11 @@
-import { deviceTypes, pciHeader, legacy } from '../spec/index.js';
+import { barLayout, deviceTypes, pciHeader, legacy } from '../spec/index.js';
 import { VmmrError, isVmmrError } from '../base/errors.js';
 import { LEGACY_BLOCK_OFFSET } from '../mmr/locator.js';
-import type { IntxSink, MmrVf } from '../mmr/vf.js';
+import type { MmrVf, VfObserver } from '../mmr/vf.js';
 import { ConfigStore, ConfigTemplate } from '../pci/config-space.js';
-import { NOTIFY_OFF_MULTIPLIER, registerAt } from '../virtio/memory-bar.js';
-import { barLayout } from '../spec/index.js';
-import { placeMemoryBar, type FunctionTemplate } from '../virtio/pci-function.js';
+import { IntxPin } from '../pci/intx.js';
+import { NOTIFY_OFF_MULTIPLIER } from '../virtio/memory-bar.js';
+import { placeMemoryBar } from '../pci/registers.js';
 import { TraceRing } from './trace.js';
 
 const H = pciHeader.registers;
@@ -22,8 +22,8 @@ const IO_FLAG_BITS = 0x3;
  * revision 0, BAR0 an I/O BAR of the legacy block's length, the VF memory BAR passed through at
  * its own index, INTx pin A, and no extended capabilities (the MMR locator is hidden).
  */
-function buildGuestTemplate(vf: MmrVf): ConfigTemplate {
-  const source: FunctionTemplate = vf.template;
+export function buildGuestTemplate(vf: MmrVf): ConfigTemplate {
+  const source = vf.template;
   const t = source.config.clone();
   t.setMasks(H.COMMAND.offset, H.COMMAND.size, H.COMMAND.writeMask ?? 0);
   const info = deviceTypes.types[source.model.type];
@@ -42,27 +42,6 @@ function buildGuestTemplate(vf: MmrVf): ConfigTemplate {
   return t;
 }
 
-/**
- * Guest templates per VF template and VF BAR size: the VF BAR size follows the PF's System Page
- * Size, which may change between two VF enables while the VF template stays the same.
- */
-const guestTemplates = new WeakMap<FunctionTemplate, Map<number, ConfigTemplate>>();
-
-function guestTemplate(vf: MmrVf): ConfigTemplate {
-  let bySize = guestTemplates.get(vf.template);
-  if (!bySize) {
-    bySize = new Map();
-    guestTemplates.set(vf.template, bySize);
-  }
-  const size = vf.barSize();
-  let t = bySize.get(size);
-  if (!t) {
-    t = buildGuestTemplate(vf);
-    bySize.set(size, t);
-  }
-  return t;
-}
-
 function refuse(code: 'VMMR_ERR_IO_DISABLED' | 'VMMR_ERR_OUT_OF_RANGE' | 'VMMR_ERR_BAD_WIDTH' | 'VMMR_ERR_UNALIGNED', message: string): never {
   throw new VmmrError(code, message);
 }
@@ -73,14 +52,26 @@ function refuse(code: 'VMMR_ERR_IO_DISABLED' | 'VMMR_ERR_OUT_OF_RANGE' | 'VMMR_E
  * pass through to the VF, so a guest enabling MSI-X moves the VF's legacy device config from 20
  * to 24. Each I/O access becomes exactly one MMIO access of the same width on the VF BAR.
  */
-export class GuestView implements IntxSink {
+export class GuestView implements VfObserver {
   readonly config: ConfigStore;
-  private intxLevel = false;
+  private readonly intx: IntxPin;
   trace: TraceRing | undefined;
 
-  constructor(readonly vf: MmrVf) {
-    this.config = new ConfigStore(guestTemplate(vf));
-    vf.intxSink = this;
+  /** `template` comes from buildGuestTemplate for this VF's template and BAR size (the translator shares it). */
+  constructor(
+    readonly vf: MmrVf,
+    template: ConfigTemplate,
+  ) {
+    this.config = new ConfigStore(template);
+    this.intx = new IntxPin(this.config, (level) => {
+      const events = this.vf.events;
+      if (events.active) events.emit({ type: 'interrupt', bdf: this.vf.bdf, mode: 'intx', level, view: 'guest' });
+    });
+  }
+
+  /** The VF's address: a guest view is addressed as its VF. */
+  get bdf(): string {
+    return this.vf.bdf;
   }
 
   get ioLength(): number {
@@ -137,28 +128,20 @@ export class GuestView implements IntxSink {
 
   /** Pin A follows the ISR while MSI-X is disabled; Command.Interrupt Disable masks the pin. */
   updateIntx(): void {
-    const pending = this.vf.device.isr !== 0 && !this.vf.msixEnabled();
-    const status = this.config.read(H.STATUS.offset, H.STATUS.size);
-    const bit = HC.STATUS_INTERRUPT.value;
-    const nextStatus = pending ? status | bit : status & ~bit;
-    if (nextStatus !== status) this.config.poke(H.STATUS.offset, H.STATUS.size, nextStatus);
-    const level = pending && (this.command() & HC.COMMAND_INTX_DISABLE.value) === 0;
-    if (level !== this.intxLevel) {
-      this.intxLevel = level;
-      const events = this.vf.events;
-      if (events.active) events.emit({ type: 'interrupt', bdf: this.vf.bdf, mode: 'intx', level, view: 'guest' });
-    }
+    this.intx.update(this.intxPending());
   }
 
+  private intxPending(): boolean {
+    return this.vf.device.isr !== 0 && !this.vf.msixEnabled();
+  }
+
+  /** The VF went away: an asserted pin drops. */
   release(): void {
-    if (!this.intxLevel) return;
-    this.intxLevel = false;
-    const events = this.vf.events;
-    if (events.active) events.emit({ type: 'interrupt', bdf: this.vf.bdf, mode: 'intx', level: false, view: 'guest' });
+    this.intx.release();
   }
 
   get intxAsserted(): boolean {
-    return this.intxLevel;
+    return this.intx.asserted;
   }
 
   // ---- I/O translation ----
@@ -209,18 +192,18 @@ export class GuestView implements IntxSink {
     const offset = this.target(port, width, value);
     if (!this.trace) {
       this.checkIo(port, width);
-      this.vf.writeBar(this.vf.template.barIndex, offset, width, value, 0);
+      this.vf.writeBar(this.vf.template.barIndex, offset, width, value);
       return;
     }
     this.traced('write', port, width, value, offset, () => {
       this.checkIo(port, width);
-      this.vf.writeBar(this.vf.template.barIndex, offset, width, value, 0);
+      this.vf.writeBar(this.vf.template.barIndex, offset, width, value);
       return value;
     });
   }
 
   private traced(op: 'read' | 'write', port: number, width: number, value: number, offset: number, run: () => number): number {
-    const register = registerAt(this.vf.device, offset, this.vf.msixEnabled()) ?? 'unmapped';
+    const register = this.vf.template.bar.registerAt(offset, this.vf.msixEnabled()) ?? 'unmapped';
     const bar = this.vf.template.barIndex;
     try {
       const result = run();
@@ -241,20 +224,3 @@ export class GuestView implements IntxSink {
     this.trace = undefined;
   }
 }
-
-/** The guest view of a VF, opened on first use and kept with the VF. */
-const views = new WeakMap<MmrVf, GuestView>();
-
-export function guestView(vf: MmrVf): GuestView {
-  let view = views.get(vf);
-  if (!view) {
-    view = new GuestView(vf);
-    views.set(vf, view);
-  }
-  return view;
-}
-
-export function existingGuestView(vf: MmrVf): GuestView | undefined {
-  return views.get(vf);
-}
-

@@ -26,7 +26,7 @@ import type { MmrVf } from '../mmr/vf.js';
 import { bdfKey, formatBdf, parseBdf } from '../pci/bdf.js';
 import { listCapabilities } from '../pci/capabilities.js';
 import type { VirtioPf } from '../mmr/pf.js';
-import { existingGuestView } from '../translator/guest-view.js';
+import type { Translator } from '../translator/translator.js';
 import type { QueueState } from '../virtio/device.js';
 import type { VirtioPciFunction } from '../virtio/pci-function.js';
 
@@ -653,8 +653,8 @@ function describeIdentity(fn: VirtioPciFunction): { mac?: string; serial?: strin
   return {};
 }
 
-function describeGuest(vf: MmrVf): GuestSummary | undefined {
-  const view = existingGuestView(vf);
+function describeGuest(vf: MmrVf, translator: Translator): GuestSummary | undefined {
+  const view = translator.existing(vf);
   if (!view) return undefined;
   return {
     vendorId: hex(view.config.read(H.VENDOR_ID.offset, H.VENDOR_ID.size), H.VENDOR_ID.size),
@@ -670,7 +670,7 @@ function describeGuest(vf: MmrVf): GuestSummary | undefined {
 }
 
 /** Everything a harness may want to know about one live function, without side effects. */
-export function describeFunction(fn: VirtioPciFunction): FunctionDescription {
+export function describeFunction(fn: VirtioPciFunction, translator: Translator): FunctionDescription {
   const c = fn.config;
   const classCode =
     (c.read(H.CLASS_DEVICE.offset, H.CLASS_DEVICE.size) << 8) |
@@ -696,7 +696,7 @@ export function describeFunction(fn: VirtioPciFunction): FunctionDescription {
   if (fn.kind === 'vf') {
     const vf = fn as MmrVf;
     out.mmrLocator = readMmrLocator((offset, width) => c.read(offset, width), vf.pf.vfLocator);
-    const guest = describeGuest(vf);
+    const guest = describeGuest(vf, translator);
     if (guest) out.guest = guest;
   } else {
     const pf = fn as VirtioPf;

@@ -1,5 +1,6 @@
-import { msixTableEntry, legacy, virtioRing, virtioStatus } from '../spec/index.js';
+import { legacy, virtioRing, virtioStatus } from '../spec/index.js';
 import type { EventBus, ResetReason } from '../base/events.js';
+import { bytesToHex, hex64, hexToBytes, parseHex64 } from '../base/hex.js';
 import type { DeviceModel } from './model.js';
 
 export const NO_VECTOR = legacy.constants.NO_VECTOR.value;
@@ -8,17 +9,14 @@ const ISR_CONFIG = legacy.constants.ISR_CONFIG.value;
 const QUEUE_ADDR_SHIFT = legacy.constants.QUEUE_ADDR_SHIFT.value;
 const VRING_ALIGN = legacy.constants.VRING_ALIGN.value;
 const FEATURES_OK = virtioStatus.constants.FEATURES_OK.value;
-const ENTRY = msixTableEntry.registers;
-const ENTRY_DWORDS = msixTableEntry.constants.ENTRY_SIZE.value / 4;
-const MASKBIT = msixTableEntry.constants.CTRL_MASKBIT.value;
-const VECTOR_CTRL_WRITABLE = ENTRY.VECTOR_CTRL.writeMask ?? MASKBIT;
 
 /** What a device needs from the PCI function that carries it. */
 export interface DeviceHost {
   readonly bdf: string;
   readonly events: EventBus;
   msixEnabled(): boolean;
-  msixFunctionMasked(): boolean;
+  /** Fires an MSI-X vector of the function (its table handles masking and pending bits). */
+  signalMsix(vector: number): void;
   /** The ISR or the interrupt mode changed: re-evaluate the INTx level (PF) or the guest's (VF). */
   updateIntx(): void;
   /** Byte k of the function's identity field (net: its MAC), derived from its BDF unless overridden. */
@@ -49,6 +47,18 @@ export interface QueueState {
   device: string;
 }
 
+/** What a driver programmed into one queue (its registers), for state snapshots. */
+export interface QueueRegisters {
+  size: number;
+  vector: number;
+  enabled: boolean;
+  /** 64-bit ring addresses, "0x" + 16 hex digits. */
+  desc: string;
+  driver: string;
+  device: string;
+}
+
+/** A device's state by name: registers, queues (null until programmed), config bytes (plain hex, null until changed). */
 export interface DeviceState {
   status: number;
   isr: number;
@@ -58,25 +68,21 @@ export interface DeviceState {
   deviceFeatureSelect: number;
   driverFeatureSelect: number;
   driverFeatures: string;
-  queues: number[] | null;
-  config: number[] | null;
-  msix: number[] | null;
+  queues: QueueRegisters[] | null;
+  config: string | null;
 }
 
-function hex64(lo: number, hi: number): string {
-  return `0x${hi.toString(16).padStart(8, '0')}${lo.toString(16).padStart(8, '0')}`;
-}
-
-function parseHex64(text: string): [number, number] {
-  const digits = text.replace(/^0x/i, '').padStart(16, '0');
-  return [parseInt(digits.slice(8), 16) >>> 0, parseInt(digits.slice(0, 8), 16) >>> 0];
+function halves(text: string, what: string): [number, number] {
+  const value = parseHex64(text);
+  if (!value) throw new Error(`device state: ${what} ${JSON.stringify(text)} is not a 64-bit hex value`);
+  return value;
 }
 
 /**
  * The virtio device state one function carries, shared by the legacy register block and the
  * modern common configuration (virtio 1.2 §4.1.4 and §4.1.4.10): status machine, features,
- * queues, ISR, vectors, device configuration and MSI-X table. Register blocks decode offsets
- * and call these methods; nothing here knows an offset.
+ * queues, ISR, vectors and device configuration. Register blocks decode offsets and call these
+ * methods; nothing here knows an offset. Vectors fire through the function's MSI-X table.
  */
 export class VirtioDevice {
   status = 0;
@@ -90,7 +96,6 @@ export class VirtioDevice {
   driverFeaturesHi = 0;
   private queues: Uint32Array | undefined;
   private config: Uint8Array | undefined;
-  private msix: Uint32Array | undefined;
 
   constructor(
     readonly model: DeviceModel,
@@ -168,9 +173,8 @@ export class VirtioDevice {
     }
   }
 
-  /** Function-level reset: device reset plus the MSI-X table and every config byte. */
+  /** Function-level reset: device reset plus every config byte (the function resets its MSI-X table). */
   functionReset(): void {
-    this.msix = undefined;
     this.config = undefined;
     this.generation = 0;
     this.reset('flr');
@@ -343,99 +347,7 @@ export class VirtioDevice {
       this.host.updateIntx();
       return;
     }
-    if (vector === NO_VECTOR) return;
-    if (this.host.msixFunctionMasked() || this.vectorMasked(vector)) {
-      this.setPending(vector, true);
-      if (this.host.events.active) {
-        this.host.events.emit({ type: 'interrupt', bdf: this.host.bdf, mode: 'msix-pending', vector });
-      }
-      return;
-    }
-    this.deliver(vector);
-  }
-
-  private deliver(vector: number): void {
-    if (!this.host.events.active) return;
-    const lo = this.msixDword(vector * ENTRY_DWORDS + ENTRY.LOWER_ADDR.offset / 4);
-    const hi = this.msixDword(vector * ENTRY_DWORDS + ENTRY.UPPER_ADDR.offset / 4);
-    const data = this.msixDword(vector * ENTRY_DWORDS + ENTRY.DATA.offset / 4);
-    this.host.events.emit({
-      type: 'interrupt',
-      bdf: this.host.bdf,
-      mode: 'msix',
-      vector,
-      address: hex64(lo, hi),
-      data,
-    });
-  }
-
-  // ---- MSI-X table and PBA (PCI 3.0 §6.8.2) ----
-
-  private get tableDwords(): number {
-    return this.model.msixVectors * ENTRY_DWORDS;
-  }
-
-  private msixDword(index: number): number {
-    if (this.msix) return this.msix[index]!;
-    const inTable = index < this.tableDwords;
-    return inTable && index % ENTRY_DWORDS === ENTRY.VECTOR_CTRL.offset / 4
-      ? msixTableEntry.constants.VECTOR_CTRL_RESET.value
-      : 0;
-  }
-
-  private msixSlots(): Uint32Array {
-    if (!this.msix) {
-      const pbaDwords = Math.ceil(this.model.msixVectors / 32);
-      const m = new Uint32Array(this.tableDwords + pbaDwords);
-      for (let v = 0; v < this.model.msixVectors; v++) {
-        m[v * ENTRY_DWORDS + ENTRY.VECTOR_CTRL.offset / 4] = msixTableEntry.constants.VECTOR_CTRL_RESET.value;
-      }
-      this.msix = m;
-    }
-    return this.msix;
-  }
-
-  vectorMasked(vector: number): boolean {
-    return (this.msixDword(vector * ENTRY_DWORDS + ENTRY.VECTOR_CTRL.offset / 4) & MASKBIT) !== 0;
-  }
-
-  /** Table dword at a byte offset inside the table. */
-  readMsixTable(offset: number): number {
-    return this.msixDword(offset >>> 2);
-  }
-
-  /** Vector Control keeps only its writable bits (Mask; bits 31:1 are reserved, PCI 3.0 §6.8.2.9). */
-  writeMsixTable(offset: number, value: number): void {
-    const index = offset >>> 2;
-    const isCtrl = index % ENTRY_DWORDS === ENTRY.VECTOR_CTRL.offset / 4;
-    this.msixSlots()[index] = (isCtrl ? value & VECTOR_CTRL_WRITABLE : value) >>> 0;
-    if (isCtrl) this.deliverPending();
-  }
-
-  readPba(offset: number): number {
-    return this.msixDword(this.tableDwords + (offset >>> 2));
-  }
-
-  pending(vector: number): boolean {
-    return ((this.msixDword(this.tableDwords + (vector >>> 5)) >>> (vector & 31)) & 1) === 1;
-  }
-
-  private setPending(vector: number, on: boolean): void {
-    const m = this.msixSlots();
-    const index = this.tableDwords + (vector >>> 5);
-    const bit = 1 << (vector & 31);
-    m[index] = on ? m[index]! | bit : m[index]! & ~bit;
-  }
-
-  /** After an unmask (entry or function), pending vectors are delivered and their bits clear. */
-  deliverPending(): void {
-    if (!this.msix || !this.host.msixEnabled() || this.host.msixFunctionMasked()) return;
-    for (let v = 0; v < this.model.msixVectors; v++) {
-      if (this.pending(v) && !this.vectorMasked(v)) {
-        this.setPending(v, false);
-        this.deliver(v);
-      }
-    }
+    if (vector !== NO_VECTOR) this.host.signalMsix(vector);
   }
 
   // ---- device-specific configuration (§4.1.4.6, legacy §4.1.4.10) ----
@@ -532,9 +444,19 @@ export class VirtioDevice {
       this.driverFeaturesLo === 0 &&
       this.driverFeaturesHi === 0 &&
       !this.queues &&
-      !this.config &&
-      !this.msix
+      !this.config
     );
+  }
+
+  private queueRegisters(index: number): QueueRegisters {
+    return {
+      size: this.slot(index, Q_SIZE),
+      vector: this.slot(index, Q_VECTOR),
+      enabled: this.slot(index, Q_ENABLED) === 1,
+      desc: hex64(this.slot(index, Q_DESC), this.slot(index, Q_DESC + 1)),
+      driver: hex64(this.slot(index, Q_DRIVER), this.slot(index, Q_DRIVER + 1)),
+      device: hex64(this.slot(index, Q_DEVICE), this.slot(index, Q_DEVICE + 1)),
+    };
   }
 
   getState(): DeviceState {
@@ -547,9 +469,8 @@ export class VirtioDevice {
       deviceFeatureSelect: this.deviceFeatureSelect,
       driverFeatureSelect: this.driverFeatureSelect,
       driverFeatures: hex64(this.driverFeaturesLo, this.driverFeaturesHi),
-      queues: this.queues ? [...this.queues] : null,
-      config: this.config ? [...this.config] : null,
-      msix: this.msix ? [...this.msix] : null,
+      queues: this.queues ? this.model.queueNames.map((_, index) => this.queueRegisters(index)) : null,
+      config: this.config ? bytesToHex(this.config) : null,
     };
   }
 
@@ -561,25 +482,33 @@ export class VirtioDevice {
     this.configVector = state.configVector & 0xffff;
     this.deviceFeatureSelect = state.deviceFeatureSelect >>> 0;
     this.driverFeatureSelect = state.driverFeatureSelect >>> 0;
-    [this.driverFeaturesLo, this.driverFeaturesHi] = parseHex64(state.driverFeatures);
-    this.queues = restoreArray(state.queues, this.numQueues * QUEUE_FIELDS, Uint32Array, 'queues');
-    this.config = restoreArray(state.config, this.model.config.size, Uint8Array, 'config');
-    this.msix = restoreArray(
-      state.msix,
-      this.tableDwords + Math.ceil(this.model.msixVectors / 32),
-      Uint32Array,
-      'msix',
-    );
+    [this.driverFeaturesLo, this.driverFeaturesHi] = halves(state.driverFeatures, 'driverFeatures');
+    this.queues = state.queues === null ? undefined : this.restoreQueues(state.queues);
+    this.config = state.config === null ? undefined : this.restoreConfig(state.config);
   }
-}
 
-function restoreArray<T extends Uint8Array | Uint32Array>(
-  values: number[] | null,
-  length: number,
-  ctor: { from(values: number[]): T },
-  what: string,
-): T | undefined {
-  if (values === null) return undefined;
-  if (values.length !== length) throw new Error(`device state: ${what} has ${values.length} entries, expected ${length}`);
-  return ctor.from(values);
+  private restoreQueues(queues: readonly QueueRegisters[]): Uint32Array {
+    if (queues.length !== this.numQueues) {
+      throw new Error(`device state: ${queues.length} queues, the ${this.model.type} device has ${this.numQueues}`);
+    }
+    const q = new Uint32Array(this.numQueues * QUEUE_FIELDS);
+    queues.forEach((queue, index) => {
+      const base = index * QUEUE_FIELDS;
+      q[base + Q_SIZE] = queue.size & 0xffff;
+      q[base + Q_VECTOR] = queue.vector & 0xffff;
+      q[base + Q_ENABLED] = queue.enabled ? 1 : 0;
+      [q[base + Q_DESC], q[base + Q_DESC + 1]] = halves(queue.desc, `queue ${index} desc`);
+      [q[base + Q_DRIVER], q[base + Q_DRIVER + 1]] = halves(queue.driver, `queue ${index} driver`);
+      [q[base + Q_DEVICE], q[base + Q_DEVICE + 1]] = halves(queue.device, `queue ${index} device`);
+    });
+    return q;
+  }
+
+  private restoreConfig(text: string): Uint8Array {
+    const bytes = typeof text === 'string' ? hexToBytes(text) : undefined;
+    if (!bytes || bytes.length !== this.model.config.size) {
+      throw new Error(`device state: config is not ${this.model.config.size} bytes of plain hex`);
+    }
+    return Uint8Array.from(bytes);
+  }
 }

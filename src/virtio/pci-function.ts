@@ -4,15 +4,18 @@ import {
   pciHeader,
   pcieCap,
   virtioPciCap,
-  type AnyTable,
 } from '../spec/index.js';
 import { VmmrError } from '../base/errors.js';
 import type { EventBus } from '../base/events.js';
 import { CapabilityLayout } from '../pci/capabilities.js';
+import { applyRegisterTable, placeMemoryBar } from '../pci/registers.js';
 import { ConfigTemplate } from '../pci/config-space.js';
 import { PciFunction } from '../pci/function.js';
-import { VirtioDevice, type DeviceHost, type DeviceState } from './device.js';
-import { barRead, barWrite, BAR_LAYOUT_SIZE, NOTIFY_OFF_MULTIPLIER, regionsOf } from './memory-bar.js';
+import { hex64 } from '../base/hex.js';
+import { MsixTable, type MsixMessage, type MsixSink, type MsixState } from '../pci/msix.js';
+import type { ConfigChange, ConfigStore } from '../pci/config-space.js';
+import type { VirtioDevice, DeviceHost, DeviceState } from './device.js';
+import { BarDecoder, BAR_LAYOUT_SIZE, NOTIFY_OFF_MULTIPLIER } from './memory-bar.js';
 import type { DeviceModel } from './model.js';
 
 const H = pciHeader.registers;
@@ -43,13 +46,15 @@ export interface HeaderIdentity {
   subsystemId: number;
 }
 
-/** A function's state: the config dwords that differ from its template, and its device. */
+/** A function's state by name: the config dwords that differ from its template, its device, its MSI-X table. */
 export interface FunctionState {
   bdf: string;
-  config: Array<[number, number]>;
+  config: ConfigChange[];
   device: DeviceState;
+  /** null while the table is as reset (every vector masked, nothing pending). */
+  msix: MsixState | null;
   /** A VF's translator guest view: its config dwords that differ from the guest template. */
-  guest?: Array<[number, number]>;
+  guest?: ConfigChange[];
 }
 
 /** A function template: config image, capability offsets and BAR placement (shared by VFs). */
@@ -59,38 +64,7 @@ export interface FunctionTemplate {
   readonly layout: CapabilityLayout;
   readonly barIndex: number;
   readonly model: DeviceModel;
-}
-
-/**
- * Copies a register table's reset values and masks into a capability at `base` (a VF takes the
- * VF variants where the table has them). Aliases (registers overlapping others on purpose) and
- * the names in `skip` are left out.
- */
-export function applyRegisterTable(
-  t: ConfigTemplate,
-  base: number,
-  table: AnyTable,
-  vf: boolean,
-  skip: readonly string[] = [],
-): void {
-  for (const [name, reg] of Object.entries(table.registers)) {
-    if (reg.alias || skip.includes(name)) continue;
-    t.set(base + reg.offset, reg.size, (vf ? reg.vfReset : undefined) ?? reg.reset ?? 0);
-    const writeMask = vf ? (reg.vfWriteMask ?? reg.writeMask ?? 0) : (reg.writeMask ?? 0);
-    t.setMasks(base + reg.offset, reg.size, writeMask, reg.rw1cMask ?? 0);
-  }
-}
-
-function barMemoryFlags(): number {
-  return HC.BASE_ADDRESS_SPACE_MEMORY.value | HC.BASE_ADDRESS_MEM_TYPE_64.value;
-}
-
-/** The 64-bit non-prefetchable memory BAR pair at `index` in a type-0 header or an SR-IOV cap. */
-export function placeMemoryBar(t: ConfigTemplate, registerOffset: number, size: number): void {
-  t.set(registerOffset, 4, barMemoryFlags());
-  t.setMasks(registerOffset, 4, (~(size - 1) & ~0xf) >>> 0);
-  t.set(registerOffset + 4, 4, 0);
-  t.setMasks(registerOffset + 4, 4, 0xffffffff);
+  readonly bar: BarDecoder;
 }
 
 function addVirtioCap(
@@ -127,9 +101,9 @@ export function buildFunctionTemplate(
 ): FunctionTemplate {
   const t = new ConfigTemplate();
   applyRegisterTable(t, 0, pciHeader, vf);
-  const regions = new Map(regionsOf(new VirtioDevice(model, inertHost)).map((r) => [r.name, r]));
-  const region = (name: Parameters<typeof regions.get>[0]): { offset: number; length: number } =>
-    regions.get(name) ?? { offset: 0, length: 0 };
+  const bar = new BarDecoder(model);
+  const region = (name: Parameters<BarDecoder['region']>[0]): { offset: number; length: number } =>
+    bar.region(name) ?? { offset: 0, length: 0 };
 
   if (!vf) {
     t.set(H.VENDOR_ID.offset, H.VENDOR_ID.size, identity.vendorId);
@@ -187,29 +161,19 @@ export function buildFunctionTemplate(
     t.setMasks(base + VC.LENGTH.offset, VC.LENGTH.size, 0xffffffff);
     t.setMasks(base + VC.PCI_CFG_DATA.offset, VC.PCI_CFG_DATA.size, 0xffffffff);
   });
-  return { config: t, caps: { pcie, msix, common, notify, isr, device, pciCfg }, layout, barIndex, model };
+  return { config: t, caps: { pcie, msix, common, notify, isr, device, pciCfg }, layout, barIndex, model, bar };
 }
 
-const inertHost: DeviceHost = {
-  bdf: '',
-  events: { active: false } as EventBus,
-  msixEnabled: () => false,
-  msixFunctionMasked: () => false,
-  updateIntx: () => undefined,
-  identityByte: () => 0,
-};
-
-const MSIX_ENABLE = msixCap.constants.FLAGS_ENABLE.value;
-const MSIX_MASKALL = msixCap.constants.FLAGS_MASKALL.value;
 const FLR = pcieCap.constants.DEVCTL_BCR_FLR.value;
 
 /**
  * A PCI function carrying a virtio device: config side effects (MSI-X enable/mask, FLR, the
  * PCI_CFG access window) and decode of its memory BAR.
  */
-export abstract class VirtioPciFunction extends PciFunction implements DeviceHost {
+export abstract class VirtioPciFunction extends PciFunction implements DeviceHost, MsixSink {
   abstract readonly template: FunctionTemplate;
   abstract readonly device: VirtioDevice;
+  abstract readonly msix: MsixTable;
   abstract readonly events: EventBus;
   abstract identityByte(k: number): number;
   abstract updateIntx(): void;
@@ -224,16 +188,41 @@ export abstract class VirtioPciFunction extends PciFunction implements DeviceHos
     return this.template.model.policy === 'strict';
   }
 
+  /** The MSI-X table of a function of this template over its config space. */
+  protected createMsix(config: ConfigStore): MsixTable {
+    return new MsixTable(this.template.model.msixVectors, config, this.template.caps.msix, this);
+  }
+
   private msixFlags(): number {
     return this.config.read(this.template.caps.msix + MSIX.FLAGS.offset, MSIX.FLAGS.size);
   }
 
   msixEnabled(): boolean {
-    return (this.msixFlags() & MSIX_ENABLE) !== 0;
+    return this.msix.enabled;
   }
 
   msixFunctionMasked(): boolean {
-    return (this.msixFlags() & MSIX_MASKALL) !== 0;
+    return this.msix.functionMasked;
+  }
+
+  signalMsix(vector: number): void {
+    this.msix.signal(vector);
+  }
+
+  deliver(message: MsixMessage): void {
+    if (!this.events.active) return;
+    this.events.emit({
+      type: 'interrupt',
+      bdf: this.bdf,
+      mode: 'msix',
+      vector: message.vector,
+      address: hex64(message.addressLow, message.addressHigh),
+      data: message.data,
+    });
+  }
+
+  pending(vector: number): void {
+    if (this.events.active) this.events.emit({ type: 'interrupt', bdf: this.bdf, mode: 'msix-pending', vector });
   }
 
   private pciCfgDataOffset(): number {
@@ -265,7 +254,7 @@ export abstract class VirtioPciFunction extends PciFunction implements DeviceHos
     }
     if (this.msixFlags() !== msixBefore) {
       this.updateIntx();
-      this.device.deliverPending();
+      this.msix.deliverPending();
     }
     this.afterConfigWrite(offset, width);
   }
@@ -276,6 +265,7 @@ export abstract class VirtioPciFunction extends PciFunction implements DeviceHos
   /** PCIe FLR (§6.6.2): config space and device back to reset; Initiate FLR reads 0. */
   functionLevelReset(): void {
     this.config.clear();
+    this.msix.reset();
     this.device.functionReset();
   }
 
@@ -295,7 +285,7 @@ export abstract class VirtioPciFunction extends PciFunction implements DeviceHos
   private pciCfgWindowRead(): void {
     const w = this.windowTarget();
     if (!this.windowValid(w)) return;
-    const value = barRead(this.device, this.msixEnabled(), w.offset, w.length, this.policyStrict);
+    const value = this.template.bar.read(this, w.offset, w.length, this.policyStrict);
     this.config.poke(this.pciCfgDataOffset(), w.length, value);
   }
 
@@ -303,7 +293,7 @@ export abstract class VirtioPciFunction extends PciFunction implements DeviceHos
     const w = this.windowTarget();
     if (!this.windowValid(w)) return;
     const value = this.config.read(this.pciCfgDataOffset(), w.length);
-    barWrite(this.device, this.msixEnabled(), w.offset, w.length, value, 0, this.policyStrict);
+    this.template.bar.write(this, w.offset, w.length, value, this.policyStrict);
   }
 
   private windowValid(w: { bar: number; offset: number; length: number }): boolean {
@@ -316,16 +306,22 @@ export abstract class VirtioPciFunction extends PciFunction implements DeviceHos
   }
 
   get pristine(): boolean {
-    return this.config.overlaySize === 0 && this.device.pristine;
+    return this.config.overlaySize === 0 && this.device.pristine && this.msix.pristine;
   }
 
   getState(): FunctionState {
-    return { bdf: this.bdf, config: this.config.changedDwords(), device: this.device.getState() };
+    return {
+      bdf: this.bdf,
+      config: this.config.changes(),
+      device: this.device.getState(),
+      msix: this.msix.getState(),
+    };
   }
 
   setState(state: FunctionState): void {
-    this.config.restoreDwords(state.config);
+    this.config.restoreChanges(state.config);
     this.device.setState(state.device);
+    this.msix.setState(state.msix);
   }
 
   /** The memory BARs this function implements, as [index, size]. */
@@ -347,11 +343,21 @@ export abstract class VirtioPciFunction extends PciFunction implements DeviceHos
 
   readBar(index: number, offset: number, width: number): number {
     this.checkBar(index);
-    return barRead(this.device, this.msixEnabled(), offset, width, this.policyStrict);
+    return this.template.bar.read(this, offset, width, this.policyStrict);
   }
 
-  writeBar(index: number, offset: number, width: number, value: number, high: number): void {
+  readBar64(index: number, offset: number): bigint {
     this.checkBar(index);
-    barWrite(this.device, this.msixEnabled(), offset, width, value, high, this.policyStrict);
+    return this.template.bar.read64(this, offset, this.policyStrict);
+  }
+
+  writeBar(index: number, offset: number, width: number, value: number): void {
+    this.checkBar(index);
+    this.template.bar.write(this, offset, width, value, this.policyStrict);
+  }
+
+  writeBar64(index: number, offset: number, low: number, high: number): void {
+    this.checkBar(index);
+    this.template.bar.write64(this, offset, low, high, this.policyStrict);
   }
 }

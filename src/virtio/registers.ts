@@ -29,8 +29,13 @@ interface Slot<S> {
   readonly high: Slot<S> | undefined;
 }
 
-/** The upper 32 bits of the last 8-byte read (8-byte values travel as two halves). */
-export const wide = { high: 0 };
+/** An 8-byte value from its two 32-bit halves. */
+export function joinHalves(low: number, high: number): bigint {
+  return (BigInt(high >>> 0) << 32n) | BigInt(low >>> 0);
+}
+
+/** All-ones of an 8-byte access (what compat answers where nothing is decoded). */
+export const ALL_ONES_64 = 0xffff_ffff_ffff_ffffn;
 
 /**
  * A register block driven by its spec table (v86 / cloud-hypervisor style): dispatch by exact
@@ -107,50 +112,62 @@ export class RegisterBlock<S> {
     );
   }
 
+  /** A 1-, 2- or 4-byte read. */
   read(s: S, offset: number, width: number, strict: boolean): number {
-    if (strict) {
-      const slot = this.strictSlot(offset, width);
-      if (!slot.read) {
-        throw new VmmrError('VMMR_ERR_WRITE_ONLY', `${this.blockName} register ${slot.name} is write-only`, {
-          register: slot.name,
-        });
-      }
-      if (width === 8) {
-        const low = slot.read(s);
-        wide.high = slot.high!.read!(s);
-        return low;
-      }
-      return slot.read(s);
-    }
-    if (width === 8) {
-      const low = this.read(s, offset, 4, false);
-      wide.high = this.read(s, offset + 4, 4, false);
-      return low;
-    }
+    if (strict) return this.readable(this.strictSlot(offset, width)).read(s);
     const slot = this.slots[offset];
     if (!slot?.read) return widthMask(width);
     return width === 4 ? slot.read(s) >>> 0 : slot.read(s) & widthMask(width);
   }
 
-  /** For width 8, `value` is the low half and `high` the upper half. */
-  write(s: S, offset: number, width: number, value: number, high: number, strict: boolean): void {
+  /** An 8-byte read: one 64-bit register whole (strict), or two 4-byte reads in address order (compat). */
+  read64(s: S, offset: number, strict: boolean): bigint {
     if (strict) {
-      const slot = this.strictSlot(offset, width);
-      if (!slot.write) {
-        throw new VmmrError('VMMR_ERR_READ_ONLY', `${this.blockName} register ${slot.name} is read-only`, {
-          register: slot.name,
-        });
-      }
-      slot.write(s, value);
-      if (width === 8) slot.high!.write!(s, high);
-      return;
+      const slot = this.readable(this.strictSlot(offset, 8));
+      const low = slot.read(s);
+      return joinHalves(low, slot.high!.read!(s));
     }
-    if (width === 8) {
-      this.write(s, offset, 4, value, 0, false);
-      this.write(s, offset + 4, 4, high, 0, false);
+    const low = this.read(s, offset, 4, false);
+    return joinHalves(low, this.read(s, offset + 4, 4, false));
+  }
+
+  private readable(slot: Slot<S>): Slot<S> & { read: (s: S) => number } {
+    if (!slot.read) {
+      throw new VmmrError('VMMR_ERR_WRITE_ONLY', `${this.blockName} register ${slot.name} is write-only`, {
+        register: slot.name,
+      });
+    }
+    return slot as Slot<S> & { read: (s: S) => number };
+  }
+
+  private writable(slot: Slot<S>): Slot<S> & { write: (s: S, value: number) => void } {
+    if (!slot.write) {
+      throw new VmmrError('VMMR_ERR_READ_ONLY', `${this.blockName} register ${slot.name} is read-only`, {
+        register: slot.name,
+      });
+    }
+    return slot as Slot<S> & { write: (s: S, value: number) => void };
+  }
+
+  /** A 1-, 2- or 4-byte write. */
+  write(s: S, offset: number, width: number, value: number, strict: boolean): void {
+    if (strict) {
+      this.writable(this.strictSlot(offset, width)).write(s, value);
       return;
     }
     const slot = this.slots[offset];
     if (slot?.write) slot.write(s, width === 4 ? value >>> 0 : value & widthMask(width));
+  }
+
+  /** An 8-byte write given as its halves: low half first, as the register pair is laid out. */
+  write64(s: S, offset: number, low: number, high: number, strict: boolean): void {
+    if (strict) {
+      const slot = this.writable(this.strictSlot(offset, 8));
+      slot.write(s, low);
+      slot.high!.write!(s, high);
+      return;
+    }
+    this.write(s, offset, 4, low, false);
+    this.write(s, offset + 4, 4, high, false);
   }
 }

@@ -103,7 +103,7 @@ describe('PCI Express capability', () => {
     expect(cfg(pf, exp + DEVCTL, 2) & BCR_FLR).toBe(0);
     expectSameBytes(pf.config.snapshot(), powerOn, 'config after FLR');
     expect(pf.device.status).toBe(0);
-    expect(pf.device.getState().msix).toBeNull();
+    expect(pf.getState().msix).toBeNull();
     expect(events).toContainEqual({ type: 'reset', bdf: pf.bdf, reason: 'flr' });
   });
 
@@ -147,7 +147,7 @@ function wrStatus(fn: VirtioPciFunction, bar: number, value: number): void {
 }
 
 function setCfgBar(fn: VirtioPciFunction, bar: number, offset: number, width: number, value: number): void {
-  fn.writeBar(bar, offset, width, value, 0);
+  fn.writeBar(bar, offset, width, value);
 }
 
 describe('MSI-X capability', () => {

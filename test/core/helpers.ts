@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
-import { read, write, type AccessValue, type Space } from '../../src/access/index.js';
+import { read, write, type AccessTarget, type AccessValue, type Space } from '../../src/access/index.js';
 import { VmmrError, type VmmrErrorCode } from '../../src/base/errors.js';
 import type { VmmrEvent } from '../../src/base/events.js';
 import { Machine } from '../../src/machine/machine.js';
@@ -23,7 +23,7 @@ import {
   virtioPciCap,
   type AnyTable,
 } from '../../src/spec/index.js';
-import { guestView } from '../../src/translator/guest-view.js';
+import { GuestView } from '../../src/translator/guest-view.js';
 import type { VirtioPf } from '../../src/mmr/pf.js';
 import { normalizeBdf } from '../../src/pci/bdf.js';
 import type { ResolvedPf, TopologyPf } from '../../src/machine/topology.js';
@@ -86,7 +86,29 @@ export function machineOf(
       ]),
     ),
   }));
-  return new Machine({ pfs: resolved }, maxVfs === undefined ? {} : { maxVfs });
+  return remember(new Machine({ pfs: resolved }, maxVfs === undefined ? {} : { maxVfs }));
+}
+
+/** The machine of each PF built here, so that a VF's guest view can be found from the VF. */
+const machineOfPf = new WeakMap<VirtioPf, Machine>();
+
+/** Registers a machine's PFs for viewOf; returns the machine. */
+export function remember(machine: Machine): Machine {
+  for (const pf of machine.pfs) machineOfPf.set(pf, machine);
+  return machine;
+}
+
+/** The translator's guest view of a VF of a machine built or remembered here. */
+export function viewOf(vf: MmrVf): GuestView {
+  const machine = machineOfPf.get(vf.pf);
+  if (!machine) throw new Error(`test helper: the machine of ${vf.bdf} was not built by machineOf (use remember)`);
+  return machine.translator.view(vf);
+}
+
+/** The target of an access: guest spaces of a VF reach its guest view. */
+function targetOf(fn: AccessTarget, space: Space): AccessTarget {
+  if ((space === 'io' || space === 'guest-config') && !(fn instanceof GuestView) && fn.kind === 'vf') return viewOf(fn as MmrVf);
+  return fn;
 }
 
 /** One PF per type, on buses 0x10, 0x20, ... (PF of type t at `pfBdfOf(t)`). */
@@ -110,26 +132,20 @@ export function singlePf(
 
 // ---- typed access shorthands (everything goes through the one entry point) ----
 
-export function rd(fn: VirtioPciFunction, space: Space, offset: number, width: number): number {
-  const v = read(fn, space, offset, width);
+export function rd(fn: AccessTarget, space: Space, offset: number, width: number): number {
+  const v = read(targetOf(fn, space), space, offset, width);
   if (typeof v !== 'number') throw new Error(`expected a number from a ${width}-byte read`);
   return v;
 }
 
-export function rd64(fn: VirtioPciFunction, space: Space, offset: number): bigint {
-  const v = read(fn, space, offset, 8);
+export function rd64(fn: AccessTarget, space: Space, offset: number): bigint {
+  const v = read(targetOf(fn, space), space, offset, 8);
   if (typeof v !== 'bigint') throw new Error('expected a bigint from an 8-byte read');
   return v;
 }
 
-export function wr(
-  fn: VirtioPciFunction,
-  space: Space,
-  offset: number,
-  width: number,
-  value: AccessValue,
-): void {
-  write(fn, space, offset, width, value);
+export function wr(fn: AccessTarget, space: Space, offset: number, width: number, value: AccessValue): void {
+  write(targetOf(fn, space), space, offset, width, value);
 }
 
 export const cfg = (fn: VirtioPciFunction, offset: number, width: number): number =>
@@ -373,7 +389,7 @@ function barRun(mask: Uint8Array, image: Uint8Array, first: number, count: numbe
 export function writableMask(fn: VirtioPciFunction, space: 'config' | 'guest-config' = 'config'): Uint8Array {
   const guest = space === 'guest-config';
   const vf = fn.kind === 'vf';
-  const image = guest ? guestView(fn as MmrVf).snapshot() : fn.config.snapshot();
+  const image = guest ? viewOf(fn as MmrVf).snapshot() : fn.config.snapshot();
   const mask = new Uint8Array(4096);
   const bars = [
     'BASE_ADDRESS_0',

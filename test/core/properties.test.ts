@@ -8,7 +8,8 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { SPACES, read, runBatch, write, type Operation, type Space } from '../../src/access/index.js';
+import { SPACES, read, write, type AccessTarget, type Space } from '../../src/access/index.js';
+import { runBatch, type Operation } from '../../src/access/batch.js';
 import { VmmrError } from '../../src/base/errors.js';
 import { Machine } from '../../src/machine/machine.js';
 import { sriovCap } from '../../src/spec/index.js';
@@ -229,9 +230,9 @@ describe('property: random access streams', () => {
       fc.property(fc.array(anyOp, { minLength: 1, maxLength: 60 }), (ops) => {
         const machine = streamMachine();
         for (const op of ops) {
-          let fn: VirtioPciFunction;
+          let fn: AccessTarget;
           try {
-            fn = machine.find(op.bdf as string);
+            fn = machine.target(op.bdf as string, op.space as string);
           } catch (e) {
             if (!(e instanceof VmmrError)) throw new Error(`find(${describeOp(op.bdf)}) threw ${String(e)}`);
             continue;
@@ -242,7 +243,7 @@ describe('property: random access streams', () => {
           } catch (e) {
             if (!(e instanceof VmmrError)) throw new Error(`${describeOp(op)} threw ${String(e)}`);
             expect(e.code).toMatch(/^VMMR_ERR_[A-Z_]+$/);
-            expect(e.context.bdf).toBe(fn.bdf);
+            expect(e.context.bdf).toBe(machine.find(op.bdf as string).bdf);
           }
         }
       }),
@@ -261,7 +262,7 @@ describe('property: random access streams', () => {
           const r = results[i]!;
           let one: { ok: true; value?: unknown } | { ok: false; code: string };
           try {
-            const fn = single.find(op.bdf as string);
+            const fn = single.target(op.bdf as string, op.space as string);
             one =
               op.op === 'read'
                 ? { ok: true, value: read(fn, op.space as Space, op.offset, op.width) }

@@ -128,11 +128,10 @@ describe('end to end over HTTP', () => {
     // And the core in process, without HTTP, agrees with both.
     const machine = new Machine(DEFAULT_TOPOLOGY);
     setNumVfs(machine.findPf(PF), 16);
-    const vf = machine.find(VF);
-    write(vf, 'guest-config', COMMAND, 2, COMMAND_IO);
+    write(machine.guestView(VF), 'guest-config', COMMAND, 2, COMMAND_IO);
     const local = runSim(legacyProbe(PROBE), {
-      read: (op) => Number(read(vf, spaceOf(op), op.offset, op.width)),
-      write: (op) => write(vf, spaceOf(op), op.offset, op.width, op.value!),
+      read: (op) => Number(read(machine.target(VF, spaceOf(op)), spaceOf(op), op.offset, op.width)),
+      write: (op) => write(machine.target(VF, spaceOf(op)), spaceOf(op), op.offset, op.width, op.value!),
     });
     expect(local).toEqual(transcript);
   });

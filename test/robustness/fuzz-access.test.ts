@@ -15,7 +15,8 @@
  */
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { read, runBatch, SPACES, write, type Operation, type Space } from '../../src/access/index.js';
+import { read, SPACES, write, type AccessTarget, type Space } from '../../src/access/index.js';
+import { runBatch, type Operation } from '../../src/access/batch.js';
 import { isVmmrError, VmmrError } from '../../src/base/errors.js';
 import { EVENT_TYPES, type VmmrEvent } from '../../src/base/events.js';
 import { Machine } from '../../src/machine/machine.js';
@@ -34,7 +35,6 @@ import {
 } from '../../src/spec/index.js';
 import type { VirtioPf } from '../../src/mmr/pf.js';
 import { parseTopology } from '../../src/machine/topology.js';
-import { existingGuestView, guestView } from '../../src/translator/guest-view.js';
 import type { VirtioPciFunction } from '../../src/virtio/pci-function.js';
 import {
   bytesEqual,
@@ -531,10 +531,10 @@ function touchesVfLifecycle(pf: VirtioPf, off: unknown, w: unknown): boolean {
   );
 }
 
-function isFreshVf(vf: MmrVf): string | undefined {
+function isFreshVf(machine: Machine, vf: MmrVf): string | undefined {
   if (!vf.live) return 'not live';
   if (!vf.pristine) return 'not pristine';
-  if (existingGuestView(vf)) return 'has a guest view already';
+  if (machine.translator.existing(vf)) return 'has a guest view already';
   if (!bytesEqual(vf.config.snapshot(), vf.pf.vfTemplate.config.bytes))
     return 'config differs from the VF template';
   return undefined;
@@ -571,7 +571,7 @@ function checkOthers(
       if (a && (a.fn as MmrVf).live)
         throw new Error(`${where}: VF ${bdf} replaced but the old object is still live`);
       if (b) {
-        const why = isFreshVf(b.fn as MmrVf);
+        const why = isFreshVf(machine, b.fn as MmrVf);
         if (why) throw new Error(`${where}: new VF ${bdf} is not fresh: ${why}`);
       }
       stats.vfSetChanges++;
@@ -593,8 +593,14 @@ function checkOthers(
     throw new Error(`${where}: ${machine.enabledVfCount()} VFs exceed the limit ${machine.maxVfs}`);
 }
 
-function checkTarget(fn: VirtioPciFunction, before: FunctionSnapshot, refused: boolean, where: string): void {
-  const after = snapshotFunction(fn);
+function checkTarget(
+  m: Machine,
+  fn: VirtioPciFunction,
+  before: FunctionSnapshot,
+  refused: boolean,
+  where: string,
+): void {
+  const after = snapshotFunction(fn, m.translator);
   if (refused) {
     const d = diffFunction(before, after);
     if (d.length) throw new Error(`${where}: refused access changed its target: ${d.join('; ')}`);
@@ -630,7 +636,7 @@ function buildMachine(s: Setup): Machine {
   const vfs = [...m.functions()].filter((f) => f.kind === 'vf') as MmrVf[];
   s.guestCommand.forEach((cmd, i) => {
     const vf = vfs[i];
-    if (vf) write(vf, 'guest-config', 4, 2, cmd);
+    if (vf) write(m.translator.view(vf), 'guest-config', 4, 2, cmd);
   });
   return m;
 }
@@ -638,15 +644,20 @@ function buildMachine(s: Setup): Machine {
 type Snap = Map<string, FunctionSnapshot>;
 
 /** The guest view is opened on first use; open it before the "before" snapshot is taken. */
-function openView(r: Resolved, before: Snap): void {
+function openView(m: Machine, r: Resolved, before: Snap): void {
   if (
     r.fn?.kind === 'vf' &&
     (r.space === 'io' || r.space === 'guest-config') &&
-    !existingGuestView(r.fn as MmrVf)
+    !m.translator.existing(r.fn as MmrVf)
   ) {
-    guestView(r.fn as MmrVf);
-    before.set(r.fn.bdf, snapshotFunction(r.fn));
+    m.translator.view(r.fn as MmrVf);
+    before.set(r.fn.bdf, snapshotFunction(r.fn, m.translator));
   }
+}
+
+/** What an access of `space` reaches: a VF's guest view for the guest spaces. */
+function targetOf(m: Machine, fn: VirtioPciFunction, space: unknown): AccessTarget {
+  return fn.kind === 'vf' && (space === 'io' || space === 'guest-config') ? m.translator.view(fn as MmrVf) : fn;
 }
 
 function describe1(r: Resolved): string {
@@ -660,14 +671,15 @@ function runAccess(m: Machine, a: AccessSpec, n: number, before: Snap): Snap {
   const label = `step ${n}: ${describe1(r)}`;
   const fn = r.fn;
   if (!fn) return before; // the BDF named no live function: refused by find() (checked in resolve)
-  openView(r, before);
+  openView(m, r, before);
   const self = before.get(fn.bdf)!;
   let refused = false;
   let result: unknown;
   stats.accesses++;
   try {
-    if (r.op === 'read') result = read(fn, r.space as Space, r.offset as number, r.width as number);
-    else write(fn, r.space as Space, r.offset as number, r.width as number, r.value as number);
+    const target = targetOf(m, fn, r.space);
+    if (r.op === 'read') result = read(target, r.space as Space, r.offset as number, r.width as number);
+    else write(target, r.space as Space, r.offset as number, r.width as number, r.value as number);
   } catch (e) {
     const err = expectVmmrError(e, label);
     refused = true;
@@ -683,7 +695,7 @@ function runAccess(m: Machine, a: AccessSpec, n: number, before: Snap): Snap {
     const key = `${fn.kind} ${String(r.space)} ${r.op}`;
     stats.ok.set(key, (stats.ok.get(key) ?? 0) + 1);
   }
-  checkTarget(fn, self, refused, label);
+  checkTarget(m, fn, self, refused, label);
   const lifecycle = new Set<VirtioPf>();
   if (
     !refused &&
@@ -718,7 +730,7 @@ function runBatchStep(
     } catch {
       // a malformed BDF targets nothing
     }
-    openView(r, before);
+    openView(m, r, before);
     if (r.fn?.kind === 'pf' && r.op === 'write' && r.space === 'config') lifecycle.add(r.fn as VirtioPf);
     const op = { bdf: r.bdf, space: r.space, op: r.op, offset: r.offset, width: r.width } as Operation;
     if (r.op === 'write') (op as { value: unknown }).value = r.value;
@@ -740,7 +752,7 @@ function runBatchStep(
     const label = `${where} op ${i}: ${describe1(resolved[i]!)}`;
     if (x.ok) {
       if (resolved[i]!.invalid) throw new Error(`${label}: invalid ${resolved[i]!.invalid} was accepted`);
-      if (ops[i]!.op === 'read') checkReadResult(x.value, ops[i]!.width, label);
+      if (ops[i]!.op === 'read') checkReadResult(x.value, ops[i]!.width!, label);
     } else {
       expectVmmrError(x.error, label);
       stats.refused++;

@@ -10,6 +10,7 @@ import fc from 'fast-check';
 import { Agent, request, type Dispatcher } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, expectProblem, pool, setNumVfs, start, type Started } from './support/server.js';
+import { STATE_VERSION } from '../../src/machine/state.js';
 
 const LONG = process.env.FUZZ_LONG === '1';
 const SECONDS = LONG ? 120 : Number(process.env.FUZZ_SECONDS ?? 4);
@@ -407,7 +408,7 @@ const bad: fc.Arbitrary<BadRequest> = fc.oneof(
   fc
     .constantFrom<unknown>(
       {},
-      { format: 'vmmr-state', version: 2, pfs: [], functions: [] },
+      { format: 'vmmr-state', version: STATE_VERSION + 1, pfs: [], functions: [] },
       { format: 'x' },
       [],
       { format: 'vmmr-state', version: 1, pfs: [{ bdf: 'zz', type: 'net', totalVfs: 1 }], functions: [] },

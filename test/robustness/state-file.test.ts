@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Machine, STATE_FORMAT, STATE_VERSION, type MachineState } from '../../src/machine/machine.js';
+import { Machine } from '../../src/machine/machine.js';
+import { STATE_FORMAT, STATE_VERSION, type MachineState } from '../../src/machine/state.js';
 import { formatBdf } from '../../src/pci/bdf.js';
 import { Emulator } from '../../src/server/emulator.js';
 import {
@@ -270,7 +271,7 @@ describe('kill -9 during saves', () => {
   function generationOf(state: MachineState): number {
     const gens = new Set<number>();
     for (const f of state.functions) {
-      if (f.device.msix) gens.add(f.device.msix[2]!);
+      if (f.msix) gens.add(f.msix.vectors[0]!.data);
     }
     if (gens.size !== 1) throw new Error(`functions hold generations ${[...gens].join(', ')}`);
     return [...gens][0]!;

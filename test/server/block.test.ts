@@ -1,13 +1,8 @@
 /** src/access/block.ts: block accesses cut into pieces as vfio-pci's bar_rw does. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import {
-  blockPieces,
-  readBlock,
-  runBatchOperations,
-  writeBlock,
-  type BatchOperation,
-} from '../../src/access/block.js';
+import { blockPieces, readBlock, writeBlock } from '../../src/access/block.js';
+import { runBatch, type Operation } from '../../src/access/batch.js';
 import { read } from '../../src/access/index.js';
 import { VmmrError, isVmmrError } from '../../src/base/errors.js';
 import { setNumVfs } from '../../src/views/inspect.js';
@@ -189,8 +184,8 @@ describe('readBlock / writeBlock', () => {
   });
 });
 
-describe('runBatchOperations', () => {
-  const op = (fields: Partial<BatchOperation>): BatchOperation => ({
+describe('runBatch with block operations', () => {
+  const op = (fields: Partial<Operation>): Operation => ({
     bdf: '0000:01:00.1',
     space: 'bar2',
     op: 'read',
@@ -205,7 +200,7 @@ describe('runBatchOperations', () => {
 
   it('mixes single and block accesses and keeps results in order', () => {
     const { machine } = machineWithVf();
-    const results = runBatchOperations(
+    const results = runBatch(
       machine,
       [
         op({ op: 'write', offset: MSIX_TABLE, data: Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8]), length: 8 }),
@@ -227,7 +222,7 @@ describe('runBatchOperations', () => {
   it('reports an operation refused by its caller in its turn', () => {
     const { machine } = machineWithVf();
     const refused = new VmmrError('VMMR_ERR_BAD_VALUE', 'bad hex');
-    const results = runBatchOperations(
+    const results = runBatch(
       machine,
       [op({ offset: MSIX_TABLE, width: 4 }), op({ refused }), op({ offset: MSIX_TABLE, width: 4 })],
       true,

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { formatBdf } from '../../src/pci/bdf.js';
 import { sriovCap, pciHeader, legacy } from '../../src/spec/index.js';
 import { BLK_PF, NET_PF, VF1, VF2, call, enableVfs, ok, problem, testApp } from './helpers.js';
+import { STATE_VERSION } from '../../src/machine/state.js';
 
 const fn = (bdf: string): string => `/api/v1/functions/${bdf}`;
 const H = pciHeader.registers;
@@ -1065,7 +1066,7 @@ describe('state', () => {
       functions: Array<{ bdf: string }>;
     }>(app, 'GET', '/api/v1/state');
     expect(state.format).toBe('vmmr-state');
-    expect(state.version).toBe(1);
+    expect(state.version).toBe(STATE_VERSION);
     expect(state.pfs).toHaveLength(3);
     expect(state.functions.map((f) => f.bdf)).toContain(VF2);
 

@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { VmmrError } from '../../src/base/errors.js';
 import { formatLspciDump } from '../../src/views/dump.js';
-import { guestView } from '../../src/translator/guest-view.js';
+import { viewOf as guestView } from '../core/helpers.js';
 import { Machine } from '../../src/machine/machine.js';
 import {
   IDS,
@@ -21,6 +21,7 @@ import {
   lspci,
   pfBdfOf,
   rd,
+  remember,
   refusal,
   setCfg,
   sevenTypeMachine,
@@ -251,7 +252,7 @@ describe('guest view state survives a snapshot', () => {
     const before = guestView(vf).snapshot();
     const state = JSON.parse(JSON.stringify(machine.snapshot())) as ReturnType<typeof machine.snapshot>;
     expect(state.functions.find((f) => f.bdf === vf.bdf)?.guest).toBeDefined();
-    const restored = Machine.restore(state);
+    const restored = remember(Machine.restore(state));
     const again = restored.findVf(vf.bdf);
     expect(Buffer.from(guestView(again).snapshot())).toEqual(Buffer.from(before));
     expect(rd(again, 'io', 12, 2)).toBe(256);

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { VmmrError } from '../../src/base/errors.js';
 import type { MmrVf } from '../../src/mmr/vf.js';
-import { guestView } from '../../src/translator/guest-view.js';
+import { viewOf as guestView } from '../core/helpers.js';
 import { IDS, rd, record, refusal, setCfg, withVfs, wr } from '../core/helpers.js';
 
 const io = (vf: MmrVf, port: number, w: number): number => rd(vf, 'io', port, w);

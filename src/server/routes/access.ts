@@ -10,12 +10,9 @@
 import { Type } from 'typebox';
 import { Compile } from 'typebox/compile';
 import type { FastifySchemaCompiler } from 'fastify';
-import {
-  MAX_BLOCK_LENGTH,
-  runBatchOperations,
-  type BatchOperation,
-  type BatchResult,
-} from '../../access/block.js';
+import { MAX_BLOCK_LENGTH } from '../../access/block.js';
+import { runBatch, type Operation, type OperationResult as BatchResult } from '../../access/batch.js';
+import type { AccessValue } from '../../access/index.js';
 import { SPACES } from '../../access/index.js';
 import { VmmrError } from '../../base/errors.js';
 import type { AppContext, RouteModule, VmmrApp } from '../app.js';
@@ -93,6 +90,9 @@ const envelopeValidator: FastifySchemaCompiler<unknown> = () => (value) => {
   if (value instanceof ScannedBatch || envelope.Check(value)) return { value };
   return { error: envelope.Errors(value) as never };
 };
+
+/** A decoded operation: every field present (one object shape: fast to run). */
+type BatchOperation = Operation & { width: number; length: number; value: AccessValue };
 
 const SPACE_INDEX = new Map<string, number>(SPACES.map((s, i) => [s, i]));
 
@@ -414,7 +414,7 @@ function registerBatchRoute(app: VmmrApp, ctx: AppContext): void {
       const ops = new Array<BatchOperation>(raw.length);
       for (let i = 0; i < raw.length; i++) ops[i] = decodeOperation(raw[i], i, body.bdf, body.space);
       // From here to the answer: synchronous, one unit.
-      const results = runBatchOperations(ctx.emulator.machine, ops, body.onError === 'continue');
+      const results = runBatch(ctx.emulator.machine, ops, body.onError === 'continue');
       const tally = ctx.metrics.tally();
       const json = encodeResults(ops, results, tally);
       tally.flush();

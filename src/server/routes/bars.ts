@@ -30,6 +30,6 @@ export const barRoutes: RouteModule = (app, ctx) => {
       if (!space) throw new VmmrError('VMMR_ERR_BAD_SPACE', `BAR "${n}" does not exist: use 0..5`);
       return space;
     },
-    functionOf: (c, bdf) => c.emulator.machine.find(bdf),
+    targetOf: (c, bdf) => c.emulator.machine.find(bdf),
   });
 };

@@ -4,7 +4,7 @@ import { formatHexDump, formatLspciDump } from '../../views/dump.js';
 import { read, write, type Space } from '../../access/index.js';
 import { readBlock, writeBlock } from '../../access/block.js';
 import { isVmmrError } from '../../base/errors.js';
-import type { VirtioPciFunction } from '../../virtio/pci-function.js';
+import type { AccessTarget } from '../../access/index.js';
 import { bytesToHex, hexValue } from '../hex.js';
 import type { Metrics } from '../metrics.js';
 
@@ -31,7 +31,7 @@ function outcomeOf(e: unknown): string {
 /** One read through src/access, counted in the metrics. */
 export function readOne(
   metrics: Metrics,
-  fn: VirtioPciFunction,
+  fn: AccessTarget,
   space: Space,
   offset: number,
   width: number,
@@ -49,7 +49,7 @@ export function readOne(
 /** One write through src/access, counted in the metrics. */
 export function writeOne(
   metrics: Metrics,
-  fn: VirtioPciFunction,
+  fn: AccessTarget,
   space: Space,
   offset: number,
   width: number,
@@ -67,7 +67,7 @@ export function writeOne(
 
 export function readBlockCounted(
   metrics: Metrics,
-  fn: VirtioPciFunction,
+  fn: AccessTarget,
   space: Space,
   offset: number,
   length: number,
@@ -84,7 +84,7 @@ export function readBlockCounted(
 
 export function writeBlockCounted(
   metrics: Metrics,
-  fn: VirtioPciFunction,
+  fn: AccessTarget,
   space: Space,
   offset: number,
   data: Uint8Array,

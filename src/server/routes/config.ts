@@ -47,6 +47,6 @@ export const configRoutes: RouteModule = (app, ctx) => {
       "Config-space accesses go through the function's own config path: write masks, RW1C bits, SR-IOV " +
       'control (VF Enable creates and removes VFs), MSI-X enable, FLR, the PCI_CFG access window.',
     spaceOf: () => 'config',
-    functionOf: (c, bdf) => c.emulator.machine.find(bdf),
+    targetOf: (c, bdf) => c.emulator.machine.find(bdf),
   });
 };

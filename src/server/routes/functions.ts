@@ -54,6 +54,9 @@ export const functionRoutes: RouteModule = (app, ctx) => {
         response: { 200: FunctionDescription, ...problems(400, 404, 410) },
       },
     },
-    async (request) => describeFunction(ctx.emulator.machine.find(request.params.bdf)),
+    async (request) => {
+      const machine = ctx.emulator.machine;
+      return describeFunction(machine.find(request.params.bdf), machine.translator);
+    },
   );
 };

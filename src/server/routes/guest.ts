@@ -4,7 +4,6 @@
  */
 import { Type } from 'typebox';
 import { dumpDescription } from '../../views/inspect.js';
-import { guestView } from '../../translator/guest-view.js';
 import type { RouteModule } from '../app.js';
 import { BdfParam, BdfParams, ConfigDump, DumpFormat, OffsetParam, problems } from '../schemas.js';
 import { sendConfigDump } from './common.js';
@@ -34,8 +33,8 @@ export const guestRoutes: RouteModule = (app, ctx) => {
       },
     },
     async (request, reply) => {
-      const vf = ctx.emulator.machine.findVf(request.params.bdf);
-      return sendConfigDump(reply, request.query.format, vf.bdf, dumpDescription(vf, 'guest'), guestView(vf).snapshot());
+      const view = ctx.emulator.machine.guestView(request.params.bdf);
+      return sendConfigDump(reply, request.query.format, view.vf.bdf, dumpDescription(view.vf, 'guest'), view.snapshot());
     },
   );
 
@@ -50,7 +49,7 @@ export const guestRoutes: RouteModule = (app, ctx) => {
       "Header bytes are the guest's own (set Command.IO at 0x04 before I/O accesses); the standard capabilities " +
       'pass through to the VF.',
     spaceOf: () => 'guest-config',
-    functionOf: (c, bdf) => c.emulator.machine.findVf(bdf),
+    targetOf: (c, bdf) => c.emulator.machine.guestView(bdf),
   });
 
   registerSpaceRoutes(app, ctx, {
@@ -71,6 +70,6 @@ export const guestRoutes: RouteModule = (app, ctx) => {
       'BAR + legacy block offset + p (QUEUE_NOTIFY goes to the notify region unless the PF says legacy-register). ' +
       'Refused with 409 VMMR_ERR_IO_DISABLED while the guest Command.IO bit is clear.',
     spaceOf: () => 'io',
-    functionOf: (c, bdf) => c.emulator.machine.findVf(bdf),
+    targetOf: (c, bdf) => c.emulator.machine.guestView(bdf),
   });
 };

@@ -6,10 +6,9 @@
  */
 import { Type, type TSchema } from 'typebox';
 import type { FastifyReply, FastifyRequest, FastifySchemaCompiler } from 'fastify';
-import type { Space } from '../../access/index.js';
+import type { AccessTarget, Space } from '../../access/index.js';
 import { MAX_BLOCK_LENGTH } from '../../access/block.js';
 import { VmmrError } from '../../base/errors.js';
-import type { VirtioPciFunction } from '../../virtio/pci-function.js';
 import type { AppContext, VmmrApp } from '../app.js';
 import { bytesToHex, hexToBytes, parseOffset, parseValue } from '../hex.js';
 import { validatorCompiler } from '../validation.js';
@@ -36,8 +35,8 @@ export interface SpaceRouteOptions {
   description: string;
   /** The space an access goes to (may refuse: bad BAR number…). */
   spaceOf(params: Record<string, string>): Space;
-  /** The function an access goes to. */
-  functionOf(ctx: AppContext, bdf: string): VirtioPciFunction;
+  /** What an access goes to: the function, or a VF's guest view. */
+  targetOf(ctx: AppContext, bdf: string): AccessTarget;
 }
 
 const ReadQuery = (widths: string): TSchema =>
@@ -173,7 +172,7 @@ export function registerSpaceRoutes(app: VmmrApp, ctx: AppContext, o: SpaceRoute
       }
       const space = o.spaceOf(params);
       const offset = offsetOf(params);
-      const fn = o.functionOf(ctx, params.bdf!);
+      const fn = o.targetOf(ctx, params.bdf!);
       if (width !== undefined) {
         // A string with a JSON type is sent as is (fastify adds "; charset=utf-8" as for objects).
         return reply
@@ -248,7 +247,7 @@ export function registerSpaceRoutes(app: VmmrApp, ctx: AppContext, o: SpaceRoute
           single = { width: b.width, value: parseValue(b.value) };
         }
       }
-      const fn = o.functionOf(ctx, params.bdf!);
+      const fn = o.targetOf(ctx, params.bdf!);
       const echo = single
         ? writeOne(ctx.metrics, fn, space, offset, single.width, single.value)
         : writeBlockCounted(ctx.metrics, fn, space, offset, data!);

@@ -2,7 +2,6 @@
 import { Type } from 'typebox';
 import { VmmrError } from '../../base/errors.js';
 import { DEFAULT_TRACE_DEPTH, type TraceEntry } from '../../translator/trace.js';
-import { existingGuestView, guestView } from '../../translator/guest-view.js';
 import type { RouteModule } from '../app.js';
 import { hexValue } from '../hex.js';
 import { BdfParams, problems } from '../schemas.js';
@@ -52,7 +51,7 @@ export const traceRoutes: RouteModule = (app, ctx) => {
     },
     async (request) => {
       const vf = ctx.emulator.machine.findVf(request.params.bdf);
-      const trace = existingGuestView(vf)?.trace;
+      const trace = ctx.emulator.machine.translator.existing(vf)?.trace;
       if (!trace) return { enabled: false, depth: 0, recorded: 0, entries: [] };
       return {
         enabled: true,
@@ -87,7 +86,7 @@ export const traceRoutes: RouteModule = (app, ctx) => {
       const vf = ctx.emulator.machine.findVf(request.params.bdf);
       const { enabled, depth } = request.body;
       if (!enabled) {
-        existingGuestView(vf)?.disableTrace();
+        ctx.emulator.machine.translator.existing(vf)?.disableTrace();
         return { enabled: false, depth: 0, recorded: 0 };
       }
       const max = ctx.limits.maxTraceDepth;
@@ -99,7 +98,7 @@ export const traceRoutes: RouteModule = (app, ctx) => {
           { bdf: vf.bdf },
         );
       }
-      const view = guestView(vf);
+      const view = ctx.emulator.machine.translator.view(vf);
       view.enableTrace(d);
       return { enabled: true, depth: d, recorded: view.trace?.recorded ?? 0 };
     },

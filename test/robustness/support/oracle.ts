@@ -22,7 +22,7 @@ import {
 } from '../../../src/spec/index.js';
 import type { Machine } from '../../../src/machine/machine.js';
 import type { MmrVf } from '../../../src/mmr/vf.js';
-import { existingGuestView } from '../../../src/translator/guest-view.js';
+import type { Translator } from '../../../src/translator/translator.js';
 import type { VirtioPciFunction } from '../../../src/virtio/pci-function.js';
 
 const H = pciHeader.registers;
@@ -210,20 +210,20 @@ export interface FunctionSnapshot {
 }
 
 /** config.snapshot() + device.getState() + the guest view's config when one is open. */
-export function snapshotFunction(fn: VirtioPciFunction): FunctionSnapshot {
-  const view = fn.kind === 'vf' ? existingGuestView(fn as MmrVf) : undefined;
+export function snapshotFunction(fn: VirtioPciFunction, translator: Translator): FunctionSnapshot {
+  const view = fn.kind === 'vf' ? translator.existing(fn as MmrVf) : undefined;
   return {
     fn,
     kind: fn.kind,
     config: fn.config.snapshot(),
-    device: JSON.stringify(fn.device.getState()),
+    device: JSON.stringify({ device: fn.device.getState(), msix: fn.msix.getState() }),
     guest: view?.snapshot(),
   };
 }
 
 export function snapshotMachine(machine: Machine): Map<string, FunctionSnapshot> {
   const out = new Map<string, FunctionSnapshot>();
-  for (const fn of machine.functions()) out.set(fn.bdf, snapshotFunction(fn));
+  for (const fn of machine.functions()) out.set(fn.bdf, snapshotFunction(fn, machine.translator));
   return out;
 }
 
@@ -277,7 +277,7 @@ export function dumpFunction(fn: VirtioPciFunction): FunctionDump {
     bdf: fn.bdf,
     kind: fn.kind,
     config: Buffer.from(fn.config.snapshot()).toString('hex'),
-    device: JSON.stringify(fn.device.getState()),
+    device: JSON.stringify({ device: fn.device.getState(), msix: fn.msix.getState() }),
     bars: bars.join(', '),
   };
 }

@@ -1,0 +1,72 @@
+import type { MmrVf } from '../mmr/vf.js';
+import type { ConfigChange, ConfigTemplate } from '../pci/config-space.js';
+import type { FunctionTemplate } from '../virtio/pci-function.js';
+import { buildGuestTemplate, GuestView } from './guest-view.js';
+
+/**
+ * The I/O-to-MMIO translator of a machine: owns the guest view of every VF a guest has looked
+ * at (opened on first use), and the guest config templates they share — one per VF template
+ * and VF BAR size, since the VF BAR size follows the PF's System Page Size.
+ */
+export class Translator {
+  private readonly views = new Map<MmrVf, GuestView>();
+  private readonly templates = new Map<FunctionTemplate, Map<number, ConfigTemplate>>();
+
+  private templateFor(vf: MmrVf): ConfigTemplate {
+    let bySize = this.templates.get(vf.template);
+    if (!bySize) {
+      bySize = new Map();
+      this.templates.set(vf.template, bySize);
+    }
+    const size = vf.barSize();
+    let template = bySize.get(size);
+    if (!template) {
+      template = buildGuestTemplate(vf);
+      bySize.set(size, template);
+    }
+    return template;
+  }
+
+  /** The guest view of a live VF, opened on first use. */
+  view(vf: MmrVf): GuestView {
+    let view = this.views.get(vf);
+    if (!view) {
+      view = new GuestView(vf, this.templateFor(vf));
+      vf.observer = view;
+      this.views.set(vf, view);
+    }
+    return view;
+  }
+
+  existing(vf: MmrVf): GuestView | undefined {
+    return this.views.get(vf);
+  }
+
+  /** VFs went away (VF Enable cleared, PF reset or removed): their views close, asserted pins drop. */
+  release(vfs: Iterable<MmrVf>): void {
+    for (const vf of vfs) {
+      const view = this.views.get(vf);
+      if (!view) continue;
+      view.release();
+      vf.observer = undefined;
+      this.views.delete(vf);
+    }
+  }
+
+  /** Whether a VF's guest view holds anything a snapshot must keep. */
+  pristine(vf: MmrVf): boolean {
+    return (this.views.get(vf)?.config.overlaySize ?? 0) === 0;
+  }
+
+  /** The guest config changes of a VF's view, when it has any. */
+  stateOf(vf: MmrVf): ConfigChange[] | undefined {
+    const view = this.views.get(vf);
+    return view && view.config.overlaySize > 0 ? view.config.changes() : undefined;
+  }
+
+  restore(vf: MmrVf, changes: readonly ConfigChange[]): void {
+    const view = this.view(vf);
+    view.config.restoreChanges(changes);
+    view.updateIntx();
+  }
+}
