@@ -1,7 +1,15 @@
 /** vmmr as a library: the transport-free core a Node harness can import directly. */
 export { Machine, type MachineOptions } from './machine/machine.js';
 export { type MachineState, STATE_FORMAT, STATE_VERSION } from './machine/state.js';
-export { read, write, SPACES, isSpace, type Space, type AccessValue, type AccessTarget } from './access/index.js';
+export {
+  read,
+  write,
+  SPACES,
+  isSpace,
+  type Space,
+  type AccessValue,
+  type AccessTarget,
+} from './access/index.js';
 export { readBlock, writeBlock } from './access/block.js';
 export { runBatch, type Operation, type OperationResult } from './access/batch.js';
 export { describeFunction, listFunctions, pfSummary, sriovState, setNumVfs } from './views/inspect.js';
@@ -11,9 +19,23 @@ export { EventBus, EVENT_TYPES, type VmmrEvent, type VmmrEventType } from './bas
 export { GuestView } from './translator/guest-view.js';
 export { Translator } from './translator/translator.js';
 export { TraceRing, type TraceEntry } from './translator/trace.js';
-export { legacyProbe, modernProbe, runSim, runSimAsync, type Sim, type SimOp, type SimPort } from './driver-sim/probes.js';
+export {
+  legacyProbe,
+  modernProbe,
+  runSim,
+  runSimAsync,
+  type Sim,
+  type SimOp,
+  type SimPort,
+} from './driver-sim/probes.js';
 export { parseBdf, formatBdf, normalizeBdf } from './pci/bdf.js';
 export { formatLspciDump } from './views/dump.js';
-export { DEFAULT_TOPOLOGY, parseTopology, loadTopologyFile, type ResolvedTopology, type ResolvedPf } from './machine/topology.js';
+export {
+  DEFAULT_TOPOLOGY,
+  parseTopology,
+  loadTopologyFile,
+  type ResolvedTopology,
+  type ResolvedPf,
+} from './machine/topology.js';
 export type { MmrVf } from './mmr/vf.js';
 export type { VirtioPf } from './mmr/pf.js';

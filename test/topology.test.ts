@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { normalizeBdf } from '../src/pci/bdf.js';
 import {
   DEFAULT_TOPOLOGY,
   loadTopologyFile,
@@ -76,9 +77,13 @@ describe('parseTopology: defaults and normalisation', () => {
     });
   });
 
-  it('normalises short and upper-case BDFs to the long lower-case form', () => {
-    const t = parseTopology({ pfs: [pf({ bdf: '0A:1F.7' }), pf({ bdf: 'ABCD:ff:00.0' })] }, SRC);
-    expect(t.pfs.map((p) => p.bdf)).toEqual(['0000:0a:1f.7', 'abcd:ff:00.0']);
+  it('normalises short and upper-case BDFs to the long lower-case form (as every vmmr address is parsed)', () => {
+    const t = parseTopology(
+      { pfs: [pf({ bdf: '0A:1F.7' }), pf({ bdf: 'ABCD:ff:00.0' }), pf({ bdf: '2:0.0' })] },
+      SRC,
+    );
+    expect(t.pfs.map((p) => p.bdf)).toEqual(['0000:0a:1f.7', 'abcd:ff:00.0', '0000:02:00.0']);
+    expect(t.pfs.map((p) => p.bdf)).toEqual(t.pfs.map((p) => normalizeBdf(p.bdf)));
   });
 
   it('accepts every virtio type name', () => {
@@ -230,12 +235,12 @@ describe('parseTopology: refusals name the path and the source', () => {
     expect(topologyError(json).message).toBe(message);
   });
 
-  it.each(['zz', '1:00.0', '01:00', '01:20.0', '01:00.8', '0000:01:00.0.1', '00000:01:00.0', ' 01:00.0', ''])(
+  it.each(['zz', '01:00', '01:20.0', '01:00.8', '0000:01:00.0.1', '00000:01:00.0', ' 01:00.0', ''])(
     'rejects PF bdf %j',
     (bdf) => {
       const e = topologyError({ pfs: [pf({ bdf })] });
       expect(e.message).toBe(
-        `t.json: pfs[0].bdf: expected a PCI address "DDDD:BB:DD.F" or "BB:DD.F" (hex, device <= 1f, function <= 7), got ${JSON.stringify(bdf)}`,
+        `t.json: pfs[0].bdf: expected a PCI address [dddd:]bb:dd.f (hex domain, bus and device <= 1f, function 0-7), got ${JSON.stringify(bdf)}`,
       );
       expect(e.path).toBe('pfs[0].bdf');
     },
@@ -250,19 +255,19 @@ describe('parseTopology: refusals name the path and the source', () => {
   it.each([
     [
       '52:54:00:12:34',
-      'expected 6 hex octets separated by ":" such as "52:54:00:12:34:56", got "52:54:00:12:34"',
+      'expected six hex octets separated by ":" such as "52:54:00:12:34:56", got "52:54:00:12:34"',
     ],
     [
       '52-54-00-12-34-56',
-      'expected 6 hex octets separated by ":" such as "52:54:00:12:34:56", got "52-54-00-12-34-56"',
+      'expected six hex octets separated by ":" such as "52:54:00:12:34:56", got "52-54-00-12-34-56"',
     ],
     [
       '52:54:00:12:34:5g',
-      'expected 6 hex octets separated by ":" such as "52:54:00:12:34:56", got "52:54:00:12:34:5g"',
+      'expected six hex octets separated by ":" such as "52:54:00:12:34:56", got "52:54:00:12:34:5g"',
     ],
     [
       '525400123456',
-      'expected 6 hex octets separated by ":" such as "52:54:00:12:34:56", got "525400123456"',
+      'expected six hex octets separated by ":" such as "52:54:00:12:34:56", got "525400123456"',
     ],
     [
       '01:00:5e:00:00:01',
@@ -284,7 +289,7 @@ describe('parseTopology: refusals name the path and the source', () => {
 
   it('rejects a non-string MAC', () => {
     expect(topologyError({ pfs: [pf({ vfs: { '01:00.1': { mac: 5 } } })] }).message).toBe(
-      't.json: pfs[0].vfs["01:00.1"].mac: expected a unicast MAC address such as "52:54:00:12:34:56", got 5',
+      't.json: pfs[0].vfs["01:00.1"].mac: expected a unicast MAC address: six hex octets separated by ":" such as "52:54:00:12:34:56", got 5',
     );
   });
 
@@ -334,7 +339,7 @@ describe('parseTopology: refusals name the path and the source', () => {
 
   it('rejects VF keys that are not addresses, duplicates, and addresses that are not VFs of the PF', () => {
     expect(topologyError({ pfs: [pf({ vfs: { vf1: {} } })] }).message).toBe(
-      't.json: pfs[0].vfs["vf1"]: expected the key to be a VF PCI address "DDDD:BB:DD.F" or "BB:DD.F" (hex, device <= 1f, function <= 7)',
+      't.json: pfs[0].vfs["vf1"]: expected the key to be a VF address: a PCI address [dddd:]bb:dd.f (hex domain, bus and device <= 1f, function 0-7), got "vf1"',
     );
     expect(topologyError({ pfs: [pf({ vfs: { '01:00.1': {}, '0000:01:00.1': {} } })] }).message).toBe(
       't.json: pfs[0].vfs["0000:01:00.1"]: duplicate VF address 0000:01:00.1',

@@ -22,17 +22,20 @@ export interface Operation {
 }
 
 export type OperationResult =
-  | { ok: true; value?: AccessValue; data?: Uint8Array }
-  | { ok: false; error: VmmrError };
+  { ok: true; value?: AccessValue; data?: Uint8Array } | { ok: false; error: VmmrError };
 
 const WRITTEN: OperationResult = Object.freeze({ ok: true });
 
 function badSpace(op: Operation): VmmrError {
-  return new VmmrError('VMMR_ERR_BAD_SPACE', `${op.bdf}: ${JSON.stringify(op.space)} is not a space: use ${SPACES.join(', ')}`, {
-    bdf: op.bdf,
-    space: op.space,
-    offset: op.offset,
-  });
+  return new VmmrError(
+    'VMMR_ERR_BAD_SPACE',
+    `${op.bdf}: ${JSON.stringify(op.space)} is not a space: use ${SPACES.join(', ')}`,
+    {
+      bdf: op.bdf,
+      space: op.space,
+      offset: op.offset,
+    },
+  );
 }
 
 /** Runs one operation on its target; a single access when `width` > 0, else a block access. */
@@ -54,7 +57,11 @@ function runOne(target: AccessTarget, op: Operation): OperationResult {
  * there are fewer results than operations. Every refusal is a VmmrError naming the operation's
  * function, space and offset.
  */
-export function runBatch(machine: Machine, ops: readonly Operation[], continueOnError: boolean): OperationResult[] {
+export function runBatch(
+  machine: Machine,
+  ops: readonly Operation[],
+  continueOnError: boolean,
+): OperationResult[] {
   const results: OperationResult[] = [];
   let lastBdf = '';
   let lastSpace = '';

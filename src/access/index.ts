@@ -15,7 +15,17 @@ import type { VirtioPciFunction } from '../virtio/pci-function.js';
  * aligned. Every refusal is a VmmrError naming function, space, offset, width and, where one is
  * involved, the register.
  */
-export const SPACES = ['config', 'bar0', 'bar1', 'bar2', 'bar3', 'bar4', 'bar5', 'io', 'guest-config'] as const;
+export const SPACES = [
+  'config',
+  'bar0',
+  'bar1',
+  'bar2',
+  'bar3',
+  'bar4',
+  'bar5',
+  'io',
+  'guest-config',
+] as const;
 export type Space = (typeof SPACES)[number];
 
 export type AccessValue = number | bigint;
@@ -93,10 +103,16 @@ function checkShape(space: Space, offset: number, width: number): void {
     throw new VmmrError('VMMR_ERR_BAD_OFFSET', `offset ${String(offset)} is not a non-negative integer`);
   }
   if (!widthAllowed(space, width)) {
-    throw new VmmrError('VMMR_ERR_BAD_WIDTH', `width ${String(width)} is not allowed in ${space}: use ${widthsOf(space).join(', ')}`);
+    throw new VmmrError(
+      'VMMR_ERR_BAD_WIDTH',
+      `width ${String(width)} is not allowed in ${space}: use ${widthsOf(space).join(', ')}`,
+    );
   }
   if (offset % width !== 0) {
-    throw new VmmrError('VMMR_ERR_UNALIGNED', `offset 0x${offset.toString(16)} is not aligned to width ${width}`);
+    throw new VmmrError(
+      'VMMR_ERR_UNALIGNED',
+      `offset 0x${offset.toString(16)} is not aligned to width ${width}`,
+    );
   }
 }
 
@@ -107,13 +123,19 @@ function checkShape(space: Space, offset: number, width: number): void {
 function checkLive(target: AccessTarget): void {
   const fn = functionOf(target);
   if (fn.kind === 'vf' && !(fn as MmrVf).live) {
-    throw new VmmrError('VMMR_ERR_VF_DISABLED', `${fn.bdf} is no longer an enabled VF (its PF's VF Enable was cleared since)`);
+    throw new VmmrError(
+      'VMMR_ERR_VF_DISABLED',
+      `${fn.bdf} is no longer an enabled VF (its PF's VF Enable was cleared since)`,
+    );
   }
 }
 
 function checkRange(space: Space, offset: number, width: number, size: number): void {
   if (offset + width > size) {
-    throw new VmmrError('VMMR_ERR_OUT_OF_RANGE', `offset 0x${offset.toString(16)} width ${width} is beyond ${space} (${size} bytes)`);
+    throw new VmmrError(
+      'VMMR_ERR_OUT_OF_RANGE',
+      `offset 0x${offset.toString(16)} width ${width} is beyond ${space} (${size} bytes)`,
+    );
   }
 }
 
@@ -154,7 +176,13 @@ function wideValue(value: AccessValue): [low: number, high: number] {
   throw doesNotFit(value, 8);
 }
 
-function enrich(e: unknown, fn: VirtioPciFunction | string, space: string, offset: number, width: number): never {
+function enrich(
+  e: unknown,
+  fn: VirtioPciFunction | string,
+  space: string,
+  offset: number,
+  width: number,
+): never {
   if (!isVmmrError(e)) throw e;
   const bdf = typeof fn === 'string' ? fn : fn.bdf;
   const where = `${bdf} ${isSpace(space) ? space : showValue(space)} ${describeAccess(offset, width)}`;
@@ -192,7 +220,13 @@ export function read(target: AccessTarget, space: Space, offset: number, width: 
   }
 }
 
-export function write(target: AccessTarget, space: Space, offset: number, width: number, value: AccessValue): void {
+export function write(
+  target: AccessTarget,
+  space: Space,
+  offset: number,
+  width: number,
+  value: AccessValue,
+): void {
   try {
     checkShape(space, offset, width);
     checkLive(target);

@@ -63,13 +63,18 @@ export function isVmmrError(e: unknown): e is VmmrError {
 /** "offset 0x14 width 2" — the common tail of refusal messages. */
 export function describeAccess(offset: number, width: number): string {
   // Refusals of malformed accesses describe them too: offset may be NaN, a string, undefined…
-  const at = typeof offset === 'number' && Number.isSafeInteger(offset) && offset >= 0 ? `0x${offset.toString(16)}` : showValue(offset);
+  const at =
+    typeof offset === 'number' && Number.isSafeInteger(offset) && offset >= 0
+      ? `0x${offset.toString(16)}`
+      : showValue(offset);
   return `offset ${at} width ${showValue(width)}`;
 }
 
 /** Any value shown on one short line (strings quoted and cut, so a newline cannot split a message). */
 export function showValue(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
-  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') return String(value);
+  if (typeof value === 'string')
+    return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
+  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean')
+    return String(value);
   return value === null ? 'null' : typeof value;
 }

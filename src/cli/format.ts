@@ -6,7 +6,12 @@ import { pciHeader } from '../spec/index.js';
 import { normalizeBdf } from '../pci/bdf.js';
 import { UsageError } from './errors.js';
 
-export { VIRTIO_VENDOR_NAME, className, lspciName as describeFunction, type FunctionView } from '../views/naming.js';
+export {
+  VIRTIO_VENDOR_NAME,
+  className,
+  lspciName as describeFunction,
+  type FunctionView,
+} from '../views/naming.js';
 import { lspciName, type FunctionView } from '../views/naming.js';
 
 /** Short lspci-like name without the class: "Virtio 1.0 network device". */

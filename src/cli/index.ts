@@ -34,7 +34,6 @@ export const COMMANDS: readonly RegisterCommand[] = [
   registerEventsCommand,
 ];
 
-
 export function buildProgram(io: CliIo = processIo): Command {
   const program = new Command('vmmr')
     .description('Emulator of virtio transitional MMR devices, served over REST')

@@ -159,7 +159,8 @@ export function* legacyProbe(options: LegacyProbeOptions): Generator<SimOp, numb
   if (options.msix) {
     yield* enableMsix();
     yield* legacyWrite(L.MSI_CONFIG_VECTOR.offset, 2, 0);
-    if ((yield* legacyRead(L.MSI_CONFIG_VECTOR.offset, 2)) === NO_VECTOR) throw new SimFailure('config vector refused');
+    if ((yield* legacyRead(L.MSI_CONFIG_VECTOR.offset, 2)) === NO_VECTOR)
+      throw new SimFailure('config vector refused');
   }
   const configStart = options.msix
     ? legacy.constants.CONFIG_OFF_MSIX.value
@@ -174,7 +175,8 @@ export function* legacyProbe(options: LegacyProbeOptions): Generator<SimOp, numb
     yield* legacyWrite(L.QUEUE_PFN.offset, 4, pfnBase + q * 0x10);
     if (options.msix) {
       yield* legacyWrite(L.MSI_QUEUE_VECTOR.offset, 2, q + 1);
-      if ((yield* legacyRead(L.MSI_QUEUE_VECTOR.offset, 2)) === NO_VECTOR) throw new SimFailure(`queue ${q} vector refused`);
+      if ((yield* legacyRead(L.MSI_QUEUE_VECTOR.offset, 2)) === NO_VECTOR)
+        throw new SimFailure(`queue ${q} vector refused`);
     }
     queues++;
   }
@@ -237,7 +239,11 @@ function* findModernLayout(): Generator<SimOp, ModernLayout, number> {
       if (type === T.CFG_TYPE_COMMON.value) found.common ??= { bar, offset };
       else if (type === T.CFG_TYPE_ISR.value) found.isr ??= { bar, offset };
       else if (type === T.CFG_TYPE_NOTIFY.value) {
-        found.notify ??= { bar, offset, multiplier: yield* cfgRead(ptr + VC.NOTIFY_OFF_MULTIPLIER.offset, 4) };
+        found.notify ??= {
+          bar,
+          offset,
+          multiplier: yield* cfgRead(ptr + VC.NOTIFY_OFF_MULTIPLIER.offset, 4),
+        };
       }
     }
     ptr = (yield* cfgRead(ptr + 1, 1)) & ~3;
@@ -264,7 +270,11 @@ export function* modernProbe(options: ModernProbeOptions): Generator<SimOp, numb
   const rd = function* (reg: { offset: number }, width: 1 | 2 | 4): Generator<SimOp, number, number> {
     return yield { space: 'bar', bar: c.bar, op: 'read', offset: c.offset + reg.offset, width };
   };
-  const wr = function* (reg: { offset: number }, width: 1 | 2 | 4, value: number): Generator<SimOp, void, number> {
+  const wr = function* (
+    reg: { offset: number },
+    width: 1 | 2 | 4,
+    value: number,
+  ): Generator<SimOp, void, number> {
     yield { space: 'bar', bar: c.bar, op: 'write', offset: c.offset + reg.offset, width, value };
   };
   const addStatus = function* (bit: number): Generator<SimOp, number, number> {
@@ -286,7 +296,8 @@ export function* modernProbe(options: ModernProbeOptions): Generator<SimOp, numb
   yield* wr(C.DRIVER_FEATURE, 4, lo);
   yield* wr(C.DRIVER_FEATURE_SELECT, 4, 1);
   yield* wr(C.DRIVER_FEATURE, 4, hi);
-  if (!((yield* addStatus(S.FEATURES_OK.value)) & S.FEATURES_OK.value)) throw new SimFailure('FEATURES_OK not accepted');
+  if (!((yield* addStatus(S.FEATURES_OK.value)) & S.FEATURES_OK.value))
+    throw new SimFailure('FEATURES_OK not accepted');
   if (options.msix) {
     yield* enableMsix();
     yield* wr(C.MSIX_CONFIG, 2, 0);
@@ -301,7 +312,8 @@ export function* modernProbe(options: ModernProbeOptions): Generator<SimOp, numb
     if ((yield* rd(C.QUEUE_ENABLE, 2)) !== 0) throw new SimFailure(`queue ${q} already enabled`);
     if (options.msix) {
       yield* wr(C.QUEUE_MSIX_VECTOR, 2, q + 1);
-      if ((yield* rd(C.QUEUE_MSIX_VECTOR, 2)) === NO_VECTOR) throw new SimFailure(`queue ${q} vector refused`);
+      if ((yield* rd(C.QUEUE_MSIX_VECTOR, 2)) === NO_VECTOR)
+        throw new SimFailure(`queue ${q} vector refused`);
     }
     const base = (0x100000 + q * 0x4000) >>> 0;
     for (const [reg, addr] of [
@@ -318,7 +330,14 @@ export function* modernProbe(options: ModernProbeOptions): Generator<SimOp, numb
   yield* addStatus(S.DRIVER_OK.value);
   for (const q of options.notify ?? []) {
     const n = layout.notify;
-    yield { space: 'bar', bar: n.bar, op: 'write', offset: n.offset + notifyOffsets[q]! * n.multiplier, width: 2, value: q };
+    yield {
+      space: 'bar',
+      bar: n.bar,
+      op: 'write',
+      offset: n.offset + notifyOffsets[q]! * n.multiplier,
+      width: 2,
+      value: q,
+    };
   }
   yield { space: 'bar', bar: layout.isr.bar, op: 'read', offset: layout.isr.offset, width: 1 };
   if (options.teardown ?? true) {
@@ -327,4 +346,3 @@ export function* modernProbe(options: ModernProbeOptions): Generator<SimOp, numb
   }
   return numQueues;
 }
-

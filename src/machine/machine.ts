@@ -122,9 +122,13 @@ export class Machine {
     const claim = (rid: number, who: string): void => {
       const other = owner.get(rid);
       if (other !== undefined) {
-        throw new VmmrError('VMMR_ERR_TOPOLOGY', `routing ID ${formatBdf(def.domain, rid)}: ${who} collides with ${other}`, {
-          bdf: resolved.bdf,
-        });
+        throw new VmmrError(
+          'VMMR_ERR_TOPOLOGY',
+          `routing ID ${formatBdf(def.domain, rid)}: ${who} collides with ${other}`,
+          {
+            bdf: resolved.bdf,
+          },
+        );
       }
       owner.set(rid, who);
     };
@@ -140,7 +144,9 @@ export class Machine {
     const { domain, rid } = parseBdf(bdf);
     const pf = this.pfByKey.get(bdfKey(domain, rid));
     if (!pf) {
-      throw new VmmrError('VMMR_ERR_NO_FUNCTION', `no PF at ${formatBdf(domain, rid)}`, { bdf: formatBdf(domain, rid) });
+      throw new VmmrError('VMMR_ERR_NO_FUNCTION', `no PF at ${formatBdf(domain, rid)}`, {
+        bdf: formatBdf(domain, rid),
+      });
     }
     return pf;
   }
@@ -171,9 +177,13 @@ export class Machine {
   findVf(bdf: string): MmrVf {
     const fn = this.find(bdf);
     if (fn.kind !== 'vf') {
-      throw new VmmrError('VMMR_ERR_NOT_TRANSITIONAL', `${fn.bdf} is a PF (a modern device): the guest view exists for MMR VFs only`, {
-        bdf: fn.bdf,
-      });
+      throw new VmmrError(
+        'VMMR_ERR_NOT_TRANSITIONAL',
+        `${fn.bdf} is a PF (a modern device): the guest view exists for MMR VFs only`,
+        {
+          bdf: fn.bdf,
+        },
+      );
     }
     return fn as MmrVf;
   }
@@ -209,7 +219,8 @@ export class Machine {
   /** A JSON-safe snapshot: PF definitions, then the state of every function that changed. */
   snapshot(): MachineState {
     const functions: FunctionState[] = [];
-    for (const fn of this.functions()) if (fn.kind === 'pf' || !this.pristine(fn)) functions.push(this.functionState(fn));
+    for (const fn of this.functions())
+      if (fn.kind === 'pf' || !this.pristine(fn)) functions.push(this.functionState(fn));
     return {
       format: STATE_FORMAT,
       version: STATE_VERSION,
@@ -234,7 +245,8 @@ export class Machine {
       const fn = machine.find(f.bdf);
       fn.setState(f);
       if (f.guest) {
-        if (fn.kind !== 'vf') throw new VmmrError('VMMR_ERR_STATE', `${fn.bdf} is a PF: it has no guest view to restore`);
+        if (fn.kind !== 'vf')
+          throw new VmmrError('VMMR_ERR_STATE', `${fn.bdf} is a PF: it has no guest view to restore`);
         machine.translator.restore(fn as MmrVf, f.guest);
       }
     }

@@ -54,7 +54,9 @@ const DeviceStateSchema = Type.Object(
     deviceFeatureSelect: Uint(0xffffffff),
     driverFeatureSelect: Uint(0xffffffff),
     driverFeatures: Hex64,
-    queues: Type.Union([Type.Array(QueueSchema), Type.Null()], { description: 'null until a queue is programmed' }),
+    queues: Type.Union([Type.Array(QueueSchema), Type.Null()], {
+      description: 'null until a queue is programmed',
+    }),
     config: Type.Union([Type.String({ pattern: '^(?:[0-9a-f]{2})*$' }), Type.Null()], {
       description: 'device-specific configuration bytes, plain hex; null while at reset',
     }),
@@ -65,7 +67,10 @@ const DeviceStateSchema = Type.Object(
 const MsixStateSchema = Type.Object(
   {
     vectors: Type.Array(
-      Type.Object({ address: Hex64, data: Uint(0xffffffff), masked: Type.Boolean() }, { additionalProperties: false }),
+      Type.Object(
+        { address: Hex64, data: Uint(0xffffffff), masked: Type.Boolean() },
+        { additionalProperties: false },
+      ),
     ),
     pending: Type.Array(Uint(2047), { description: 'vectors whose pending bit is set' }),
   },
@@ -78,7 +83,9 @@ export const FunctionStateSchema = Type.Object(
     config: Type.Array(ConfigChangeSchema),
     device: DeviceStateSchema,
     msix: Type.Union([MsixStateSchema, Type.Null()], { description: 'null while the table is at reset' }),
-    guest: Type.Optional(Type.Array(ConfigChangeSchema, { description: "the translator guest view's own config changes" })),
+    guest: Type.Optional(
+      Type.Array(ConfigChangeSchema, { description: "the translator guest view's own config changes" }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -88,7 +95,9 @@ export const MachineStateSchema = Type.Object(
     format: Type.Literal(STATE_FORMAT),
     version: Type.Literal(STATE_VERSION),
     pfs: Type.Array(TopologyPfSchema),
-    functions: Type.Array(FunctionStateSchema, { description: 'every PF, and every VF that is not in its reset state' }),
+    functions: Type.Array(FunctionStateSchema, {
+      description: 'every PF, and every VF that is not in its reset state',
+    }),
   },
   { additionalProperties: false, description: 'a machine snapshot' },
 );
@@ -156,7 +165,8 @@ function changesV1(dwords: ReadonlyArray<readonly [number, number]>): ConfigChan
 }
 
 function queuesV1(slots: readonly number[]): QueueRegisters[] {
-  if (slots.length % V1_QUEUE_FIELDS !== 0) throw new Error(`queues: ${slots.length} slots are not whole queues`);
+  if (slots.length % V1_QUEUE_FIELDS !== 0)
+    throw new Error(`queues: ${slots.length} slots are not whole queues`);
   const out: QueueRegisters[] = [];
   const wide = (at: number): string => `0x${hex(slots[at + 1]!, 4).slice(2)}${hex(slots[at]!, 4).slice(2)}`;
   for (let at = 0; at < slots.length; at += V1_QUEUE_FIELDS) {

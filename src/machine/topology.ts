@@ -12,16 +12,24 @@
 import { readFileSync } from 'node:fs';
 import Type, { type Static, type TSchema } from 'typebox';
 import Compile from 'typebox/compile';
+import {
+  isUnknownPropertyError,
+  mostTellingError,
+  unknownProperties,
+  type SchemaErrorLike,
+} from '../base/schema-errors.js';
+import { isMacText, MAC_FORM, notUnicast, parseMac } from '../mmr/identity.js';
+import { BDF_FORM, formatBdf, parseBdf, type Bdf } from '../pci/bdf.js';
+import {
+  deepFreeze,
+  deviceConfigs,
+  VIRTIO_TYPE_NAMES,
+  virtioRing,
+  type VirtioTypeName,
+} from '../spec/index.js';
+import { vfIndexAt } from '../sriov/routing.js';
+import { ACCESS_POLICIES, NOTIFY_ROUTES, type AccessPolicy, type NotifyRoute } from '../virtio/model.js';
 import defaultTopologyJson from './topology-default.json' with { type: 'json' };
-
-export const VIRTIO_TYPE_NAMES = ['net', 'block', 'balloon', 'console', 'scsi', 'rng', '9p'] as const;
-export type VirtioTypeName = (typeof VIRTIO_TYPE_NAMES)[number];
-
-export const NOTIFY_MODES = ['notify-region', 'legacy-register'] as const;
-export type NotifyMode = (typeof NOTIFY_MODES)[number];
-
-export const POLICIES = ['strict', 'compat'] as const;
-export type Policy = (typeof POLICIES)[number];
 
 export const PF_DEFAULTS = {
   firstVfOffset: 1,
@@ -32,8 +40,8 @@ export const PF_DEFAULTS = {
 } as const satisfies Partial<ResolvedPf>;
 
 /** Longest virtio-blk serial (VIRTIO_BLK_ID_BYTES). */
-export const MAX_BLK_SERIAL = 20;
-export const MAX_QUEUE_SIZE = 32768;
+const MAX_BLK_SERIAL = deviceConfigs.block.constants.ID_BYTES.value;
+const MAX_QUEUE_SIZE = virtioRing.constants.VIRTQUEUE_MAX_SIZE.value;
 
 // ---------------------------------------------------------------------------
 // Schema
@@ -44,7 +52,7 @@ const u16 = (description: string, minimum = 0): ReturnType<typeof Type.Integer> 
 
 export const TopologyVfOverrideSchema = Type.Object(
   {
-    mac: Type.Optional(Type.String({ description: 'a unicast MAC address such as "52:54:00:12:34:56"' })),
+    mac: Type.Optional(Type.String({ description: `a unicast MAC address: ${MAC_FORM}` })),
     serial: Type.Optional(
       Type.String({
         maxLength: MAX_BLK_SERIAL,
@@ -58,9 +66,7 @@ export const TopologyVfOverrideSchema = Type.Object(
 
 export const TopologyPfSchema = Type.Object(
   {
-    bdf: Type.String({
-      description: 'a PCI address "DDDD:BB:DD.F" or "BB:DD.F" (hex, device <= 1f, function <= 7)',
-    }),
+    bdf: Type.String({ description: BDF_FORM }),
     type: Type.Enum([...VIRTIO_TYPE_NAMES], {
       description: `one of ${VIRTIO_TYPE_NAMES.join(', ')}`,
     }),
@@ -75,8 +81,12 @@ export const TopologyPfSchema = Type.Object(
         description: `a power of two 1..${MAX_QUEUE_SIZE}`,
       }),
     ),
-    policy: Type.Optional(Type.Enum([...POLICIES], { description: `one of ${POLICIES.join(', ')}` })),
-    notify: Type.Optional(Type.Enum([...NOTIFY_MODES], { description: `one of ${NOTIFY_MODES.join(', ')}` })),
+    policy: Type.Optional(
+      Type.Enum([...ACCESS_POLICIES], { description: `one of ${ACCESS_POLICIES.join(', ')}` }),
+    ),
+    notify: Type.Optional(
+      Type.Enum([...NOTIFY_ROUTES], { description: `one of ${NOTIFY_ROUTES.join(', ')}` }),
+    ),
     vfs: Type.Optional(
       Type.Record(Type.String(), TopologyVfOverrideSchema, {
         description: 'an object keyed by VF PCI address',
@@ -100,38 +110,9 @@ const validator = Compile(TopologySchema);
 // Types
 // ---------------------------------------------------------------------------
 
-export interface TopologyVfOverride {
-  /** "52:54:00:12:34:56": 6 hex octets, unicast. */
-  mac?: string;
-  /** virtio-blk serial, at most 20 printable ASCII characters. */
-  serial?: string;
-}
-
-export interface TopologyPf {
-  /** "0000:01:00.0" (also "01:00.0" = domain 0000). */
-  bdf: string;
-  type: VirtioTypeName;
-  /** 0..65535 */
-  totalVfs: number;
-  /** Default = totalVfs; at most totalVfs. */
-  initialVfs?: number;
-  /** Default 1; 1..65535. */
-  firstVfOffset?: number;
-  /** Default 1; 1..65535 (0 allowed only when totalVfs <= 1). */
-  vfStride?: number;
-  /** Default 256; power of two 1..32768. */
-  queueSize?: number;
-  /** Default 'strict'. */
-  policy?: Policy;
-  /** Default 'notify-region'. */
-  notify?: NotifyMode;
-  /** Per-VF overrides keyed by VF BDF. */
-  vfs?: Record<string, TopologyVfOverride>;
-}
-
-export interface Topology {
-  pfs: TopologyPf[];
-}
+export type TopologyVfOverride = Static<typeof TopologyVfOverrideSchema>;
+export type TopologyPf = Static<typeof TopologyPfSchema>;
+export type Topology = Static<typeof TopologySchema>;
 
 export interface ResolvedVfOverride {
   /** Lower-case "52:54:00:12:34:56". */
@@ -148,8 +129,8 @@ export interface ResolvedPf {
   firstVfOffset: number;
   vfStride: number;
   queueSize: number;
-  policy: Policy;
-  notify: NotifyMode;
+  policy: AccessPolicy;
+  notify: NotifyRoute;
   /** Keyed by the long, lower-case VF BDF. */
   vfs: Record<string, ResolvedVfOverride>;
 }
@@ -157,13 +138,6 @@ export interface ResolvedPf {
 export interface ResolvedTopology {
   pfs: ResolvedPf[];
 }
-
-// Compile-time check that the schema and the hand-written interface agree.
-type SchemaTopology = Static<typeof TopologySchema>;
-const _schemaMatchesInterface = (t: SchemaTopology): Topology => t;
-const _interfaceMatchesSchema = (t: Topology): SchemaTopology => t;
-void _schemaMatchesInterface;
-void _interfaceMatchesSchema;
 
 export class TopologyError extends Error {
   /** File name (or other source description) the topology came from. */
@@ -182,36 +156,6 @@ export class TopologyError extends Error {
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-const BDF_RE = /^(?:([0-9a-fA-F]{4}):)?([0-9a-fA-F]{2}):([01][0-9a-fA-F])\.([0-7])$/;
-
-interface ParsedBdf {
-  domain: number;
-  bus: number;
-  device: number;
-  fn: number;
-}
-
-function parseBdf(text: string): ParsedBdf | undefined {
-  const m = BDF_RE.exec(text);
-  if (!m) return undefined;
-  return {
-    domain: parseInt(m[1] ?? '0000', 16),
-    bus: parseInt(m[2] ?? '', 16),
-    device: parseInt(m[3] ?? '', 16),
-    fn: parseInt(m[4] ?? '', 16),
-  };
-}
-
-const hex = (n: number, width: number): string => n.toString(16).padStart(width, '0');
-
-function formatBdf(b: ParsedBdf): string {
-  return `${hex(b.domain, 4)}:${hex(b.bus, 2)}:${hex(b.device, 2)}.${b.fn}`;
-}
-
-const routingId = (b: ParsedBdf): number => (b.bus << 8) | (b.device << 3) | b.fn;
-
-const MAC_RE = /^[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}$/;
 
 /** Shows a value in an error message, short and on one line. */
 function show(value: unknown): string {
@@ -271,183 +215,173 @@ function schemaAt(schemaPath: string): TSchema | undefined {
   return node as TSchema | undefined;
 }
 
-interface SchemaErrorLike {
-  keyword: string;
-  schemaPath: string;
-  instancePath: string;
-  params: object;
-  message: string;
-}
-
 function describeSchemaError(err: SchemaErrorLike, input: unknown): { path: string; problem: string } {
-  const params = err.params as Record<string, unknown>;
+  if (isUnknownPropertyError(err)) {
+    const { path, names } = unknownProperties(err);
+    return {
+      path: pointerToPath(path),
+      problem: `unknown property ${names.map((m) => JSON.stringify(m)).join(', ')}`,
+    };
+  }
   if (err.keyword === 'required') {
-    const missing = (params.requiredProperties as string[] | undefined) ?? [];
+    const missing = (err.params as { requiredProperties?: string[] } | undefined)?.requiredProperties ?? [];
     return {
       path: pointerToPath(err.instancePath),
       problem: `missing required property ${missing.map((m) => JSON.stringify(m)).join(', ')}`,
     };
   }
-  if (err.keyword === 'additionalProperties') {
-    const extra = (params.additionalProperties as string[] | undefined) ?? [];
-    return {
-      path: pointerToPath(err.instancePath),
-      problem: `unknown property ${extra.map((m) => JSON.stringify(m)).join(', ')}`,
-    };
-  }
-  if (err.keyword === 'boolean' && err.schemaPath.endsWith('/additionalProperties')) {
-    const slash = err.instancePath.lastIndexOf('/');
-    const key = err.instancePath
-      .slice(slash + 1)
-      .replace(/~1/g, '/')
-      .replace(/~0/g, '~');
-    return {
-      path: pointerToPath(err.instancePath.slice(0, slash)),
-      problem: `unknown property ${JSON.stringify(key)}`,
-    };
-  }
-  const schema = schemaAt(err.schemaPath) as { description?: unknown } | undefined;
+  const schema = schemaAt(err.schemaPath ?? '') as { description?: unknown } | undefined;
   const expected =
-    typeof schema?.description === 'string' ? schema.description : err.message.replace(/^must /, '');
+    typeof schema?.description === 'string'
+      ? schema.description
+      : (err.message ?? 'is invalid').replace(/^must /, '');
   return {
     path: pointerToPath(err.instancePath),
     problem: `expected ${expected}, got ${show(resolvePointer(input, err.instancePath))}`,
   };
 }
 
-/** Keywords describing where the problem is; prefer them over derived ones. */
-function errorRank(err: SchemaErrorLike): number {
-  if (err.keyword === 'boolean' || err.keyword === 'additionalProperties') return 0;
-  if (err.keyword === 'required') return 1;
-  return 2;
-}
-
 // ---------------------------------------------------------------------------
 // Parsing
 // ---------------------------------------------------------------------------
 
+type Fail = (path: string, problem: string) => TopologyError;
+
+/** A PCI address in the topology, or a refusal in the topology's own words. */
+function topologyBdf(text: string, path: string, fail: Fail, what = 'a PCI address'): Bdf {
+  try {
+    return parseBdf(text);
+  } catch {
+    throw fail(
+      path,
+      `expected ${what === 'a PCI address' ? BDF_FORM : `${what}: ${BDF_FORM}`}, got ${show(text)}`,
+    );
+  }
+}
+
+function checkMac(mac: string, path: string, fail: Fail): string {
+  if (!isMacText(mac)) throw fail(path, `expected ${MAC_FORM}, got ${show(mac)}`);
+  const lower = mac.toLowerCase();
+  switch (notUnicast(parseMac(lower))) {
+    case 'multicast':
+      throw fail(path, `${lower} is a multicast address: expected a unicast MAC (first octet even)`);
+    case 'all-zero':
+      throw fail(path, 'expected a unicast MAC, got the all-zero address');
+    default:
+      return lower;
+  }
+}
+
+interface PfPlacement {
+  at: string;
+  bdf: Bdf;
+  pfBdf: string;
+  totalVfs: number;
+  firstVfOffset: number;
+  vfStride: number;
+}
+
+/** The per-VF overrides of a PF, keys normalised; each must name a VF of the PF and fit its type. */
+function resolveOverrides(
+  pf: TopologyPf,
+  place: PfPlacement,
+  seenMacs: Map<string, string>,
+  fail: Fail,
+): Record<string, ResolvedVfOverride> {
+  const vfs: Record<string, ResolvedVfOverride> = {};
+  for (const [key, override] of Object.entries(pf.vfs ?? {})) {
+    const vfAt = `${place.at}.vfs[${JSON.stringify(key)}]`;
+    const vf = topologyBdf(key, vfAt, fail, 'the key to be a VF address');
+    const vfBdf = formatBdf(vf.domain, vf.rid);
+    if (vfs[vfBdf] !== undefined) throw fail(vfAt, `duplicate VF address ${vfBdf}`);
+    const index = vf.domain === place.bdf.domain ? vfIndexAt({ ...place, rid: place.bdf.rid }, vf.rid) : -1;
+    if (index < 0) {
+      throw fail(
+        vfAt,
+        `${vfBdf} is not a VF of PF ${place.pfBdf} (totalVfs ${place.totalVfs}, firstVfOffset ${place.firstVfOffset}, vfStride ${place.vfStride})`,
+      );
+    }
+    const resolved: ResolvedVfOverride = {};
+    if (override.mac !== undefined) {
+      if (pf.type !== 'net')
+        throw fail(`${vfAt}.mac`, `"mac" applies only to a net PF, this PF is ${pf.type}`);
+      resolved.mac = checkMac(override.mac, `${vfAt}.mac`, fail);
+      const owner = seenMacs.get(resolved.mac);
+      if (owner !== undefined) throw fail(`${vfAt}.mac`, `duplicate MAC ${resolved.mac} (also ${owner})`);
+      seenMacs.set(resolved.mac, `${place.at} VF ${vfBdf}`);
+    }
+    if (override.serial !== undefined) {
+      if (pf.type !== 'block')
+        throw fail(`${vfAt}.serial`, `"serial" applies only to a block PF, this PF is ${pf.type}`);
+      resolved.serial = override.serial;
+    }
+    vfs[vfBdf] = resolved;
+  }
+  return vfs;
+}
+
+/** One PF entry with its defaults filled, after the rules a schema cannot express. */
+function resolvePf(
+  pf: TopologyPf,
+  i: number,
+  seenPfs: Map<string, number>,
+  seenMacs: Map<string, string>,
+  fail: Fail,
+): ResolvedPf {
+  const at = `pfs[${i}]`;
+  const bdf = topologyBdf(pf.bdf, `${at}.bdf`, fail);
+  const pfBdf = formatBdf(bdf.domain, bdf.rid);
+  const previous = seenPfs.get(pfBdf);
+  if (previous !== undefined)
+    throw fail(`${at}.bdf`, `duplicate PF address ${pfBdf} (also pfs[${previous}])`);
+  seenPfs.set(pfBdf, i);
+
+  const totalVfs = pf.totalVfs;
+  const initialVfs = pf.initialVfs ?? totalVfs;
+  if (initialVfs > totalVfs)
+    throw fail(`${at}.initialVfs`, `expected at most totalVfs (${totalVfs}), got ${initialVfs}`);
+  const firstVfOffset = pf.firstVfOffset ?? PF_DEFAULTS.firstVfOffset;
+  const vfStride = pf.vfStride ?? PF_DEFAULTS.vfStride;
+  if (vfStride === 0 && totalVfs > 1) {
+    throw fail(
+      `${at}.vfStride`,
+      `expected an integer 1..65535 when totalVfs > 1 (totalVfs is ${totalVfs}), got 0`,
+    );
+  }
+  const queueSize = pf.queueSize ?? PF_DEFAULTS.queueSize;
+  if ((queueSize & (queueSize - 1)) !== 0) {
+    throw fail(`${at}.queueSize`, `expected a power of two 1..${MAX_QUEUE_SIZE}, got ${queueSize}`);
+  }
+  const vfs = resolveOverrides(pf, { at, bdf, pfBdf, totalVfs, firstVfOffset, vfStride }, seenMacs, fail);
+  return {
+    bdf: pfBdf,
+    type: pf.type,
+    totalVfs,
+    initialVfs,
+    firstVfOffset,
+    vfStride,
+    queueSize,
+    policy: pf.policy ?? PF_DEFAULTS.policy,
+    notify: pf.notify ?? PF_DEFAULTS.notify,
+    vfs,
+  };
+}
+
 /**
- * Validates a parsed JSON value as a topology and returns it with every
- * optional field filled and every BDF/MAC normalised to its canonical form.
+ * Validates a parsed JSON value as a topology and returns it with every optional field filled
+ * and every BDF/MAC normalised to its canonical form.
  */
 export function parseTopology(json: unknown, sourceName: string): ResolvedTopology {
   if (!validator.Check(json)) {
-    const errors = validator.Errors(json) as SchemaErrorLike[];
-    // Report one error: unknown and missing properties first (they explain
-    // the others), then the first remaining one in document order.
-    const best = [...errors].sort((a, b) => errorRank(a) - errorRank(b))[0];
+    const best = mostTellingError(validator.Errors(json) as SchemaErrorLike[]);
     if (best === undefined) throw new TopologyError(sourceName, undefined, 'invalid topology');
     const { path, problem } = describeSchemaError(best, json);
     throw new TopologyError(sourceName, path, problem);
   }
-
-  const fail = (path: string, problem: string): TopologyError => new TopologyError(sourceName, path, problem);
-
+  const fail: Fail = (path, problem) => new TopologyError(sourceName, path, problem);
   const seenPfs = new Map<string, number>();
   const seenMacs = new Map<string, string>();
-  const pfs: ResolvedPf[] = json.pfs.map((pf, i): ResolvedPf => {
-    const at = `pfs[${i}]`;
-    const bdf = parseBdf(pf.bdf);
-    if (!bdf) {
-      throw fail(
-        `${at}.bdf`,
-        `expected a PCI address "DDDD:BB:DD.F" or "BB:DD.F" (hex, device <= 1f, function <= 7), got ${show(pf.bdf)}`,
-      );
-    }
-    const pfBdf = formatBdf(bdf);
-    const previous = seenPfs.get(pfBdf);
-    if (previous !== undefined)
-      throw fail(`${at}.bdf`, `duplicate PF address ${pfBdf} (also pfs[${previous}])`);
-    seenPfs.set(pfBdf, i);
-
-    const totalVfs = pf.totalVfs;
-    const initialVfs = pf.initialVfs ?? totalVfs;
-    if (initialVfs > totalVfs) {
-      throw fail(`${at}.initialVfs`, `expected at most totalVfs (${totalVfs}), got ${initialVfs}`);
-    }
-    const firstVfOffset = pf.firstVfOffset ?? PF_DEFAULTS.firstVfOffset;
-    const vfStride = pf.vfStride ?? PF_DEFAULTS.vfStride;
-    if (vfStride === 0 && totalVfs > 1) {
-      throw fail(
-        `${at}.vfStride`,
-        `expected an integer 1..65535 when totalVfs > 1 (totalVfs is ${totalVfs}), got 0`,
-      );
-    }
-    const queueSize = pf.queueSize ?? PF_DEFAULTS.queueSize;
-    if ((queueSize & (queueSize - 1)) !== 0) {
-      throw fail(`${at}.queueSize`, `expected a power of two 1..${MAX_QUEUE_SIZE}, got ${queueSize}`);
-    }
-
-    const vfs: Record<string, ResolvedVfOverride> = {};
-    for (const [key, override] of Object.entries(pf.vfs ?? {})) {
-      const vfAt = `${at}.vfs[${JSON.stringify(key)}]`;
-      const vf = parseBdf(key);
-      if (!vf) {
-        throw fail(
-          vfAt,
-          'expected the key to be a VF PCI address "DDDD:BB:DD.F" or "BB:DD.F" (hex, device <= 1f, function <= 7)',
-        );
-      }
-      const vfBdf = formatBdf(vf);
-      if (vfs[vfBdf] !== undefined) throw fail(vfAt, `duplicate VF address ${vfBdf}`);
-      // The key must be one of this PF's VFs: RID(VFn) = RID(PF) + offset + (n-1) * stride.
-      const delta = routingId(vf) - routingId(bdf) - firstVfOffset;
-      const index = vfStride === 0 ? (delta === 0 ? 0 : -1) : delta % vfStride === 0 ? delta / vfStride : -1;
-      if (vf.domain !== bdf.domain || delta < 0 || index < 0 || index >= totalVfs) {
-        throw fail(
-          vfAt,
-          `${vfBdf} is not a VF of PF ${pfBdf} (totalVfs ${totalVfs}, firstVfOffset ${firstVfOffset}, vfStride ${vfStride})`,
-        );
-      }
-
-      const resolved: ResolvedVfOverride = {};
-      if (override.mac !== undefined) {
-        if (pf.type !== 'net')
-          throw fail(`${vfAt}.mac`, `"mac" applies only to a net PF, this PF is ${pf.type}`);
-        resolved.mac = checkMac(override.mac, `${vfAt}.mac`, fail);
-        const owner = seenMacs.get(resolved.mac);
-        if (owner !== undefined) throw fail(`${vfAt}.mac`, `duplicate MAC ${resolved.mac} (also ${owner})`);
-        seenMacs.set(resolved.mac, `${at} VF ${vfBdf}`);
-      }
-      if (override.serial !== undefined) {
-        if (pf.type !== 'block') {
-          throw fail(`${vfAt}.serial`, `"serial" applies only to a block PF, this PF is ${pf.type}`);
-        }
-        resolved.serial = override.serial;
-      }
-      vfs[vfBdf] = resolved;
-    }
-
-    return {
-      bdf: pfBdf,
-      type: pf.type,
-      totalVfs,
-      initialVfs,
-      firstVfOffset,
-      vfStride,
-      queueSize,
-      policy: pf.policy ?? PF_DEFAULTS.policy,
-      notify: pf.notify ?? PF_DEFAULTS.notify,
-      vfs,
-    };
-  });
-
-  return { pfs };
-}
-
-function checkMac(mac: string, path: string, fail: (path: string, problem: string) => TopologyError): string {
-  if (!MAC_RE.test(mac)) {
-    throw fail(path, `expected 6 hex octets separated by ":" such as "52:54:00:12:34:56", got ${show(mac)}`);
-  }
-  const lower = mac.toLowerCase();
-  const firstOctet = parseInt(lower.slice(0, 2), 16);
-  if ((firstOctet & 1) !== 0) {
-    throw fail(path, `${lower} is a multicast address: expected a unicast MAC (first octet even)`);
-  }
-  if (lower === '00:00:00:00:00:00') {
-    throw fail(path, 'expected a unicast MAC, got the all-zero address');
-  }
-  return lower;
+  return { pfs: json.pfs.map((pf, i) => resolvePf(pf, i, seenPfs, seenMacs, fail)) };
 }
 
 /** Offset of the first character that makes `text` invalid JSON, or undefined. */
@@ -518,14 +452,6 @@ export function loadTopologyFile(path: string): ResolvedTopology {
     throw new TopologyError(source, undefined, describeJsonError(text, err));
   }
   return parseTopology(json, source);
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === 'object') {
-    for (const child of Object.values(value)) deepFreeze(child);
-    Object.freeze(value);
-  }
-  return value;
 }
 
 /**

@@ -31,11 +31,27 @@ export function derivedSerial(domain: number, rid: number): string {
 
 const MAC_RE = /^([0-9a-fA-F]{2})(?::([0-9a-fA-F]{2})){5}$/;
 
+/** The accepted form, for messages and schema descriptions. */
+export const MAC_FORM = 'six hex octets separated by ":" such as "52:54:00:12:34:56"';
+
+export function isMacText(text: unknown): text is string {
+  return typeof text === 'string' && MAC_RE.test(text);
+}
+
 export function parseMac(text: string): Uint8Array {
-  if (!MAC_RE.test(text)) {
-    throw new VmmrError('VMMR_ERR_BAD_VALUE', `"${text}" is not a MAC address: expected six hex octets like 52:54:00:12:34:56`);
+  if (!isMacText(text)) {
+    throw new VmmrError(
+      'VMMR_ERR_BAD_VALUE',
+      `${JSON.stringify(text)} is not a MAC address: expected ${MAC_FORM}`,
+    );
   }
   return Uint8Array.from(text.split(':').map((octet) => parseInt(octet, 16)));
+}
+
+/** Why a MAC cannot be a function's own address (multicast, or all zeros), or undefined. */
+export function notUnicast(mac: Uint8Array): 'multicast' | 'all-zero' | undefined {
+  if ((mac[0]! & 1) !== 0) return 'multicast';
+  return mac.every((b) => b === 0) ? 'all-zero' : undefined;
 }
 
 export function formatMac(byte: (k: number) => number): string {

@@ -1,4 +1,12 @@
-import { ariCap, barLayout, capabilityIds, deviceTypes, pciHeader, sriovCap, type VirtioTypeName } from '../spec/index.js';
+import {
+  ariCap,
+  barLayout,
+  capabilityIds,
+  deviceTypes,
+  pciHeader,
+  sriovCap,
+  type VirtioTypeName,
+} from '../spec/index.js';
 import type { EventBus } from '../base/events.js';
 import { ConfigStore } from '../pci/config-space.js';
 import { IntxPin } from '../pci/intx.js';
@@ -9,7 +17,12 @@ import { lastVfRid, vfIndexAt, vfRid } from '../sriov/routing.js';
 import { VirtioDevice } from '../virtio/device.js';
 import { BAR_LAYOUT_SIZE } from '../virtio/memory-bar.js';
 import { buildModel } from '../virtio/model.js';
-import { buildFunctionTemplate, VirtioPciFunction, type FunctionState, type FunctionTemplate } from '../virtio/pci-function.js';
+import {
+  buildFunctionTemplate,
+  VirtioPciFunction,
+  type FunctionState,
+  type FunctionTemplate,
+} from '../virtio/pci-function.js';
 import type { ResolvedPf } from '../machine/topology.js';
 import { addMmrLocator } from './locator.js';
 import { derivedMacByte, derivedSerial, type IdentityOverride } from './identity.js';
@@ -121,7 +134,9 @@ export class VirtioPf extends VirtioPciFunction {
     this.vfTemplate.config.set(H.DEVICE_ID.offset, H.DEVICE_ID.size, 0xffff);
     this.vfLocator = addMmrLocator(this.vfTemplate);
     this.config = new ConfigStore(this.template.config);
-    this.sriovCapability = new SriovCapability(this.config, sriovBase, sriov, budget, (enabled) => this.vfEnableEdge(enabled));
+    this.sriovCapability = new SriovCapability(this.config, sriovBase, sriov, budget, (enabled) =>
+      this.vfEnableEdge(enabled),
+    );
     this.msix = this.createMsix(this.config);
     this.device = new VirtioDevice(this.template.model, this);
     this.intx = new IntxPin(this.config, (level) => {
@@ -246,7 +261,8 @@ export class VirtioPf extends VirtioPciFunction {
     super.functionLevelReset();
     this.sriovCapability.alignVfBar();
     const hadVfs = this.removeVfs();
-    if (hadVfs > 0 && this.events.active) this.events.emit({ type: 'vf-disable', bdf: this.bdf, numVfs: hadVfs });
+    if (hadVfs > 0 && this.events.active)
+      this.events.emit({ type: 'vf-disable', bdf: this.bdf, numVfs: hadVfs });
   }
 
   /** Restores config and device, then the VFs that VF Enable and NumVFs call for (fresh). */

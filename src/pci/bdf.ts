@@ -12,6 +12,9 @@ export interface Bdf {
 
 const BDF_RE = /^(?:([0-9a-fA-F]{1,4}):)?([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2})\.([0-7])$/;
 
+/** The accepted form, for messages and schema descriptions. */
+export const BDF_FORM = 'a PCI address [dddd:]bb:dd.f (hex domain, bus and device <= 1f, function 0-7)';
+
 export const MAX_RID = 0xffff;
 const MAX_DEVICE = 0x1f;
 
@@ -28,7 +31,12 @@ function hexDigit(code: number): number {
  * general path, which accepts or refuses it).
  */
 function parseLongForm(text: string): number {
-  if (text.length !== 12 || text.charCodeAt(4) !== 0x3a || text.charCodeAt(7) !== 0x3a || text.charCodeAt(10) !== 0x2e) {
+  if (
+    text.length !== 12 ||
+    text.charCodeAt(4) !== 0x3a ||
+    text.charCodeAt(7) !== 0x3a ||
+    text.charCodeAt(10) !== 0x2e
+  ) {
     return -1;
   }
   const fn = text.charCodeAt(11) - 0x30;
@@ -51,7 +59,10 @@ function parseLongForm(text: string): number {
 
 export function parseBdf(text: string): Bdf {
   if (typeof text !== 'string') {
-    throw new VmmrError('VMMR_ERR_BAD_BDF', `a PCI address is a string [dddd:]bb:dd.f, not ${text === null ? 'null' : typeof text}`);
+    throw new VmmrError(
+      'VMMR_ERR_BAD_BDF',
+      `a PCI address is a string [dddd:]bb:dd.f, not ${text === null ? 'null' : typeof text}`,
+    );
   }
   const fast = parseLongForm(text);
   if (fast >= 0) return { domain: Math.floor(fast / 0x10000), rid: fast & 0xffff };
@@ -59,7 +70,7 @@ export function parseBdf(text: string): Bdf {
   if (!m) {
     throw new VmmrError(
       'VMMR_ERR_BAD_BDF',
-      `${JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}...` : text)} is not a PCI address: expected [dddd:]bb:dd.f with hex domain, bus and device and a function 0-7`,
+      `${JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}...` : text)} is not a PCI address: expected ${BDF_FORM}`,
     );
   }
   const domain = m[1] === undefined ? 0 : parseInt(m[1], 16);
@@ -67,7 +78,10 @@ export function parseBdf(text: string): Bdf {
   const device = parseInt(m[3]!, 16);
   const fn = parseInt(m[4]!, 10);
   if (device > MAX_DEVICE) {
-    throw new VmmrError('VMMR_ERR_BAD_BDF', `${JSON.stringify(text)}: device number 0x${device.toString(16)} exceeds 0x1f`);
+    throw new VmmrError(
+      'VMMR_ERR_BAD_BDF',
+      `${JSON.stringify(text)}: device number 0x${device.toString(16)} exceeds 0x1f`,
+    );
   }
   return { domain, rid: (bus << 8) | (device << 3) | fn };
 }
@@ -76,7 +90,9 @@ export function parseBdf(text: string): Bdf {
 const HEX2 = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
 function hex4(value: number): string {
-  return value >= 0 && value <= 0xffff ? HEX2[value >> 8]! + HEX2[value & 0xff]! : value.toString(16).padStart(4, '0');
+  return value >= 0 && value <= 0xffff
+    ? HEX2[value >> 8]! + HEX2[value & 0xff]!
+    : value.toString(16).padStart(4, '0');
 }
 
 export function formatBdf(domain: number, rid: number): string {

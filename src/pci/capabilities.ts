@@ -28,7 +28,8 @@ export class CapabilityLayout {
   /** `init` fills the capability body before it is linked in. */
   addStandard(id: number, length: number, init?: (offset: number) => void): number {
     const offset = this.nextStd;
-    if (offset + length > STD_END) throw new Error(`capability 0x${id.toString(16)} does not fit below 0x100`);
+    if (offset + length > STD_END)
+      throw new Error(`capability 0x${id.toString(16)} does not fit below 0x100`);
     const t = this.template;
     init?.(offset);
     t.set(offset + CAP.CAP_LIST_ID.offset, CAP.CAP_LIST_ID.size, id);

@@ -3,7 +3,9 @@ import { hex, parseHex64 } from '../base/hex.js';
 import { pciHeader } from '../spec/index.js';
 
 if (endianness() !== 'LE') {
-  throw new Error('vmmr models little-endian PCI registers with typed-array views and needs a little-endian host');
+  throw new Error(
+    'vmmr models little-endian PCI registers with typed-array views and needs a little-endian host',
+  );
 }
 
 export const CONFIG_SPACE_SIZE = pciHeader.constants.CFG_SPACE_EXP_SIZE.value;
@@ -154,9 +156,12 @@ export class ConfigStore {
       const offset = parseHex64(c.offset);
       const value = parseHex64(c.value);
       if (!offset || offset[1] !== 0 || offset[0] % 4 !== 0 || offset[0] >= CONFIG_SPACE_SIZE) {
-        throw new Error(`config change offset ${JSON.stringify(c.offset)} is not a dword offset below 0x${CONFIG_SPACE_SIZE.toString(16)}`);
+        throw new Error(
+          `config change offset ${JSON.stringify(c.offset)} is not a dword offset below 0x${CONFIG_SPACE_SIZE.toString(16)}`,
+        );
       }
-      if (!value || value[1] !== 0) throw new Error(`config change value ${JSON.stringify(c.value)} is not a 32-bit hex value`);
+      if (!value || value[1] !== 0)
+        throw new Error(`config change value ${JSON.stringify(c.value)} is not a 32-bit hex value`);
       return [offset[0] >>> 2, value[0]] as const;
     });
     this.overlay = undefined;

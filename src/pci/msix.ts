@@ -165,7 +165,11 @@ export class MsixTable {
     const vectors: MsixState['vectors'] = [];
     for (let v = 0; v < this.vectors; v++) {
       const m = this.message(v);
-      vectors.push({ address: hex64(m.addressLow, m.addressHigh), data: m.data, masked: this.vectorMasked(v) });
+      vectors.push({
+        address: hex64(m.addressLow, m.addressHigh),
+        data: m.data,
+        masked: this.vectorMasked(v),
+      });
     }
     const pending: number[] = [];
     for (let v = 0; v < this.vectors; v++) if (this.isPending(v)) pending.push(v);
@@ -184,13 +188,17 @@ export class MsixTable {
     state.vectors.forEach((entry, v) => {
       const base = v * ENTRY_DWORDS;
       const address = parseHex64(entry.address);
-      if (!address) throw new Error(`MSI-X state: vector ${v} address ${JSON.stringify(entry.address)} is not a 64-bit hex value`);
+      if (!address)
+        throw new Error(
+          `MSI-X state: vector ${v} address ${JSON.stringify(entry.address)} is not a 64-bit hex value`,
+        );
       [slots[base + LOWER_ADDR_DWORD], slots[base + UPPER_ADDR_DWORD]] = address;
       slots[base + DATA_DWORD] = entry.data >>> 0;
       slots[base + CTRL_DWORD] = entry.masked ? MASKBIT : 0;
     });
     for (const v of state.pending) {
-      if (!Number.isInteger(v) || v < 0 || v >= this.vectors) throw new Error(`MSI-X state: pending vector ${v} out of range`);
+      if (!Number.isInteger(v) || v < 0 || v >= this.vectors)
+        throw new Error(`MSI-X state: pending vector ${v} out of range`);
       const index = this.tableDwords + (v >>> 5);
       slots[index] = slots[index]! | (1 << (v & 31));
     }

@@ -201,7 +201,15 @@ function parseIntegerSetting(value: string, setting: string, min: number, max: n
   throw new ConfigError(setting, value, `is not a valid ${what}: expected an integer ${min}..${max}`);
 }
 
-const SIZE_UNITS: Record<string, number> = { '': 1, k: 1024, kib: 1024, m: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gib: 1024 ** 3 };
+const SIZE_UNITS: Record<string, number> = {
+  '': 1,
+  k: 1024,
+  kib: 1024,
+  m: 1024 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gib: 1024 ** 3,
+};
 
 /** VMMR_BODY_LIMIT: bytes, optionally with a binary unit ("64MiB", "512k"). */
 export function parseBodyLimit(value: string, setting = 'VMMR_BODY_LIMIT'): number {
@@ -239,7 +247,13 @@ export function parseMaxTraceDepth(value: string, setting = 'VMMR_MAX_TRACE_DEPT
 }
 
 export function parseRequestTimeout(value: string, setting = 'VMMR_REQUEST_TIMEOUT'): number {
-  return parseIntegerSetting(value, setting, MIN_REQUEST_TIMEOUT, MAX_REQUEST_TIMEOUT, 'request timeout in milliseconds');
+  return parseIntegerSetting(
+    value,
+    setting,
+    MIN_REQUEST_TIMEOUT,
+    MAX_REQUEST_TIMEOUT,
+    'request timeout in milliseconds',
+  );
 }
 
 export function parseStateFile(value: string, setting = 'VMMR_STATE_FILE'): string {

@@ -4,6 +4,12 @@
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { VmmrError, isVmmrError, type ErrorContext, type VmmrErrorCode } from '../base/errors.js';
+import {
+  isUnknownPropertyError,
+  mostTellingError,
+  unknownProperties,
+  type SchemaErrorLike,
+} from '../base/schema-errors.js';
 
 /** HTTP status of every error code. */
 export const STATUS_BY_CODE: Readonly<Record<VmmrErrorCode, number>> = {
@@ -115,36 +121,25 @@ export function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply
   return reply.code(problem.status).type(PROBLEM_CONTENT_TYPE).send(problem);
 }
 
-interface SchemaError {
-  keyword: string;
-  instancePath: string;
-  params?: Record<string, unknown>;
-  message?: string;
-}
+type SchemaError = SchemaErrorLike & { params?: Record<string, unknown> };
 
 /** One readable line out of a validator's error list, naming where the problem is. */
 export function describeValidation(
   errors: readonly SchemaError[],
   part: string,
 ): { detail: string; path: string } {
-  const rank = (e: SchemaError): number =>
-    e.keyword === 'additionalProperties'
-      ? 0
-      : e.keyword === 'required'
-        ? 1
-        : e.keyword === 'boolean'
-          ? 9
-          : e.keyword === 'anyOf'
-            ? 8
-            : 2;
-  const best = [...errors].sort((a, b) => rank(a) - rank(b))[0];
+  const best = mostTellingError(errors);
   if (!best) return { detail: `${part}: invalid`, path: '' };
+  if (isUnknownPropertyError(best)) {
+    const { path, names } = unknownProperties(best);
+    return {
+      detail: `${part}${path}: unknown property ${names.map((p) => JSON.stringify(p)).join(', ')}`,
+      path,
+    };
+  }
   const at = `${part}${best.instancePath}`;
   let problem: string;
-  if (best.keyword === 'additionalProperties') {
-    const extra = (best.params?.additionalProperties as string[] | undefined) ?? [];
-    problem = `unknown property ${extra.map((p) => JSON.stringify(p)).join(', ')}`;
-  } else if (best.keyword === 'required') {
+  if (best.keyword === 'required') {
     const missing = (best.params?.requiredProperties as string[] | undefined) ?? [];
     problem = `missing required property ${missing.map((p) => JSON.stringify(p)).join(', ')}`;
   } else {

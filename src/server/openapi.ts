@@ -8,7 +8,6 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { VmmrApp } from './app.js';
 
-
 export const TAGS = [
   { name: 'service', description: 'Health, readiness, metrics' },
   { name: 'pfs', description: 'Physical functions and SR-IOV control' },

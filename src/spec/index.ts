@@ -91,7 +91,8 @@ function checkTable(raw: RawTable, expectedId: string): void {
   }
 }
 
-function deepFreeze<T>(value: T): T {
+/** Freezes a JSON-like value and everything in it. */
+export function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
     Object.freeze(value);
     for (const v of Object.values(value)) deepFreeze(v);

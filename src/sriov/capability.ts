@@ -47,7 +47,11 @@ export function layoutSriov(t: ConfigTemplate, base: number, p: SriovParameters)
   t.set(base + S.VF_DID.offset, S.VF_DID.size, p.vfDeviceId);
   t.set(base + S.SUP_PGSIZE.offset, S.SUP_PGSIZE.size, SC.SUP_PGSIZE_DEFAULT.value);
   t.set(base + S.SYS_PGSIZE.offset, S.SYS_PGSIZE.size, SC.SYS_PGSIZE_DEFAULT.value);
-  placeMemoryBar(t, base + S.BAR0.offset + p.vfBarIndex * 4, vfBarSizeFor(p.vfBarMinSize, SC.SYS_PGSIZE_DEFAULT.value));
+  placeMemoryBar(
+    t,
+    base + S.BAR0.offset + p.vfBarIndex * 4,
+    vfBarSizeFor(p.vfBarMinSize, SC.SYS_PGSIZE_DEFAULT.value),
+  );
 }
 
 function overlaps(offset: number, width: number, at: number, size: number): boolean {
@@ -115,7 +119,12 @@ export class SriovCapability {
   }
 
   /** Value a write would leave in a register, for checks made before the write. */
-  private written(offset: number, width: number, value: number, reg: { offset: number; size: number }): number {
+  private written(
+    offset: number,
+    width: number,
+    value: number,
+    reg: { offset: number; size: number },
+  ): number {
     const at = this.base + reg.offset;
     let result = this.config.read(at, reg.size);
     for (let i = 0; i < reg.size; i++) {
@@ -127,7 +136,11 @@ export class SriovCapability {
     return result >>> 0;
   }
 
-  private refuse(code: 'VMMR_ERR_SRIOV_STATE' | 'VMMR_ERR_SRIOV_RANGE' | 'VMMR_ERR_BAD_VALUE', register: string, why: string): never {
+  private refuse(
+    code: 'VMMR_ERR_SRIOV_STATE' | 'VMMR_ERR_SRIOV_RANGE' | 'VMMR_ERR_BAD_VALUE',
+    register: string,
+    why: string,
+  ): never {
     throw new VmmrError(code, `SR-IOV ${register}: ${why}`, { register: `SR-IOV ${register}` });
   }
 
@@ -145,11 +158,21 @@ export class SriovCapability {
       const next = this.written(offset, width, value, S.NUM_VF);
       if (next !== this.numVfs) {
         if (this.vfEnabled) {
-          if (strict) this.refuse('VMMR_ERR_SRIOV_STATE', 'NumVFs', 'read-only while VF Enable is set; clear VF Enable first');
+          if (strict)
+            this.refuse(
+              'VMMR_ERR_SRIOV_STATE',
+              'NumVFs',
+              'read-only while VF Enable is set; clear VF Enable first',
+            );
           return false;
         }
         if (next > this.parameters.totalVfs) {
-          if (strict) this.refuse('VMMR_ERR_SRIOV_RANGE', 'NumVFs', `${next} exceeds TotalVFs ${this.parameters.totalVfs}`);
+          if (strict)
+            this.refuse(
+              'VMMR_ERR_SRIOV_RANGE',
+              'NumVFs',
+              `${next} exceeds TotalVFs ${this.parameters.totalVfs}`,
+            );
           return false;
         }
       }
@@ -160,7 +183,8 @@ export class SriovCapability {
         const supported = this.register(S.SUP_PGSIZE);
         const single = next !== 0 && (next & (next - 1)) === 0;
         if (this.vfEnabled) {
-          if (strict) this.refuse('VMMR_ERR_SRIOV_STATE', 'System Page Size', 'cannot change while VF Enable is set');
+          if (strict)
+            this.refuse('VMMR_ERR_SRIOV_STATE', 'System Page Size', 'cannot change while VF Enable is set');
           return false;
         }
         if (!single || (next & supported) === 0) {
@@ -194,7 +218,8 @@ export class SriovCapability {
     if (overlaps(offset, width, this.vfBarRegister, 4) || this.touchesRegister(offset, width, S.SYS_PGSIZE)) {
       this.alignVfBar();
     }
-    if (this.touchesRegister(offset, width, S.CTRL) && this.vfEnabled !== wasEnabled) this.onVfEnable(this.vfEnabled);
+    if (this.touchesRegister(offset, width, S.CTRL) && this.vfEnabled !== wasEnabled)
+      this.onVfEnable(this.vfEnabled);
   }
 
   /**

@@ -42,7 +42,10 @@ export function buildGuestTemplate(vf: MmrVf): ConfigTemplate {
   return t;
 }
 
-function refuse(code: 'VMMR_ERR_IO_DISABLED' | 'VMMR_ERR_OUT_OF_RANGE' | 'VMMR_ERR_BAD_WIDTH' | 'VMMR_ERR_UNALIGNED', message: string): never {
+function refuse(
+  code: 'VMMR_ERR_IO_DISABLED' | 'VMMR_ERR_OUT_OF_RANGE' | 'VMMR_ERR_BAD_WIDTH' | 'VMMR_ERR_UNALIGNED',
+  message: string,
+): never {
   throw new VmmrError(code, message);
 }
 
@@ -65,7 +68,8 @@ export class GuestView implements VfObserver {
     this.config = new ConfigStore(template);
     this.intx = new IntxPin(this.config, (level) => {
       const events = this.vf.events;
-      if (events.active) events.emit({ type: 'interrupt', bdf: this.vf.bdf, mode: 'intx', level, view: 'guest' });
+      if (events.active)
+        events.emit({ type: 'interrupt', bdf: this.vf.bdf, mode: 'intx', level, view: 'guest' });
     });
   }
 
@@ -151,13 +155,22 @@ export class GuestView implements VfObserver {
       refuse('VMMR_ERR_BAD_WIDTH', `I/O accesses are 1, 2 or 4 bytes wide, not ${width}`);
     }
     if (port + width > this.ioLength) {
-      refuse('VMMR_ERR_OUT_OF_RANGE', `port offset 0x${port.toString(16)} width ${width} is beyond I/O BAR0 (${this.ioLength} bytes)`);
+      refuse(
+        'VMMR_ERR_OUT_OF_RANGE',
+        `port offset 0x${port.toString(16)} width ${width} is beyond I/O BAR0 (${this.ioLength} bytes)`,
+      );
     }
     if (port % width !== 0) {
-      refuse('VMMR_ERR_UNALIGNED', `port offset 0x${port.toString(16)} is not aligned to its width ${width}: it would not be one MMIO access`);
+      refuse(
+        'VMMR_ERR_UNALIGNED',
+        `port offset 0x${port.toString(16)} is not aligned to its width ${width}: it would not be one MMIO access`,
+      );
     }
     if (!this.ioEnabled) {
-      refuse('VMMR_ERR_IO_DISABLED', 'I/O space is disabled: the guest Command register has I/O Space Enable clear');
+      refuse(
+        'VMMR_ERR_IO_DISABLED',
+        'I/O space is disabled: the guest Command register has I/O Space Enable clear',
+      );
     }
   }
 
@@ -202,12 +215,28 @@ export class GuestView implements VfObserver {
     });
   }
 
-  private traced(op: 'read' | 'write', port: number, width: number, value: number, offset: number, run: () => number): number {
+  private traced(
+    op: 'read' | 'write',
+    port: number,
+    width: number,
+    value: number,
+    offset: number,
+    run: () => number,
+  ): number {
     const register = this.vf.template.bar.registerAt(offset, this.vf.msixEnabled()) ?? 'unmapped';
     const bar = this.vf.template.barIndex;
     try {
       const result = run();
-      this.trace!.record({ op, port, width, value: op === 'read' ? result : value, bar, offset, register, outcome: 'ok' });
+      this.trace!.record({
+        op,
+        port,
+        width,
+        value: op === 'read' ? result : value,
+        bar,
+        offset,
+        register,
+        outcome: 'ok',
+      });
       return result;
     } catch (e) {
       const outcome = isVmmrError(e) ? e.code : 'error';

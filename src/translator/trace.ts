@@ -22,7 +22,8 @@ export class TraceRing {
   private seq = 0;
 
   constructor(readonly depth: number = DEFAULT_TRACE_DEPTH) {
-    if (!Number.isInteger(depth) || depth < 1) throw new RangeError(`trace depth ${depth} must be a positive integer`);
+    if (!Number.isInteger(depth) || depth < 1)
+      throw new RangeError(`trace depth ${depth} must be a positive integer`);
     this.entries = new Array(depth).fill(undefined);
   }
 

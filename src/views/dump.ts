@@ -10,7 +10,9 @@ export function formatLspciDump(bdf: string, description: string, bytes: Uint8Ar
   const lines = [`${bdf} ${description}`];
   for (let offset = 0; offset < bytes.length; offset += BYTES_PER_LINE) {
     const label = offset.toString(16).padStart(offset < NARROW_OFFSET_END ? 2 : 3, '0');
-    const row = Array.from(bytes.subarray(offset, offset + BYTES_PER_LINE), (b) => b.toString(16).padStart(2, '0'));
+    const row = Array.from(bytes.subarray(offset, offset + BYTES_PER_LINE), (b) =>
+      b.toString(16).padStart(2, '0'),
+    );
     lines.push(`${label}: ${row.join(' ')}`);
   }
   return `${lines.join('\n')}\n\n`;
@@ -20,7 +22,9 @@ export function formatLspciDump(bdf: string, description: string, bytes: Uint8Ar
 export function formatHexDump(bytes: Uint8Array): string {
   const lines: string[] = [];
   for (let offset = 0; offset < bytes.length; offset += BYTES_PER_LINE) {
-    const row = Array.from(bytes.subarray(offset, offset + BYTES_PER_LINE), (b) => b.toString(16).padStart(2, '0'));
+    const row = Array.from(bytes.subarray(offset, offset + BYTES_PER_LINE), (b) =>
+      b.toString(16).padStart(2, '0'),
+    );
     lines.push(`${offset.toString(16).padStart(3, '0')}: ${row.join(' ')}`);
   }
   return `${lines.join('\n')}\n`;

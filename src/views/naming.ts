@@ -55,4 +55,3 @@ export function lspciName(type: string, view: FunctionView): string {
         : `Virtio ${noun}`;
   return `${className(info.classCode)}: ${VIRTIO_VENDOR_NAME} ${name}`;
 }
-

@@ -33,7 +33,10 @@ const handlers: Record<Exclude<CommonRegister, WideRegister>, Handler<VirtioDevi
 };
 
 const wideHandlers: Record<WideRegister, WideHandler<VirtioDevice>> = {
-  QUEUE_DESC: { read: (d, h) => d.queueAddress('desc', h), write: (d, h, v) => d.setQueueAddress('desc', h, v) },
+  QUEUE_DESC: {
+    read: (d, h) => d.queueAddress('desc', h),
+    write: (d, h, v) => d.setQueueAddress('desc', h, v),
+  },
   QUEUE_DRIVER: {
     read: (d, h) => d.queueAddress('driver', h),
     write: (d, h, v) => d.setQueueAddress('driver', h, v),

@@ -244,7 +244,8 @@ export class VirtioDevice {
 
   /** Modern queue_enable: writing 1 enables; 0 is ignored (queues are disabled by reset only). */
   enableQueue(value: number): void {
-    if (this.selectedExists && value === 1) this.queueSlots()[this.queueSelect * QUEUE_FIELDS + Q_ENABLED] = 1;
+    if (this.selectedExists && value === 1)
+      this.queueSlots()[this.queueSelect * QUEUE_FIELDS + Q_ENABLED] = 1;
   }
 
   queueNotifyOff(): number {
@@ -489,7 +490,9 @@ export class VirtioDevice {
 
   private restoreQueues(queues: readonly QueueRegisters[]): Uint32Array {
     if (queues.length !== this.numQueues) {
-      throw new Error(`device state: ${queues.length} queues, the ${this.model.type} device has ${this.numQueues}`);
+      throw new Error(
+        `device state: ${queues.length} queues, the ${this.model.type} device has ${this.numQueues}`,
+      );
     }
     const q = new Uint32Array(this.numQueues * QUEUE_FIELDS);
     queues.forEach((queue, index) => {

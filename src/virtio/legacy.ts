@@ -47,7 +47,12 @@ export const LEGACY_CONFIG_OFF_MSIX = legacy.constants.CONFIG_OFF_MSIX.value;
 export const LEGACY_CONFIG_OFF_NO_MSIX = legacy.constants.CONFIG_OFF_NO_MSIX.value;
 
 /** The header with MSI-X enabled (24 bytes) and without (20 bytes: offsets 20.. are device config). */
-export const legacyHeaderMsix = new RegisterBlock('legacy block', LEGACY_CONFIG_OFF_MSIX, legacy.registers, handlers);
+export const legacyHeaderMsix = new RegisterBlock(
+  'legacy block',
+  LEGACY_CONFIG_OFF_MSIX,
+  legacy.registers,
+  handlers,
+);
 export const legacyHeaderNoMsix = new RegisterBlock(
   'legacy block',
   LEGACY_CONFIG_OFF_NO_MSIX,

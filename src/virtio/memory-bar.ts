@@ -60,7 +60,10 @@ export function regionsOf(m: DeviceModel): Region[] {
 const GRANULE_SHIFT = 8;
 
 function unmapped(offset: number, why: string): VmmrError {
-  return new VmmrError('VMMR_ERR_UNMAPPED', `nothing is decoded at BAR offset 0x${offset.toString(16)}: ${why}`);
+  return new VmmrError(
+    'VMMR_ERR_UNMAPPED',
+    `nothing is decoded at BAR offset 0x${offset.toString(16)}: ${why}`,
+  );
 }
 
 function readOnly(what: string): VmmrError {
@@ -111,7 +114,10 @@ export class BarDecoder {
     if (r && offset + width <= r.offset + r.length) return r;
     if (!strict) return undefined;
     if (r) {
-      throw unmapped(offset, `a ${width}-byte access runs past the end of ${r.name} (0x${r.offset.toString(16)}+0x${r.length.toString(16)})`);
+      throw unmapped(
+        offset,
+        `a ${width}-byte access runs past the end of ${r.name} (0x${r.offset.toString(16)}+0x${r.length.toString(16)})`,
+      );
     }
     throw unmapped(offset, 'no register region there');
   }
@@ -126,7 +132,9 @@ export class BarDecoder {
         return commonCfgBlock.nameAt(rel);
       case 'LEGACY': {
         const header = legacyHeader(msixEnabled);
-        return rel < header.length ? header.nameAt(rel) : `device config +0x${(rel - header.length).toString(16)}`;
+        return rel < header.length
+          ? header.nameAt(rel)
+          : `device config +0x${(rel - header.length).toString(16)}`;
       }
       case 'DEVICE_CFG':
         return `device config +0x${rel.toString(16)}`;
@@ -263,9 +271,13 @@ export class BarDecoder {
 
 function checkIsrWidth(width: number, strict: boolean): void {
   if (strict && width !== 1) {
-    throw new VmmrError('VMMR_ERR_WIDTH_MISMATCH', `ISR status is 1 byte: a ${width}-byte access does not match it`, {
-      register: 'ISR',
-    });
+    throw new VmmrError(
+      'VMMR_ERR_WIDTH_MISMATCH',
+      `ISR status is 1 byte: a ${width}-byte access does not match it`,
+      {
+        register: 'ISR',
+      },
+    );
   }
 }
 
@@ -288,9 +300,13 @@ function notifyQueue(dev: VirtioDevice, rel: number, width: number, strict: bool
 function msixWidthOk(width: number, strict: boolean, what: string): boolean {
   if (width === 4) return true;
   if (!strict) return false;
-  throw new VmmrError('VMMR_ERR_WIDTH_MISMATCH', `${what} is accessed as dwords or qwords, not ${width} bytes`, {
-    register: what,
-  });
+  throw new VmmrError(
+    'VMMR_ERR_WIDTH_MISMATCH',
+    `${what} is accessed as dwords or qwords, not ${width} bytes`,
+    {
+      register: what,
+    },
+  );
 }
 
 // ---- device configuration window (any width, §4.1.4.6) ----
@@ -321,19 +337,35 @@ function readDeviceConfig64(dev: VirtioDevice, offset: number, strict: boolean):
 function checkConfigWritable(dev: VirtioDevice, offset: number, width: number): void {
   const field = dev.readOnlyFieldIn(offset, width);
   if (field !== undefined) {
-    throw new VmmrError('VMMR_ERR_READ_ONLY', `device config field ${field} of ${dev.model.type} is read-only`, {
-      register: field,
-    });
+    throw new VmmrError(
+      'VMMR_ERR_READ_ONLY',
+      `device config field ${field} of ${dev.model.type} is read-only`,
+      {
+        register: field,
+      },
+    );
   }
 }
 
-export function writeDeviceConfig(dev: VirtioDevice, offset: number, width: number, value: number, strict: boolean): void {
+export function writeDeviceConfig(
+  dev: VirtioDevice,
+  offset: number,
+  width: number,
+  value: number,
+  strict: boolean,
+): void {
   if (!fitsConfig(dev, offset, width, strict)) return;
   if (strict) checkConfigWritable(dev, offset, width);
   dev.writeConfig(offset, width, value);
 }
 
-function writeDeviceConfig64(dev: VirtioDevice, offset: number, low: number, high: number, strict: boolean): void {
+function writeDeviceConfig64(
+  dev: VirtioDevice,
+  offset: number,
+  low: number,
+  high: number,
+  strict: boolean,
+): void {
   if (!fitsConfig(dev, offset, 8, strict)) return;
   if (strict) checkConfigWritable(dev, offset, 8);
   dev.writeConfig(offset, 4, low);
@@ -365,7 +397,13 @@ function inLegacyConfig(msixEnabled: boolean, rel: number, width: number, strict
   return false;
 }
 
-export function legacyRead(dev: VirtioDevice, msixEnabled: boolean, rel: number, width: number, strict: boolean): number {
+export function legacyRead(
+  dev: VirtioDevice,
+  msixEnabled: boolean,
+  rel: number,
+  width: number,
+  strict: boolean,
+): number {
   if (inLegacyConfig(msixEnabled, rel, width, strict)) {
     return readDeviceConfig(dev, rel - legacyConfigStart(msixEnabled), width, strict);
   }
@@ -394,7 +432,14 @@ export function legacyWrite(
   legacyHeader(msixEnabled).write(dev, rel, width, value, strict);
 }
 
-function legacyWrite64(dev: VirtioDevice, msixEnabled: boolean, rel: number, low: number, high: number, strict: boolean): void {
+function legacyWrite64(
+  dev: VirtioDevice,
+  msixEnabled: boolean,
+  rel: number,
+  low: number,
+  high: number,
+  strict: boolean,
+): void {
   if (inLegacyConfig(msixEnabled, rel, 8, strict)) {
     writeDeviceConfig64(dev, rel - legacyConfigStart(msixEnabled), low, high, strict);
     return;

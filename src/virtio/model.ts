@@ -1,7 +1,21 @@
-import { barLayout, deviceConfigs, deviceTypes, features, legacyBlockLength, virtioRing, type AnyTable, type VirtioTypeName } from '../spec/index.js';
+import {
+  barLayout,
+  deviceConfigs,
+  deviceTypes,
+  features,
+  legacyBlockLength,
+  virtioRing,
+  type AnyTable,
+  type VirtioTypeName,
+} from '../spec/index.js';
 
-export type AccessPolicy = 'strict' | 'compat';
-export type NotifyRoute = 'notify-region' | 'legacy-register';
+/** How a register block answers an access that does not match a register (see RegisterBlock). */
+export const ACCESS_POLICIES = ['strict', 'compat'] as const;
+export type AccessPolicy = (typeof ACCESS_POLICIES)[number];
+
+/** Where the translator sends a guest's QUEUE_NOTIFY write (spec §7). */
+export const NOTIFY_ROUTES = ['notify-region', 'legacy-register'] as const;
+export type NotifyRoute = (typeof NOTIFY_ROUTES)[number];
 
 /** One field of the device-specific configuration (virtio 1.2 §5.x "Device configuration layout"). */
 export interface ConfigField {
@@ -60,7 +74,8 @@ function featureBits(type: VirtioTypeName, transitional: boolean): [number, numb
     else hi = (hi | (1 << (bit - 32))) >>> 0;
   };
   const common = transitional ? features.offered.transitional : features.offered.pf;
-  for (const name of common) set(features.common.constants[name as keyof typeof features.common.constants].value);
+  for (const name of common)
+    set(features.common.constants[name as keyof typeof features.common.constants].value);
   const own: AnyTable = features.byType[type];
   for (const name of features.offeredByType[type] as readonly string[]) set(own.constants[name]!.value);
   return [lo, hi];
@@ -79,7 +94,11 @@ function configLayout(type: VirtioTypeName): DeviceConfigLayout {
     fields.push(field);
     const reset = reg.reset ?? 0;
     for (let i = 0; i < reg.size; i++) {
-      defaults[reg.offset + i] = reg.resetBytes ? (reg.resetBytes[i] ?? 0) : i < 6 ? Math.floor(reset / 2 ** (8 * i)) & 0xff : 0;
+      defaults[reg.offset + i] = reg.resetBytes
+        ? (reg.resetBytes[i] ?? 0)
+        : i < 6
+          ? Math.floor(reset / 2 ** (8 * i)) & 0xff
+          : 0;
       writableBytes[reg.offset + i] = field.writable ? 1 : 0;
       fieldAt[reg.offset + i] = field;
     }

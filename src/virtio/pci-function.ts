@@ -1,10 +1,4 @@
-import {
-  capabilityIds,
-  msixCap,
-  pciHeader,
-  pcieCap,
-  virtioPciCap,
-} from '../spec/index.js';
+import { capabilityIds, msixCap, pciHeader, pcieCap, virtioPciCap } from '../spec/index.js';
 import { VmmrError } from '../base/errors.js';
 import type { EventBus } from '../base/events.js';
 import { CapabilityLayout } from '../pci/capabilities.js';
@@ -129,7 +123,15 @@ export function buildFunctionTemplate(
     t.set(base + MSIX.PBA.offset, MSIX.PBA.size, region('MSIX_PBA').offset | barIndex);
   });
   const capLen = VT.CAP_LEN.value;
-  const common = addVirtioCap(layout, t, VT.CFG_TYPE_COMMON.value, capLen, barIndex, region('COMMON_CFG').offset, region('COMMON_CFG').length);
+  const common = addVirtioCap(
+    layout,
+    t,
+    VT.CFG_TYPE_COMMON.value,
+    capLen,
+    barIndex,
+    region('COMMON_CFG').offset,
+    region('COMMON_CFG').length,
+  );
   const notify = addVirtioCap(
     layout,
     t,
@@ -138,9 +140,18 @@ export function buildFunctionTemplate(
     barIndex,
     region('NOTIFY').offset,
     region('NOTIFY').length,
-    (base) => t.set(base + VC.NOTIFY_OFF_MULTIPLIER.offset, VC.NOTIFY_OFF_MULTIPLIER.size, NOTIFY_OFF_MULTIPLIER),
+    (base) =>
+      t.set(base + VC.NOTIFY_OFF_MULTIPLIER.offset, VC.NOTIFY_OFF_MULTIPLIER.size, NOTIFY_OFF_MULTIPLIER),
   );
-  const isr = addVirtioCap(layout, t, VT.CFG_TYPE_ISR.value, capLen, barIndex, region('ISR').offset, region('ISR').length);
+  const isr = addVirtioCap(
+    layout,
+    t,
+    VT.CFG_TYPE_ISR.value,
+    capLen,
+    barIndex,
+    region('ISR').offset,
+    region('ISR').length,
+  );
   // §4.1.4.6: a device-specific configuration capability only for a type that has one (rng has
   // none). A zero-length one would make Linux's modern probe fail ("bad capability len").
   const device =
@@ -161,7 +172,14 @@ export function buildFunctionTemplate(
     t.setMasks(base + VC.LENGTH.offset, VC.LENGTH.size, 0xffffffff);
     t.setMasks(base + VC.PCI_CFG_DATA.offset, VC.PCI_CFG_DATA.size, 0xffffffff);
   });
-  return { config: t, caps: { pcie, msix, common, notify, isr, device, pciCfg }, layout, barIndex, model, bar };
+  return {
+    config: t,
+    caps: { pcie, msix, common, notify, isr, device, pciCfg },
+    layout,
+    barIndex,
+    model,
+    bar,
+  };
 }
 
 const FLR = pcieCap.constants.DEVCTL_BCR_FLR.value;
@@ -222,7 +240,8 @@ export abstract class VirtioPciFunction extends PciFunction implements DeviceHos
   }
 
   pending(vector: number): void {
-    if (this.events.active) this.events.emit({ type: 'interrupt', bdf: this.bdf, mode: 'msix-pending', vector });
+    if (this.events.active)
+      this.events.emit({ type: 'interrupt', bdf: this.bdf, mode: 'msix-pending', vector });
   }
 
   private pciCfgDataOffset(): number {
@@ -333,7 +352,10 @@ export abstract class VirtioPciFunction extends PciFunction implements DeviceHos
     const own = this.template.barIndex;
     if (index === own) {
       if (!this.memoryDecodeEnabled()) {
-        throw new VmmrError('VMMR_ERR_DECODE_DISABLED', `BAR ${index} is not decoded: ${this.decodeDisabledReason()}`);
+        throw new VmmrError(
+          'VMMR_ERR_DECODE_DISABLED',
+          `BAR ${index} is not decoded: ${this.decodeDisabledReason()}`,
+        );
       }
       return;
     }

@@ -101,13 +101,15 @@ export function remember(machine: Machine): Machine {
 /** The translator's guest view of a VF of a machine built or remembered here. */
 export function viewOf(vf: MmrVf): GuestView {
   const machine = machineOfPf.get(vf.pf);
-  if (!machine) throw new Error(`test helper: the machine of ${vf.bdf} was not built by machineOf (use remember)`);
+  if (!machine)
+    throw new Error(`test helper: the machine of ${vf.bdf} was not built by machineOf (use remember)`);
   return machine.translator.view(vf);
 }
 
 /** The target of an access: guest spaces of a VF reach its guest view. */
 function targetOf(fn: AccessTarget, space: Space): AccessTarget {
-  if ((space === 'io' || space === 'guest-config') && !(fn instanceof GuestView) && fn.kind === 'vf') return viewOf(fn as MmrVf);
+  if ((space === 'io' || space === 'guest-config') && !(fn instanceof GuestView) && fn.kind === 'vf')
+    return viewOf(fn as MmrVf);
   return fn;
 }
 

@@ -10,7 +10,13 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { read, write } from '../../src/access/index.js';
-import { legacyProbe, runSim, runSimAsync, type SimOp, type TranscriptEntry } from '../../src/driver-sim/probes.js';
+import {
+  legacyProbe,
+  runSim,
+  runSimAsync,
+  type SimOp,
+  type TranscriptEntry,
+} from '../../src/driver-sim/probes.js';
 import { setNumVfs } from '../../src/views/inspect.js';
 import { Machine } from '../../src/machine/machine.js';
 import { pciHeader } from '../../src/spec/index.js';

@@ -657,7 +657,9 @@ function openView(m: Machine, r: Resolved, before: Snap): void {
 
 /** What an access of `space` reaches: a VF's guest view for the guest spaces. */
 function targetOf(m: Machine, fn: VirtioPciFunction, space: unknown): AccessTarget {
-  return fn.kind === 'vf' && (space === 'io' || space === 'guest-config') ? m.translator.view(fn as MmrVf) : fn;
+  return fn.kind === 'vf' && (space === 'io' || space === 'guest-config')
+    ? m.translator.view(fn as MmrVf)
+    : fn;
 }
 
 function describe1(r: Resolved): string {

@@ -228,13 +228,11 @@ const bad: fc.Arbitrary<BadRequest> = fc.oneof(
     path: `/api/v1/functions/${VF}/bars/2/${enc(o)}`,
     body: json({ width: 4, value: 1 }),
   })),
-  fc
-    .constantFrom('6', '-1', 'x', '1', '0', '', '2.0', '02')
-    .map((n) => ({
-      what: 'bad BAR',
-      method: 'GET' as const,
-      path: `/api/v1/functions/${VF}/bars/${enc(n)}/0?width=4`,
-    })),
+  fc.constantFrom('6', '-1', 'x', '1', '0', '', '2.0', '02').map((n) => ({
+    what: 'bad BAR',
+    method: 'GET' as const,
+    path: `/api/v1/functions/${VF}/bars/${enc(n)}/0?width=4`,
+  })),
   badWidth.map((w) => ({
     what: 'bad width',
     method: 'GET' as const,
@@ -252,14 +250,12 @@ const bad: fc.Arbitrary<BadRequest> = fc.oneof(
     path: `/api/v1/functions/${VF}/bars/2/0x1004`,
     body: json({ width: 4, value: v }),
   })),
-  fc
-    .constantFrom(0x100, 0x1000, 0xffff + 1)
-    .map((v) => ({
-      what: 'value beyond width',
-      method: 'PUT' as const,
-      path: `/api/v1/functions/${PF}/config/0x3c`,
-      body: json({ width: 1, value: v }),
-    })),
+  fc.constantFrom(0x100, 0x1000, 0xffff + 1).map((v) => ({
+    what: 'value beyond width',
+    method: 'PUT' as const,
+    path: `/api/v1/functions/${PF}/config/0x3c`,
+    body: json({ width: 1, value: v }),
+  })),
   malformedJson.map((t) => ({
     what: 'malformed JSON',
     method: 'PUT' as const,
@@ -284,14 +280,12 @@ const bad: fc.Arbitrary<BadRequest> = fc.oneof(
     path: `/api/v1/pfs/${PF}/sriov`,
     body: json({ numVfs: n }),
   })),
-  fc
-    .constantFrom<unknown>({}, { numVfs: 2, extra: 1 }, { numvfs: 2 }, [], 'x', 2)
-    .map((b) => ({
-      what: 'bad sriov body',
-      method: 'PUT' as const,
-      path: `/api/v1/pfs/${PF}/sriov`,
-      body: json(b),
-    })),
+  fc.constantFrom<unknown>({}, { numVfs: 2, extra: 1 }, { numvfs: 2 }, [], 'x', 2).map((b) => ({
+    what: 'bad sriov body',
+    method: 'PUT' as const,
+    path: `/api/v1/pfs/${PF}/sriov`,
+    body: json(b),
+  })),
   fc
     .constantFrom(
       'text/plain',
@@ -377,25 +371,21 @@ const bad: fc.Arbitrary<BadRequest> = fc.oneof(
       { minLength: 1, maxLength: 10 },
     )
     .chain((ops) =>
-      fc
-        .constantFrom('stop', 'continue')
-        .map((onError) => ({
-          what: 'refused batch',
-          method: 'POST' as const,
-          path: '/api/v1/access',
-          body: json({ ops, onError }),
-          batch: true,
-        })),
+      fc.constantFrom('stop', 'continue').map((onError) => ({
+        what: 'refused batch',
+        method: 'POST' as const,
+        path: '/api/v1/access',
+        body: json({ ops, onError }),
+        batch: true,
+      })),
     ),
   // Limits: body and batch size.
-  fc
-    .integer({ min: 17 * 1024, max: 64 * 1024 })
-    .map((n) => ({
-      what: 'oversized body',
-      method: 'PUT' as const,
-      path: `/api/v1/functions/${VF}/config/4`,
-      body: json({ width: 4, value: 1, pad: 'x'.repeat(n) }),
-    })),
+  fc.integer({ min: 17 * 1024, max: 64 * 1024 }).map((n) => ({
+    what: 'oversized body',
+    method: 'PUT' as const,
+    path: `/api/v1/functions/${VF}/config/4`,
+    body: json({ width: 4, value: 1, pad: 'x'.repeat(n) }),
+  })),
   fc.integer({ min: 65, max: 200 }).map((n) => ({
     what: 'oversized batch',
     method: 'POST' as const,
@@ -527,13 +517,11 @@ const bad: fc.Arbitrary<BadRequest> = fc.oneof(
       '/api/v1/functions//config/0',
     )
     .map((p) => ({ what: 'unknown route', method: 'POST' as const, path: p, body: '{}' })),
-  fc
-    .constantFrom('DELETE', 'PATCH')
-    .map((m) => ({
-      what: `method ${m}`,
-      method: m as Dispatcher.HttpMethod,
-      path: `/api/v1/functions/${VF}/config/0`,
-    })),
+  fc.constantFrom('DELETE', 'PATCH').map((m) => ({
+    what: `method ${m}`,
+    method: m as Dispatcher.HttpMethod,
+    path: `/api/v1/functions/${VF}/config/0`,
+  })),
 );
 
 async function send(r: BadRequest): Promise<void> {

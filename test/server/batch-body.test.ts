@@ -9,7 +9,10 @@ import { scanBatch, type ScannedBatch } from '../../src/server/routes/batch-body
 function plain(batch: ScannedBatch): unknown {
   const strip = (o: object): Record<string, unknown> =>
     Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
-  return { ...strip({ bdf: batch.bdf, space: batch.space, onError: batch.onError }), ops: batch.ops.map(strip) };
+  return {
+    ...strip({ bdf: batch.bdf, space: batch.space, onError: batch.onError }),
+    ops: batch.ops.map(strip),
+  };
 }
 
 const scalar = fc.oneof(

@@ -661,9 +661,7 @@ describe('guest view', () => {
     const dump = await ok<{ data: string }>(app, 'GET', `${fn(VF1)}/guest/config`);
     expect(dump.data.slice(0, 8)).toBe('f41a0010');
     const lspci = await call(app, 'GET', `${fn(VF1)}/guest/config?format=lspci`);
-    expect(lspci.body.split('\n')[0]).toBe(
-      `${VF1} Ethernet controller: Red Hat, Inc. Virtio network device`,
-    );
+    expect(lspci.body.split('\n')[0]).toBe(`${VF1} Ethernet controller: Red Hat, Inc. Virtio network device`);
     expect(await ok(app, 'GET', `${fn(VF1)}/guest/config/0?width=4`)).toMatchObject({
       space: 'guest-config',
       value: '0x10001af4',

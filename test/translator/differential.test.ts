@@ -8,7 +8,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Space } from '../../src/access/index.js';
-import { legacyProbe, runSim, type SimOp, type SimPort, type TranscriptEntry } from '../../src/driver-sim/probes.js';
+import {
+  legacyProbe,
+  runSim,
+  type SimOp,
+  type SimPort,
+  type TranscriptEntry,
+} from '../../src/driver-sim/probes.js';
 import type { VmmrEvent } from '../../src/base/events.js';
 import type { MmrVf } from '../../src/mmr/vf.js';
 import { IDS, TYPES, expectSameBytes, rd, record, withVfs, wr, type TypeName } from '../core/helpers.js';

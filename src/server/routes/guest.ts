@@ -34,7 +34,13 @@ export const guestRoutes: RouteModule = (app, ctx) => {
     },
     async (request, reply) => {
       const view = ctx.emulator.machine.guestView(request.params.bdf);
-      return sendConfigDump(reply, request.query.format, view.vf.bdf, dumpDescription(view.vf, 'guest'), view.snapshot());
+      return sendConfigDump(
+        reply,
+        request.query.format,
+        view.vf.bdf,
+        dumpDescription(view.vf, 'guest'),
+        view.snapshot(),
+      );
     },
   );
 

@@ -19,9 +19,13 @@ const tags = ['state'];
 const StateBody = Type.Object(
   {
     format: Type.String({ description: '"vmmr-state"' }),
-    version: Type.Integer({ description: `snapshot format version (${STATE_VERSION}; version 1 is converted)` }),
+    version: Type.Integer({
+      description: `snapshot format version (${STATE_VERSION}; version 1 is converted)`,
+    }),
     pfs: Type.Array(Type.Unknown(), { description: 'PF definitions, as in a topology file' }),
-    functions: Type.Array(Type.Unknown(), { description: 'function states, as GET /api/v1/state gives them' }),
+    functions: Type.Array(Type.Unknown(), {
+      description: 'function states, as GET /api/v1/state gives them',
+    }),
   },
   { description: 'a machine snapshot (the schema of GET /api/v1/state)' },
 );
