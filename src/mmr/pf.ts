@@ -16,14 +16,13 @@ import { layoutSriov, SriovCapability, type VfBudget } from '../sriov/capability
 import { lastVfRid, vfIndexAt, vfRid } from '../sriov/routing.js';
 import { VirtioDevice } from '../virtio/device.js';
 import { BAR_LAYOUT_SIZE } from '../virtio/memory-bar.js';
-import { buildModel } from '../virtio/model.js';
+import { buildModel, type AccessPolicy, type NotifyRoute } from '../virtio/model.js';
 import {
   buildFunctionTemplate,
   VirtioPciFunction,
   type FunctionState,
   type FunctionTemplate,
 } from '../virtio/pci-function.js';
-import type { ResolvedPf } from '../machine/topology.js';
 import { addMmrLocator } from './locator.js';
 import { derivedMacByte, derivedSerial, type IdentityOverride } from './identity.js';
 import { MmrVf } from './vf.js';
@@ -33,10 +32,18 @@ const HC = pciHeader.constants;
 const SC = sriovCap.constants;
 const DT = deviceTypes.constants;
 
-/** A topology PF entry with its address parsed and its VF overrides indexed. */
-export interface PfDefinition extends Omit<ResolvedPf, 'bdf' | 'vfs'> {
+/** What a PF is (a topology PF entry, its address parsed and its VF overrides indexed). */
+export interface PfDefinition {
   domain: number;
   rid: number;
+  type: VirtioTypeName;
+  totalVfs: number;
+  initialVfs: number;
+  firstVfOffset: number;
+  vfStride: number;
+  queueSize: number;
+  policy: AccessPolicy;
+  notify: NotifyRoute;
   /** Identity overrides by VF index. */
   overrides: ReadonlyMap<number, IdentityOverride>;
 }
