@@ -6,7 +6,7 @@
 const LAYERS = [
   ['cli'],
   ['server', 'qtest', 'vfio-user'],
-  ['views', 'platform', 'driver-sim'],
+  ['views', 'control', 'platform', 'driver-sim'],
   ['access'],
   ['machine'],
   ['translator'],

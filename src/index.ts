@@ -12,7 +12,9 @@ export {
 } from './access/index.js';
 export { readBlock, writeBlock } from './access/block.js';
 export { runBatch, type Operation, type OperationResult } from './access/batch.js';
-export { describeFunction, listFunctions, pfSummary, sriovState, setNumVfs } from './views/inspect.js';
+export { describeFunction, listFunctions } from './views/functions.js';
+export { pfSummary, sriovState } from './views/pfs.js';
+export { setNumVfs } from './control/sriov.js';
 export { saveStateFile, loadStateFile, StateFileError } from './machine/state-file.js';
 export { VmmrError, isVmmrError, type VmmrErrorCode } from './base/errors.js';
 export { EventBus, EVENT_TYPES, type VmmrEvent, type VmmrEventType } from './base/events.js';

@@ -9,7 +9,7 @@
  */
 import type { Command } from 'commander';
 import { deviceTypes, isVirtioTypeName } from '../spec/index.js';
-import type { PfInfo, PfList } from './api-types.js';
+import type { PfList, PfSummary as PfInfo } from '../views/shapes.js';
 import { addClientOptions, API_PREFIX, parseApiValue, withClient, type ClientOptions } from './client.js';
 import type { CliIo } from './context.js';
 import { countArgument, jsonLine, shortName } from './format.js';

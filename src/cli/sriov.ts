@@ -5,7 +5,7 @@
  * VMMR_ERR_SRIOV_STATE, sysfs with EBUSY).
  */
 import type { Command } from 'commander';
-import type { SriovState } from './api-types.js';
+import type { SriovState } from '../views/shapes.js';
 import { addClientOptions, pfPath, withClient, type ClientOptions } from './client.js';
 import type { CliIo } from './context.js';
 import { bdfArgument, countArgument, jsonLine } from './format.js';

@@ -36,7 +36,7 @@ import { restoreAtStartup, stateFileRoutes } from './persistence.js';
 import { clientErrorHandler } from './client-errors.js';
 import { traceRoutes } from './routes/trace.js';
 import { SseHub } from './sse.js';
-import { serializerCompiler, validatorCompiler } from './validation.js';
+import { validatorCompiler } from './validation.js';
 
 /** The fastify instance type used throughout the server (TypeBox type provider). */
 export type VmmrApp = FastifyInstance<
@@ -65,6 +65,8 @@ export interface RegisteredRoute {
   method: string;
   url: string;
   hidden: boolean;
+  /** The route's response schemas by status (what its answers are serialized through). */
+  response: Readonly<Record<string, unknown>>;
 }
 
 declare module 'fastify' {
@@ -189,7 +191,6 @@ export async function buildApp(opts: BuildAppOptions): Promise<VmmrApp> {
   // Request bodies are validated as sent (no coercion); query strings and path parameters are
   // converted ("4" -> 4, "0x10" -> 16) before validation.
   app.setValidatorCompiler(validatorCompiler);
-  app.setSerializerCompiler(serializerCompiler);
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
   // An empty JSON body (curl -X POST -H 'content-type: application/json' with no data) is no body.
@@ -221,12 +222,18 @@ export async function buildApp(opts: BuildAppOptions): Promise<VmmrApp> {
 
   // Before the OpenAPI plugin, so that it sees the security requirement.
   app.addHook('onRoute', (route) => {
-    const schema = (route.schema ?? {}) as { hide?: boolean; security?: unknown };
+    const schema = (route.schema ?? {}) as {
+      hide?: boolean;
+      security?: unknown;
+      response?: Record<string, unknown>;
+    };
     if (route.url.startsWith(PROTECTED_PREFIX) && !schema.hide) {
       route.schema = { ...schema, security: [{ bearer: [] }] };
     }
     const methods = Array.isArray(route.method) ? route.method : [route.method];
-    for (const method of methods) routes.push({ method, url: route.url, hidden: schema.hide === true });
+    for (const method of methods) {
+      routes.push({ method, url: route.url, hidden: schema.hide === true, response: schema.response ?? {} });
+    }
   });
   if (config.token !== undefined) app.addHook('onRequest', bearerAuth(config.token));
   await registerOpenApi(app, { auth: config.token !== undefined });

@@ -66,6 +66,8 @@ export interface Constant {
   readonly value: number;
   /** Same value as another constant on purpose. */
   readonly alias?: boolean;
+  /** The name tools show for this value (lspci's wording where lspci names it). */
+  readonly title?: string;
   readonly description?: string;
   readonly source: string;
   readonly linux?: LinuxRefs;

@@ -17,7 +17,7 @@ import {
   type SimOp,
   type TranscriptEntry,
 } from '../../src/driver-sim/probes.js';
-import { setNumVfs } from '../../src/views/inspect.js';
+import { setNumVfs } from '../../src/control/sriov.js';
 import { Machine } from '../../src/machine/machine.js';
 import { pciHeader } from '../../src/spec/index.js';
 import { DEFAULT_TOPOLOGY } from '../../src/machine/topology.js';

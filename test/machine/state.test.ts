@@ -11,7 +11,7 @@ import { Machine } from '../../src/machine/machine.js';
 import { migrateStateV1, stateProblem, STATE_VERSION } from '../../src/machine/state.js';
 import { DEFAULT_TOPOLOGY } from '../../src/machine/topology.js';
 import type { MmrVf } from '../../src/mmr/vf.js';
-import { setNumVfs } from '../../src/views/inspect.js';
+import { setNumVfs } from '../../src/control/sriov.js';
 
 const V1 = JSON.parse(readFileSync(new URL('../fixtures/state-v1.json', import.meta.url), 'utf8')) as unknown;
 

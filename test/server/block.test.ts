@@ -5,7 +5,7 @@ import { blockPieces, readBlock, writeBlock } from '../../src/access/block.js';
 import { runBatch, type Operation } from '../../src/access/batch.js';
 import { read } from '../../src/access/index.js';
 import { VmmrError, isVmmrError } from '../../src/base/errors.js';
-import { setNumVfs } from '../../src/views/inspect.js';
+import { setNumVfs } from '../../src/control/sriov.js';
 import { Machine } from '../../src/machine/machine.js';
 import { DEFAULT_TOPOLOGY } from '../../src/machine/topology.js';
 

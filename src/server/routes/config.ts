@@ -1,6 +1,6 @@
 /** A function's config space: whole-space dumps and single or block accesses. */
 import { Type } from 'typebox';
-import { dumpDescription } from '../../views/inspect.js';
+import { dumpDescription } from '../../views/functions.js';
 import type { RouteModule } from '../app.js';
 import { BdfParams, BdfParam, ConfigDump, DumpFormat, OffsetParam, problems } from '../schemas.js';
 import { sendConfigDump } from './common.js';

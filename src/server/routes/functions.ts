@@ -1,8 +1,9 @@
 /** Functions (PFs and live VFs): paged listing and full descriptions. */
 import { Type } from 'typebox';
-import { describeFunction, listFunctions } from '../../views/inspect.js';
+import { describeFunction, listFunctions } from '../../views/functions.js';
 import type { RouteModule } from '../app.js';
-import { BdfParams, Cursor, FunctionDescription, FunctionSummary, Limit, problems } from '../schemas.js';
+import { FunctionDescriptionSchema, FunctionPageSchema } from '../../views/shapes.js';
+import { BdfParams, Cursor, Limit, problems } from '../schemas.js';
 
 const tags = ['functions'];
 
@@ -27,11 +28,7 @@ export const functionRoutes: RouteModule = (app, ctx) => {
           { additionalProperties: false },
         ),
         response: {
-          200: Type.Object({
-            items: Type.Array(FunctionSummary),
-            total: Type.Integer(),
-            nextCursor: Type.Union([Type.String(), Type.Null()]),
-          }),
+          200: FunctionPageSchema,
           ...problems(400, 404),
         },
       },
@@ -51,7 +48,7 @@ export const functionRoutes: RouteModule = (app, ctx) => {
           '(PF), virtio state (status bits, features, queues, MSI-X, ISR, config generation), identity (net MAC, ' +
           'blk serial) and the guest view once opened. Reading it has no side effect.',
         params: BdfParams,
-        response: { 200: FunctionDescription, ...problems(400, 404, 410) },
+        response: { 200: FunctionDescriptionSchema, ...problems(400, 404, 410) },
       },
     },
     async (request) => {

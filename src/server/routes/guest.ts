@@ -3,7 +3,7 @@
  * driver sees (config space with an I/O BAR0) and that I/O BAR0 itself.
  */
 import { Type } from 'typebox';
-import { dumpDescription } from '../../views/inspect.js';
+import { dumpDescription } from '../../views/functions.js';
 import type { RouteModule } from '../app.js';
 import { BdfParam, BdfParams, ConfigDump, DumpFormat, OffsetParam, problems } from '../schemas.js';
 import { sendConfigDump } from './common.js';

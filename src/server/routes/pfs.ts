@@ -3,10 +3,12 @@
  */
 import { Type } from 'typebox';
 import { VmmrError } from '../../base/errors.js';
-import { pfSummary, setNumVfs, sriovState } from '../../views/inspect.js';
+import { setNumVfs } from '../../control/sriov.js';
+import { pfSummary, sriovState } from '../../views/pfs.js';
 import { TopologyError, TopologyPfSchema, parseTopology } from '../../machine/topology.js';
 import type { RouteModule } from '../app.js';
-import { BdfParams, PageQuery, PfSummary, SriovState, problems } from '../schemas.js';
+import { PfListSchema, PfSummarySchema, SriovStateSchema } from '../../views/shapes.js';
+import { BdfParams, PageQuery, problems } from '../schemas.js';
 
 const tags = ['pfs'];
 
@@ -17,7 +19,7 @@ export const pfRoutes: RouteModule = (app, ctx) => {
       schema: {
         tags,
         summary: 'List the PFs',
-        response: { 200: Type.Object({ items: Type.Array(PfSummary) }) },
+        response: { 200: PfListSchema },
       },
     },
     async () => ({ items: ctx.emulator.machine.pfs.map(pfSummary) }),
@@ -34,7 +36,7 @@ export const pfRoutes: RouteModule = (app, ctx) => {
           'those of all its TotalVFs VFs must be free: a collision is 409 VMMR_ERR_TOPOLOGY. The PF starts ' +
           'with VFs disabled. POST /api/v1/reset removes it again (back to the startup topology).',
         body: TopologyPfSchema,
-        response: { 201: PfSummary, ...problems(400, 409) },
+        response: { 201: PfSummarySchema, ...problems(400, 409) },
       },
     },
     async (request, reply) => {
@@ -60,7 +62,7 @@ export const pfRoutes: RouteModule = (app, ctx) => {
         tags,
         summary: 'One PF',
         params: BdfParams,
-        response: { 200: PfSummary, ...problems(400, 404) },
+        response: { 200: PfSummarySchema, ...problems(400, 404) },
       },
     },
     async (request) => pfSummary(ctx.emulator.machine.findPf(request.params.bdf)),
@@ -92,7 +94,7 @@ export const pfRoutes: RouteModule = (app, ctx) => {
         summary: 'SR-IOV state and the enabled VFs (paged)',
         params: BdfParams,
         querystring: PageQuery,
-        response: { 200: SriovState, ...problems(400, 404) },
+        response: { 200: SriovStateSchema, ...problems(400, 404) },
       },
     },
     async (request) => {
@@ -120,7 +122,7 @@ export const pfRoutes: RouteModule = (app, ctx) => {
           { numVfs: Type.Integer({ minimum: 0, description: 'VFs to enable, 0 to disable' }) },
           { additionalProperties: false },
         ),
-        response: { 200: SriovState, ...problems(400, 404, 409) },
+        response: { 200: SriovStateSchema, ...problems(400, 404, 409) },
       },
     },
     async (request) => {

@@ -1,0 +1,206 @@
+/**
+ * The shapes of what the views answer (and so of the REST API's answers): one TypeBox schema per
+ * shape. The TypeScript types are derived from them (Static), the HTTP routes serialize through
+ * them and publish them in the OpenAPI document, and the CLI reads its answers with the same
+ * types.
+ */
+import { Type, type Static, type TSchema, type TString } from 'typebox';
+
+/** A register value or ID as hex zero-padded to its width ("0x1af4"). */
+export const HexString = (description: string, example = '0x1af4'): TString =>
+  Type.String({ description, examples: [example] });
+
+const FunctionKind = Type.Union([Type.Literal('pf'), Type.Literal('vf')]);
+
+export const PfSummarySchema = Type.Object({
+  bdf: Type.String(),
+  type: Type.String({ description: 'virtio type: net, block, balloon, console, scsi, rng, 9p' }),
+  totalVfs: Type.Integer(),
+  initialVfs: Type.Integer(),
+  firstVfOffset: Type.Integer(),
+  vfStride: Type.Integer(),
+  queueSize: Type.Integer(),
+  policy: Type.String({ description: 'strict or compat' }),
+  notify: Type.String({ description: 'notify-region or legacy-register' }),
+  numVfs: Type.Integer({ description: 'SR-IOV NumVFs as the register holds it' }),
+  vfEnabled: Type.Boolean({ description: 'SR-IOV Control VF Enable' }),
+  vfMemoryEnabled: Type.Boolean({
+    description: 'SR-IOV Control VF Memory Space Enable (with VF Enable: VF BARs decode)',
+  }),
+  vfDeviceId: HexString('SR-IOV VF Device ID', '0x10f9'),
+});
+export type PfSummary = Static<typeof PfSummarySchema>;
+
+export const PfListSchema = Type.Object({ items: Type.Array(PfSummarySchema) });
+export type PfList = Static<typeof PfListSchema>;
+
+/** A page of a listing: `items`, how many match in all, and the cursor of the next page. */
+export const PageSchema = <T extends TSchema>(item: T, description: string) =>
+  Type.Object({
+    items: Type.Array(item, { description }),
+    total: Type.Integer({ description: 'items matching the request across all pages' }),
+    nextCursor: Type.Union([Type.String(), Type.Null()], {
+      description: 'pass back as cursor for the next page; null on the last page',
+    }),
+  });
+export interface Page<T> {
+  items: T[];
+  total: number;
+  nextCursor: string | null;
+}
+
+export const VfPageSchema = PageSchema(Type.String(), 'VF addresses');
+
+const SriovFields = {
+  numVfs: Type.Integer(),
+  totalVfs: Type.Integer(),
+  initialVfs: Type.Integer(),
+  vfEnabled: Type.Boolean(),
+  vfMemoryEnabled: Type.Boolean(),
+  firstVfOffset: Type.Integer(),
+  vfStride: Type.Integer(),
+  vfDeviceId: Type.String(),
+  systemPageSize: Type.String({ description: 'SR-IOV System Page Size register (bit n: 4 KiB << n)' }),
+  vfBarSize: Type.Integer({
+    description: "size of each VF's memory BAR (the layout rounded up to the System Page Size)",
+  }),
+  vfBarBase: Type.String({
+    description: "64-bit base of the VF BAR window (VF n's BAR = base + n × vfBarSize)",
+  }),
+};
+export const SriovStateSchema = Type.Object({ ...SriovFields, vfs: VfPageSchema });
+export type SriovState = Static<typeof SriovStateSchema>;
+const SriovSummarySchema = Type.Object(SriovFields, { description: 'SR-IOV state without the VF list' });
+
+const SummaryFields = {
+  bdf: Type.String(),
+  kind: FunctionKind,
+  type: Type.String(),
+  pf: Type.Optional(Type.String({ description: 'the PF of a VF' })),
+  vfIndex: Type.Optional(Type.Integer({ description: '0-based VF number (VF n+1 in SR-IOV terms)' })),
+  vendorId: Type.String({ description: "logical Vendor ID (a VF reports its PF's)" }),
+  deviceId: Type.String({ description: "logical Device ID (a VF reports the PF's VF Device ID)" }),
+  status: Type.String({ description: 'virtio device status' }),
+};
+export const FunctionSummarySchema = Type.Object(SummaryFields);
+export type FunctionSummary = Static<typeof FunctionSummarySchema>;
+export const FunctionPageSchema = PageSchema(
+  FunctionSummarySchema,
+  'functions: each PF followed by its enabled VFs',
+);
+
+export const QueueStateSchema = Type.Object({
+  index: Type.Integer(),
+  name: Type.String(),
+  size: Type.Integer(),
+  maxSize: Type.Integer(),
+  enabled: Type.Boolean(),
+  vector: Type.Integer({ description: 'MSI-X vector, 65535 = none' }),
+  desc: Type.String(),
+  driver: Type.String(),
+  device: Type.String(),
+});
+
+export const BarDescriptionSchema = Type.Object({
+  index: Type.Integer(),
+  type: Type.Literal('memory'),
+  is64: Type.Boolean(),
+  prefetchable: Type.Boolean(),
+  size: Type.Integer(),
+  address: Type.String({ description: 'bus address the BAR is programmed to (64-bit hex)' }),
+  decoding: Type.Boolean({
+    description: "whether the function decodes it now (PF: Command.Memory; VF: the PF's VF Enable + VF MSE)",
+  }),
+});
+export type BarDescription = Static<typeof BarDescriptionSchema>;
+
+export const CapabilityDescriptionSchema = Type.Object({
+  kind: Type.Union([Type.Literal('standard'), Type.Literal('extended')]),
+  id: Type.String(),
+  name: Type.String(),
+  offset: Type.Integer(),
+  version: Type.Optional(Type.Integer()),
+  virtio: Type.Optional(
+    Type.Object(
+      {
+        cfgType: Type.Integer(),
+        cfgName: Type.String(),
+        bar: Type.Integer(),
+        offset: Type.Integer(),
+        length: Type.Integer(),
+      },
+      { description: 'virtio vendor capability (cap ID 0x09): the structure it locates' },
+    ),
+  ),
+  vsec: Type.Optional(
+    Type.Object(
+      { id: Type.String(), rev: Type.Integer(), length: Type.Integer() },
+      { description: 'Vendor-Specific Extended Capability header' },
+    ),
+  ),
+});
+export type CapabilityDescription = Static<typeof CapabilityDescriptionSchema>;
+
+export const VirtioSummarySchema = Type.Object({
+  status: Type.String({ description: 'device status register' }),
+  statusBits: Type.Array(Type.String(), { description: 'names of the status bits set' }),
+  deviceFeatures: Type.String({ description: '64-bit feature word' }),
+  driverFeatures: Type.String({ description: '64-bit feature word' }),
+  isr: Type.String(),
+  configGeneration: Type.Integer(),
+  configVector: Type.Integer({ description: 'config-change MSI-X vector (65535 = none)' }),
+  legacyConfigOffset: Type.Optional(
+    Type.Integer({
+      description: 'where the device config starts in the legacy block (24 with MSI-X enabled, else 20)',
+    }),
+  ),
+  queues: Type.Array(QueueStateSchema),
+  msix: Type.Object({ enabled: Type.Boolean(), masked: Type.Boolean(), vectors: Type.Integer() }),
+});
+export type VirtioSummary = Static<typeof VirtioSummarySchema>;
+
+export const GuestSummarySchema = Type.Object({
+  vendorId: Type.String(),
+  deviceId: Type.String(),
+  ioLength: Type.Integer({ description: "size of the guest's I/O BAR0 (the legacy block length)" }),
+  ioEnabled: Type.Boolean(),
+  memoryEnabled: Type.Boolean(),
+  intxAsserted: Type.Boolean(),
+  trace: Type.Object({ enabled: Type.Boolean(), depth: Type.Integer(), recorded: Type.Integer() }),
+});
+export type GuestSummary = Static<typeof GuestSummarySchema>;
+
+export const MmrLocationSchema = Type.Object(
+  { bar: Type.Integer(), offset: Type.Integer(), length: Type.Integer() },
+  { description: 'where the MMR locator says the legacy block is' },
+);
+
+export const FunctionDescriptionSchema = Type.Object({
+  ...SummaryFields,
+  revision: Type.String(),
+  classCode: Type.String(),
+  subsystemVendorId: Type.String(),
+  subsystemId: Type.String(),
+  configVendorId: Type.String({
+    description: 'as config space reads it (0xffff on a VF, as SR-IOV requires)',
+  }),
+  configDeviceId: Type.String({
+    description: 'as config space reads it (0xffff on a VF, as SR-IOV requires)',
+  }),
+  command: Type.String(),
+  configStatus: Type.String({ description: 'PCI Status register' }),
+  bars: Type.Array(BarDescriptionSchema),
+  capabilities: Type.Array(CapabilityDescriptionSchema),
+  mmrLocator: Type.Optional(MmrLocationSchema),
+  sriov: Type.Optional(SriovSummarySchema),
+  intx: Type.Optional(
+    Type.Object({ pin: Type.Literal('A'), asserted: Type.Boolean() }, { description: 'PF: INTx pin A' }),
+  ),
+  virtio: VirtioSummarySchema,
+  identity: Type.Object(
+    { mac: Type.Optional(Type.String()), serial: Type.Optional(Type.String()) },
+    { description: 'net: MAC as the device config shows it; block: serial' },
+  ),
+  guest: Type.Optional(GuestSummarySchema),
+});
+export type FunctionDescription = Static<typeof FunctionDescriptionSchema>;
