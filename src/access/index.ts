@@ -5,7 +5,7 @@ import { GuestView } from '../translator/guest-view.js';
 import type { VirtioPciFunction } from '../virtio/pci-function.js';
 
 /**
- * The one entry point for every access (design: src/access). Spaces:
+ * The one entry point for every access. Spaces:
  * - `config`: the function's 4 KiB config space, widths 1/2/4;
  * - `bar0`..`bar5`: a memory BAR, widths 1/2/4/8 (8 bytes delivered whole, never split);
  * - `io`: the translator's I/O BAR0 of a VF (port offsets from 0), widths 1/2/4;

@@ -7,7 +7,7 @@ const C = mmrLocator.constants;
 export const LEGACY_BLOCK_OFFSET = C.LEGACY_BLOCK_OFFSET.value;
 
 /**
- * The MMR locator (vmmr decision, spec §4): a Vendor-Specific Extended Capability (0x000B) whose
+ * The MMR locator (vmmr decision, docs/device-model.md "The MMR locator"): a Vendor-Specific Extended Capability (0x000B) whose
  * VSEC ID is cfg_type 10 (VIRTIO_PCI_CAP_LEGACY_MMR_CFG), locating the legacy block.
  *
  *   +0x00  ext cap header   ID 0x000B, version 1, next

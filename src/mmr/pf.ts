@@ -96,7 +96,7 @@ export class VirtioPf extends VirtioPciFunction {
         classCode: info.classCode,
         subsystemVendorId: DT.SUBSYSTEM_VENDOR_ID.value,
         // A non-transitional device's Subsystem Device ID is 0x40 or higher (virtio 1.2 §4.1.2.1,
-        // spec §2); only transitional functions (the MMR VFs) carry the type id there.
+        // docs/device-model.md "Functions"); only transitional functions (the MMR VFs) carry the type id there.
         subsystemId: DT.MODERN_SUBSYSTEM_ID_MIN.value,
       },
       false,

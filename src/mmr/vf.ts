@@ -18,7 +18,7 @@ export interface VfObserver {
 }
 
 /**
- * A transitional MMR VF (spec §1, §3): SR-IOV config rules (Vendor/Device ID 0xFFFF,
+ * A transitional MMR VF (docs/device-model.md "Functions", PCIe SR-IOV §9.3): SR-IOV config rules (Vendor/Device ID 0xFFFF,
  * Command.MSE hard-wired 0, no INTx, header BARs 0), revision 0, the modern virtio capabilities
  * and the MMR locator; its legacy block lives at 0x1000 of its memory BAR. A flyweight: the
  * template, model and register tables are the PF's; the VF holds its device state and the config

@@ -17,7 +17,7 @@ const NOTIFY_REGION = barLayout.registers.NOTIFY.offset;
 const IO_FLAG_BITS = 0x3;
 
 /**
- * The guest's header of a VF shown through the translator (spec §8, as Linux
+ * The guest's header of a VF shown through the translator (docs/device-model.md "The translator's guest view", as Linux
  * drivers/vfio/pci/virtio): a classic transitional device — Vendor 0x1AF4, Device ID 0x1000+n,
  * revision 0, BAR0 an I/O BAR of the legacy block's length, the VF memory BAR passed through at
  * its own index, INTx pin A, and no extended capabilities (the MMR locator is hidden).

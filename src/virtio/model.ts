@@ -13,7 +13,7 @@ import {
 export const ACCESS_POLICIES = ['strict', 'compat'] as const;
 export type AccessPolicy = (typeof ACCESS_POLICIES)[number];
 
-/** Where the translator sends a guest's QUEUE_NOTIFY write (spec §7). */
+/** Where the translator sends a guest's QUEUE_NOTIFY write (docs/device-model.md "Interrupts" and "The translator's guest view"). */
 export const NOTIFY_ROUTES = ['notify-region', 'legacy-register'] as const;
 export type NotifyRoute = (typeof NOTIFY_ROUTES)[number];
 

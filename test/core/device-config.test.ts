@@ -1,5 +1,5 @@
 /**
- * Device-specific configuration of the seven types (virtio 1.2 §5.x layouts; spec §5): values at
+ * Device-specific configuration of the seven types (virtio 1.2 §5.x layouts): values at
  * the spec's offsets through the modern window (BAR + 0x200) and the legacy block (BAR2 + 0x1000
  * + 20), driver-writable fields, read-only refusals, per-function identities (MAC, serial) and
  * their topology overrides.

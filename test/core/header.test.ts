@@ -1,5 +1,5 @@
 /**
- * Type-0 configuration header of the PF and of an MMR VF: identities (spec §2), Command/Status
+ * Type-0 configuration header of the PF and of an MMR VF: identities (docs/device-model.md "Functions"), Command/Status
  * write masks and RW1C bits (PCI 3.0 §6.2, PCIe §7.5.1, SR-IOV §9.3.4.1), BAR sizing probes,
  * interrupt pin. Expected values are the spec's, written out here.
  */
@@ -21,7 +21,7 @@ const STATUS_CAP_LIST = 0x0010;
 const BAR_64BIT_MEM = 0x4; // memory space, type 10b (64-bit), not prefetchable
 const KIB16 = 16 * 1024;
 
-describe('PF type-0 header: identity (spec §2, virtio 1.2 §4.1.2)', () => {
+describe('PF type-0 header: identity (docs/device-model.md "Functions", virtio 1.2 §4.1.2)', () => {
   for (const type of TYPES) {
     it(`${type}: modern device 0x${IDS[type].modern.toString(16)}, revision 1, class 0x${IDS[type].classCode.toString(16).padStart(6, '0')}`, () => {
       const { pf } = singlePf(type);

@@ -35,7 +35,7 @@ export type TypeName = TopologyPf['type'];
 export const TYPES: readonly TypeName[] = ['net', 'block', 'balloon', 'console', 'scsi', 'rng', '9p'];
 
 /**
- * Identities straight from the reference's device ID table (spec §2) and the virtio spec: the
+ * Identities straight from the device ID table (docs/device-model.md "Functions") and the virtio spec: the
  * expected values every identity test compares with (never the code's own tables).
  */
 export const IDS: Record<

@@ -1,5 +1,5 @@
 /**
- * Notifications (notify region and legacy QUEUE_NOTIFY, spec §7), MSI-X table and PBA with
+ * Notifications (notify region and legacy QUEUE_NOTIFY), MSI-X table and PBA with
  * per-vector and function masking (PCI 3.0 §6.8.2), INTx of a PF (PCI 3.0 §6.2.2: Status.Interrupt,
  * Command.Interrupt Disable) and the absence of INTx on a VF (SR-IOV: VFs have no INTx).
  */
@@ -52,7 +52,7 @@ describe('notifications', () => {
     }
   });
 
-  it('legacy QUEUE_NOTIFY and the notify region kick the same queue (spec §7)', () => {
+  it('legacy QUEUE_NOTIFY and the notify region kick the same queue', () => {
     const { machine, fn } = setup('vf');
     const events = record(machine);
     for (let q = 0; q < IDS.net.queues; q++) {

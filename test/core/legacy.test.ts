@@ -1,6 +1,6 @@
 /**
  * The legacy register block in the MMR VF's memory BAR (BAR2 + 0x1000), register by register
- * (spec §5, virtio 1.2 §4.1.4.10, <linux/virtio_pci.h>), under both access policies.
+ * (virtio 1.2 §4.1.4.10, <linux/virtio_pci.h>), under both access policies.
  */
 import { describe, expect, it } from 'vitest';
 import type { MmrVf } from '../../src/mmr/vf.js';

@@ -1,6 +1,6 @@
 /**
  * SR-IOV (PCIe §9.3.3, behaviour as QEMU hw/pci/pcie_sriov.c and openvmm), ARI, the MMR locator
- * (spec §4) and the VF lifecycle as the machine sees it.
+ * (docs/device-model.md "The MMR locator") and the VF lifecycle as the machine sees it.
  */
 import { describe, expect, it } from 'vitest';
 import { sriovCap } from '../../src/spec/index.js';
@@ -309,8 +309,8 @@ describe('ARI capability', () => {
   });
 });
 
-describe('MMR locator (spec §4)', () => {
-  /** Legacy block length: 24-byte header + device config, a power of two >= 32 (spec §4, §5). */
+describe('MMR locator (docs/device-model.md)', () => {
+  /** Legacy block length: 24-byte header + device config, a power of two >= 32 (docs/device-model.md "The MMR locator"). */
   const legacyLength: Record<(typeof TYPES)[number], number> = {
     net: 64, // 24 + 12
     block: 64, // 24 + 36
@@ -378,7 +378,7 @@ describe('VF objects after VF Enable is cleared', () => {
   });
 });
 
-describe('routing IDs (spec §3: VF routing IDs fit in 16 bits and collide with nobody)', () => {
+describe('routing IDs (PCIe §9.2.1.2: VF routing IDs fit in 16 bits and collide with nobody)', () => {
   it('a PF whose potential VFs would overlap another function is refused', () => {
     refusal(
       () =>

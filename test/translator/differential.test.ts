@@ -3,7 +3,7 @@
  * BAR0 and guest config space) and run directly on the MMR block (BAR2 + 0x1000 and the VF's
  * config space), on two fresh machines, must give the same transcript, the same device state,
  * the same VF config space and the same events. The one difference allowed is where a notify
- * kick lands: through I/O it goes to the notify region by default (spec §7), directly it is the
+ * kick lands: through I/O it goes to the notify region by default (docs/device-model.md "Interrupts" and "The translator's guest view"), directly it is the
  * legacy register; with the topology's notify 'legacy-register' the events are identical.
  */
 import { describe, expect, it } from 'vitest';

@@ -1,5 +1,5 @@
 /**
- * The translator's guest view of an MMR VF's config space (spec §8, as Linux
+ * The translator's guest view of an MMR VF's config space (docs/device-model.md "The translator's guest view", as Linux
  * drivers/vfio/pci/virtio): a classic transitional virtio device with an I/O BAR0 sized to the
  * legacy block, the VF memory BAR passed through, INTx pin A, the standard capabilities passed
  * through to the VF and no extended capability. Decoded by lspci as well.
@@ -36,7 +36,7 @@ import type { MmrVf } from '../../src/mmr/vf.js';
 const G = (vf: MmrVf, off: number, w: number): number => rd(vf, 'guest-config', off, w);
 const setG = (vf: MmrVf, off: number, w: number, v: number): void => wr(vf, 'guest-config', off, w, v);
 
-/** The legacy block length as the VF's MMR locator states it (spec §4: +0x14 le64). */
+/** The legacy block length as the VF's MMR locator states it (docs/device-model.md "The MMR locator": +0x14 le64). */
 const locatorLength = (vf: MmrVf): number => rd(vf, 'config', vf.pf.vfLocator + 0x14, 4);
 
 describe('guest header (virtio 1.2 §4.1.2: transitional device)', () => {

@@ -1,5 +1,5 @@
 /**
- * The translator's I/O BAR0 (spec §7, §8): each guest I/O access is one MMIO access of the same
+ * The translator's I/O BAR0 (docs/device-model.md "The translator's guest view"): each guest I/O access is one MMIO access of the same
  * width at the legacy block + port; refusals; the device-config move seen through I/O; the
  * emulated INTx; notify routing; the trace ring.
  */
@@ -205,7 +205,7 @@ describe('emulated INTx (level follows the ISR while MSI-X is disabled)', () => 
   });
 });
 
-describe('notify routing (spec §7)', () => {
+describe('notify routing', () => {
   it("default (notify-region): a 2-byte QUEUE_NOTIFY write goes to the queue's notify address", () => {
     const { machine, vf } = guest('net');
     const view = guestView(vf);
