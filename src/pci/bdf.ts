@@ -1,4 +1,5 @@
 import { VmmrError } from '../base/errors.js';
+import { HEX2 } from '../base/hex.js';
 
 /**
  * PCI addresses. A routing ID (RID) is bus[15:8] | device[7:3] | function[2:0]; with ARI the
@@ -85,9 +86,6 @@ export function parseBdf(text: string): Bdf {
   }
   return { domain, rid: (bus << 8) | (device << 3) | fn };
 }
-
-/** "00".."ff": listing 60,000 VFs formats 60,000 addresses. */
-const HEX2 = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
 function hex4(value: number): string {
   return value >= 0 && value <= 0xffff

@@ -5,8 +5,9 @@
  * blocks travel as plain lower-case hex, two digits per byte in address order ("0a1b…").
  */
 import { VmmrError, type VmmrErrorCode } from '../base/errors.js';
+import { HEX2 } from '../base/hex.js';
 
-const HEX2: readonly string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+export { bytesToHex, hexToBytes } from '../base/hex.js';
 
 /** "0x" + zero-padded hex of a width-1/2/4 value (the batch path calls this once per read). */
 export function hexOfWidth(value: number, width: number): string {
@@ -28,32 +29,11 @@ export function hexValue(value: number | bigint, width: number): string {
   return `0x${value.toString(16).padStart(width * 2, '0')}`;
 }
 
-export function bytesToHex(bytes: Uint8Array): string {
-  let out = '';
-  for (let i = 0; i < bytes.length; i++) out += HEX2[bytes[i]!]!;
-  return out;
-}
-
 const HEX_DIGIT = new Int8Array(128).fill(-1);
 for (let i = 0; i < 10; i++) HEX_DIGIT[0x30 + i] = i;
 for (let i = 0; i < 6; i++) {
   HEX_DIGIT[0x61 + i] = 10 + i;
   HEX_DIGIT[0x41 + i] = 10 + i;
-}
-
-/** Decodes plain hex ("0a1B…", even length) or returns undefined. */
-export function hexToBytes(text: string): Uint8Array | undefined {
-  if (text.length % 2 !== 0) return undefined;
-  const out = new Uint8Array(text.length / 2);
-  for (let i = 0; i < out.length; i++) {
-    const a = text.charCodeAt(2 * i);
-    const b = text.charCodeAt(2 * i + 1);
-    const hi = a < 128 ? HEX_DIGIT[a]! : -1;
-    const lo = b < 128 ? HEX_DIGIT[b]! : -1;
-    if (hi < 0 || lo < 0) return undefined;
-    out[i] = (hi << 4) | lo;
-  }
-  return out;
 }
 
 const HEX_RE = /^0[xX]([0-9a-fA-F]{1,16})$/;

@@ -14,7 +14,8 @@ import type { MsixTable } from '../pci/msix.js';
 import { ALL_ONES_64, joinHalves } from './registers.js';
 
 /**
- * The memory BAR of every vmmr function (vmmr decision, spec-tables/bar-layout.json): one
+ * The memory BAR of every vmmr function (vmmr decision, spec-tables/bar-layout.json; the same
+ * diagram is in docs/device-model.md, checked by test/docs/diagrams.test.ts): one
  * non-prefetchable 64-bit BAR — non-prefetchable because the ISR and the legacy block have read
  * side effects (PCI prefetchable = no read side effects).
  *
@@ -23,7 +24,7 @@ import { ALL_ONES_64, joinHalves } from './registers.js';
  *   0x0100 | ISR (1 B)                 |  read-to-clear               (cfg_type 3)
  *   0x0200 | device cfg (type-specific)|                              (cfg_type 4)
  *   0x0400 | notify: queue n at n*4    |  16-bit queue index          (cfg_type 2)
- *   0x1000 | legacy block (VF only)    |  MMR locator target, 32..256 B
+ *   0x1000 | legacy block (VF only)    |  MMR locator target, 32..64 B
  *   0x2000 | MSI-X table (16 B/vector) |
  *   0x3000 | MSI-X PBA                 |
  *   0x4000 +---------------------------+  (a VF BAR is this rounded up to the System Page Size)
