@@ -75,9 +75,11 @@ export const BATCH_GOAL = 1_000_000;
 const PROBE = { msix: false, notify: [0] } as const;
 
 /** The recorded probe as batch operations on the VF's legacy block (bar2 + 0x1000 + off). */
-function batchOps(transcript: readonly TranscriptEntry[]): Array<Record<string, unknown>> {
+function batchOps(transcript: readonly TranscriptEntry[], format: 'tuples' | 'objects'): unknown[] {
   return transcript.map((e) => {
     const offset = LEGACY_BLOCK + e.offset;
+    if (format === 'tuples')
+      return e.op === 'write' ? ['w', offset, e.width, e.value] : ['r', offset, e.width];
     return e.op === 'write'
       ? { op: 'write', offset, width: e.width, value: e.value }
       : { op: 'read', offset, width: e.width };
@@ -85,7 +87,7 @@ function batchOps(transcript: readonly TranscriptEntry[]): Array<Record<string, 
 }
 
 /** A batch of `size` operations: the sequence repeated and cut; bdf and space given once. */
-function batchBody(ops: ReadonlyArray<Record<string, unknown>>, size: number): string {
+function batchBody(ops: readonly unknown[], size: number): string {
   const list = Array.from({ length: size }, (_, i) => ops[i % ops.length]!);
   return JSON.stringify({ bdf: BENCH_VF, space: VF_BAR_SPACE, ops: list });
 }
@@ -146,14 +148,22 @@ export async function runBatch(o: BatchOptions = BATCH_DEFAULTS): Promise<Sectio
     return (directIterations * n * 1000) / (now() - t);
   };
 
-  const ops = batchOps(transcript);
-  const bodies = o.sizes.map((size) => batchBody(ops, size));
+  const ops = batchOps(transcript, 'tuples');
+  const last = o.sizes.length - 1;
+  const largest = o.sizes[last]!;
+  // Every size as compact tuples, then the largest once more as objects.
+  const bodies = [
+    ...o.sizes.map((size) => batchBody(ops, size)),
+    batchBody(batchOps(transcript, 'objects'), largest),
+  ];
+  const sizes = [...o.sizes, largest];
+  const formats = [...o.sizes.map(() => 'tuples'), 'objects'];
   const server = await startServerChild('vmmr', o.profileDir ? { profileDir: o.profileDir } : {});
   try {
     await enableBenchVfs(server);
-    for (let k = 0; k < o.sizes.length; k++) await verify(server, transcript, o.sizes[k]!, bodies[k]!);
+    for (let k = 0; k < sizes.length; k++) await verify(server, transcript, sizes[k]!, bodies[k]!);
     // The batch sizes, then single GETs (the same VF, one access per request) for comparison.
-    const single = o.sizes.length;
+    const single = sizes.length;
     const load = (k: number, warmupMs: number): Promise<LoadResult> =>
       runLoad({
         server,
@@ -166,7 +176,7 @@ export async function runBatch(o: BatchOptions = BATCH_DEFAULTS): Promise<Sectio
       });
     for (let k = 0; k <= single; k++) await load(k, o.firstWarmupMs);
 
-    const runs: LoadResult[][] = o.sizes.map(() => []);
+    const runs: LoadResult[][] = sizes.map(() => []);
     const singles: LoadResult[] = [];
     const directRates: number[] = [];
     for (let round = 0; round < o.rounds; round++) {
@@ -180,15 +190,15 @@ export async function runBatch(o: BatchOptions = BATCH_DEFAULTS): Promise<Sectio
     }
     const singleRate = median(singles.map((r) => r.rps));
 
-    const accessRates = runs.map((list, k) => list.map((r) => r.rps * o.sizes[k]!));
+    const accessRates = runs.map((list, k) => list.map((r) => r.rps * sizes[k]!));
     const directMedian = median(directRates);
-    const last = o.sizes.length - 1;
     const ratioToDirect = median(accessRates[last]!.map((rate, round) => rate / directRates[round]!));
-    const rows: Row[] = o.sizes.map((size, k) => {
+    const rows: Row[] = sizes.map((size, k) => {
       const list = runs[k]!;
       const rate = median(accessRates[k]!);
       return {
         batch: size,
+        format: formats[k]!,
         'accesses/s': Math.round(rate),
         'req/s': median(list.map((r) => r.rps)),
         'p50 ms': median(list.map((r) => r.p50Ms)),
@@ -201,6 +211,7 @@ export async function runBatch(o: BatchOptions = BATCH_DEFAULTS): Promise<Sectio
     });
     rows.push({
       batch: `GET …/bars/2/0x${QUEUE_NUM.toString(16)}?width=2 (1 access/request)`,
+      format: null,
       'accesses/s': Math.round(singleRate),
       'req/s': singleRate,
       'p50 ms': median(singles.map((r) => r.p50Ms)),
@@ -212,6 +223,7 @@ export async function runBatch(o: BatchOptions = BATCH_DEFAULTS): Promise<Sectio
     });
     rows.push({
       batch: 'in-process direct MMR (no HTTP)',
+      format: null,
       'accesses/s': Math.round(directMedian),
       'req/s': null,
       'p50 ms': null,
@@ -222,7 +234,6 @@ export async function runBatch(o: BatchOptions = BATCH_DEFAULTS): Promise<Sectio
       'request bytes': null,
     });
     const writes = transcript.filter((e) => e.op === 'write').length;
-    const largest = o.sizes[last]!;
     const largestRate = median(accessRates[last]!);
     return {
       id: 'batch',
@@ -231,7 +242,7 @@ export async function runBatch(o: BatchOptions = BATCH_DEFAULTS): Promise<Sectio
       rows,
       targets: [
         {
-          name: `accesses/s at batch ${largest}`,
+          name: `accesses/s at batch ${largest} (tuples)`,
           goal: `>= ${BATCH_GOAL.toLocaleString('en-US')}`,
           value: largestRate,
           met: largestRate >= BATCH_GOAL,
@@ -244,7 +255,7 @@ export async function runBatch(o: BatchOptions = BATCH_DEFAULTS): Promise<Sectio
         yLog: true,
         series: [
           {
-            name: 'POST /api/v1/access',
+            name: 'POST /api/v1/access (tuples)',
             group: 'batch',
             points: o.sizes.map((size, k) => ({ x: size, y: median(accessRates[k]!) })),
           },
@@ -265,14 +276,15 @@ export async function runBatch(o: BatchOptions = BATCH_DEFAULTS): Promise<Sectio
       },
       notes: [
         `sequence: legacyProbe({ msix: false, notify: [0] }), ${n} accesses (${n - writes} reads, ${writes} writes), repeated and cut to the batch size; it starts with a device reset, so each batch is self-contained`,
-        `body: {"bdf":"${BENCH_VF}","space":"${VF_BAR_SPACE}","ops":[{"op":"write","offset":${LEGACY_BLOCK + transcript[0]!.offset},"width":1,"value":0},…]} (default bdf and space; offsets as JSON numbers)`,
+        `body: {"bdf":"${BENCH_VF}","space":"${VF_BAR_SPACE}","ops":[["w",${LEGACY_BLOCK + transcript[0]!.offset},1,0],…]} (compact tuples with the default bdf and space; offsets as JSON numbers); the objects row sends {"op":"write","offset":…,"width":1,"value":0} per operation`,
         `load: autocannon in the parent process, ${o.connections} connections; server in a child process; ${o.rounds} rounds of ${o.measureMs} ms per size after ${o.warmupMs} ms of warm-up load; medians`,
         `ratio at ${largest} to in-process direct MMR (median of per-round ratios): ${formatNumber(ratioToDirect)}; the direct replay runs in the load generator's process while the server is idle`,
         `the GET row: single reads of the same VF's QUEUE_NUM over ${o.connections} connections in the same rounds (drawn flat: it has no batch size)`,
         'server CPU: user + system time of the server process (its helper threads included) over the window ÷ accesses',
       ],
       raw: {
-        sizes: o.sizes,
+        sizes,
+        formats,
         runs,
         singles,
         directRates,

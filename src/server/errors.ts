@@ -143,10 +143,22 @@ export function describeValidation(
     const missing = (best.params?.requiredProperties as string[] | undefined) ?? [];
     problem = `missing required property ${missing.map((p) => JSON.stringify(p)).join(', ')}`;
   } else {
-    // A union: list what each alternative wanted at that path.
-    const alternatives = errors
-      .filter((e) => e.instancePath === best.instancePath && e.keyword !== 'anyOf' && e.message)
+    // A union: list what each alternative wanted at that path; constants and enums by value.
+    const here = errors.filter((e) => e.instancePath === best.instancePath && e.keyword !== 'anyOf');
+    const allowed = here.flatMap((e) =>
+      e.keyword === 'const'
+        ? [e.params?.allowedValue]
+        : e.keyword === 'enum'
+          ? ((e.params?.allowedValues as unknown[]) ?? [])
+          : [],
+    );
+    const others = here
+      .filter((e) => e.keyword !== 'const' && e.keyword !== 'enum' && e.message)
       .map((e) => e.message!);
+    const alternatives = [
+      ...(allowed.length > 0 ? [`must be one of ${allowed.map((v) => JSON.stringify(v)).join(', ')}`] : []),
+      ...others,
+    ];
     problem = [...new Set(alternatives.length > 0 ? alternatives : [best.message ?? 'is invalid'])].join(
       ' or ',
     );

@@ -19,7 +19,7 @@ export const OffsetParam = Type.String({
 });
 
 /** A number as input: JSON number (up to 2^53 - 1), "0x…" hex string or decimal string. */
-export const NumberInput = (description: string): TSchema =>
+export const NumberInput = (description: string) =>
   Type.Union([Type.Integer({ minimum: 0 }), Type.String()], {
     description: `${description}: a JSON number, a hex string ("0x1af4") or a decimal string; above 2^53 - 1 use a hex string`,
   });

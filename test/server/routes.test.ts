@@ -849,19 +849,19 @@ describe('POST /api/v1/access', () => {
       ],
       [
         { ops: [write, { bdf: 1, space: 'config', op: 'read', offset: 0, width: 4 }] },
-        'body/ops/1/bdf: must be a string',
+        'body/ops/1/bdf: must be string',
       ],
       [
         { ops: [write, { bdf: NET_PF, space: 'config', op: 'peek', offset: 0, width: 4 }] },
-        'body/ops/1/op: must be "read" or "write"',
+        'body/ops/1/op: must be one of "read", "write"',
       ],
       [
         { ops: [write, { bdf: NET_PF, space: 'config', op: 'read', width: 4 }] },
-        'body/ops/1/offset: is required',
+        'body/ops/1: missing required property "offset"',
       ],
       [
         { ops: [write, { bdf: NET_PF, space: 'config', op: 'read', offset: 0, width: '4' }] },
-        'body/ops/1/width: must be an integer',
+        'body/ops/1/width: must be integer',
       ],
       [
         { ops: [write, { bdf: NET_PF, space: 'config', op: 'write', offset: 0, width: 4 }] },
@@ -871,8 +871,11 @@ describe('POST /api/v1/access', () => {
         { ops: [write, { bdf: NET_PF, space: 'config', op: 'read', offset: 0, width: 4, value: 1 }] },
         'body/ops/1/value: is not allowed on a read',
       ],
-      [{ ops: [write, 'x'] }, 'body/ops/1: must be an object'],
-      [{ ops: [write], onError: 'ignore' }, 'body/onError'],
+      [{ ops: [write, 'x'] }, 'body/ops/1: must be object or must be array'],
+      [{ ops: [write, ['r', 0]] }, 'body/ops/1: must be object or must not have fewer than 3 items'],
+      [{ bdf: NET_PF, space: 'config', ops: [write, ['w', 0, 4, null]] }, 'body/ops/1'],
+      [{ ops: [write, ['r', 0, 4]] }, 'body/ops/1/bdf: is required (or give the batch a default bdf)'],
+      [{ ops: [write], onError: 'ignore' }, 'body/onError: must be one of "stop", "continue"'],
       [{ ops: [write], extra: 1 }, 'body: unknown property "extra"'],
       [{}, 'body: missing required property "ops"'],
     ];
@@ -894,6 +897,42 @@ describe('POST /api/v1/access', () => {
     const p = problem(await call(app, 'POST', '/api/v1/access', { ops: [op, op, op, op] }));
     expect(p).toMatchObject({ code: 'VMMR_ERR_TOO_LARGE', status: 413 });
     expect(p.detail).toContain('VMMR_MAX_BATCH');
+  });
+
+  it('takes compact tuples beside objects, with the same results', async () => {
+    const app = await testApp();
+    const objects = {
+      bdf: NET_PF,
+      space: 'config',
+      ops: [
+        { op: 'write', offset: 0x3c, width: 1, value: '0x0b' },
+        { op: 'read', offset: 0x3c, width: 1 },
+        { op: 'write', offset: 0x3c, data: '0c' },
+        { op: 'read', offset: 0, length: 4 },
+        { op: 'read', offset: '0xzz', width: 1 },
+      ],
+      onError: 'continue',
+    };
+    const tuples = {
+      ...objects,
+      ops: [
+        ['w', 0x3c, 1, '0x0b'],
+        ['r', 0x3c, 1],
+        ['wb', 0x3c, '0c'],
+        ['rb', 0, 4],
+        ['r', '0xzz', 1],
+      ],
+    };
+    const a = await ok<{ results: unknown[] }>(app, 'POST', '/api/v1/access', objects);
+    const b = await ok<{ results: unknown[] }>(app, 'POST', '/api/v1/access', tuples);
+    expect(b).toEqual(a);
+    expect(a.results.slice(0, 4)).toEqual([
+      { ok: true },
+      { ok: true, value: '0x0b' },
+      { ok: true },
+      { ok: true, data: 'f41a4110' },
+    ]);
+    expect(a.results[4]).toMatchObject({ ok: false, error: { code: 'VMMR_ERR_BAD_OFFSET' } });
   });
 
   it('re-resolves functions after a config write that changes them', async () => {
