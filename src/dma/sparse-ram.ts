@@ -80,7 +80,14 @@ export class SparseRam implements DmaSpace, DmaDirect, DmaCoverage {
 
   /** Integer bounds compared by subtraction: `address + length` may round at 2^53. */
   private check(address: number, length: number): void {
-    if (address >= 0 && length >= 0 && address <= this.size && length <= this.size - address && address % 1 === 0 && length % 1 === 0) {
+    if (
+      address >= 0 &&
+      length >= 0 &&
+      address <= this.size &&
+      length <= this.size - address &&
+      address % 1 === 0 &&
+      length % 1 === 0
+    ) {
       return;
     }
     this.refuse(address, length);
@@ -88,10 +95,20 @@ export class SparseRam implements DmaSpace, DmaDirect, DmaCoverage {
 
   private refuse(address: number, length: number): never {
     if (!Number.isSafeInteger(address) || address < 0) {
-      throw new DmaFault('address', address, length, `DMA address ${String(address)} is not a bus address (an integer in [0, 2^53))`);
+      throw new DmaFault(
+        'address',
+        address,
+        length,
+        `DMA address ${String(address)} is not a bus address (an integer in [0, 2^53))`,
+      );
     }
     if (!Number.isSafeInteger(length) || length < 0) {
-      throw new DmaFault('address', address, length, `DMA length ${String(length)} at ${hex(address)} is not a byte count`);
+      throw new DmaFault(
+        'address',
+        address,
+        length,
+        `DMA length ${String(length)} at ${hex(address)} is not a byte count`,
+      );
     }
     if (length > DMA_ADDRESS_LIMIT - address) {
       throw new DmaFault(
@@ -165,7 +182,10 @@ export class SparseRam implements DmaSpace, DmaDirect, DmaCoverage {
     let done = 0;
     while (done < length) {
       const n = Math.min(PAGE_SIZE - offset, length - done);
-      this.pageForWrite(index, address + done, length - done).set(from.subarray(at + done, at + done + n), offset);
+      this.pageForWrite(index, address + done, length - done).set(
+        from.subarray(at + done, at + done + n),
+        offset,
+      );
       done += n;
       index++;
       offset = 0;
@@ -314,7 +334,9 @@ export class SparseRam implements DmaSpace, DmaDirect, DmaCoverage {
       for (const index of indexes) {
         const page = this.pages.get(index)!;
         if (page.every((b) => b === 0)) continue;
-        pages[hex(index * PAGE_SIZE)] = Buffer.from(page.buffer, page.byteOffset, PAGE_SIZE).toString('base64');
+        pages[hex(index * PAGE_SIZE)] = Buffer.from(page.buffer, page.byteOffset, PAGE_SIZE).toString(
+          'base64',
+        );
       }
     }
     return { pageSize: PAGE_SIZE, pages };
@@ -323,19 +345,24 @@ export class SparseRam implements DmaSpace, DmaDirect, DmaCoverage {
   /** Replaces the contents with `state` (checked whole before anything changes). */
   setState(state: DmaSpaceState): void {
     if (typeof state !== 'object' || state === null) throw stateError('not an object');
-    if (state.pageSize !== PAGE_SIZE) throw stateError(`pageSize ${String(state.pageSize)}, expected ${PAGE_SIZE}`);
+    if (state.pageSize !== PAGE_SIZE)
+      throw stateError(`pageSize ${String(state.pageSize)}, expected ${PAGE_SIZE}`);
     if (typeof state.pages !== 'object' || state.pages === null || Array.isArray(state.pages)) {
       throw stateError('pages is not an object of hex address to base64 page');
     }
     const next = new Map<number, Uint8Array>();
     for (const [key, value] of Object.entries(state.pages)) {
-      if (!/^0x[0-9a-f]{1,14}$/.test(key)) throw stateError(`page key ${JSON.stringify(key)} is not a lower-case hex address`);
+      if (!/^0x[0-9a-f]{1,14}$/.test(key))
+        throw stateError(`page key ${JSON.stringify(key)} is not a lower-case hex address`);
       const address = Number.parseInt(key.slice(2), 16);
       if (address % PAGE_SIZE !== 0) throw stateError(`page ${key} is not ${PAGE_SIZE}-byte aligned`);
-      if (!this.covers(address, PAGE_SIZE)) throw stateError(`page ${key} lies outside the DMA space [0, ${hex(this.size)})`);
-      if (typeof value !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(value)) throw stateError(`page ${key} is not base64`);
+      if (!this.covers(address, PAGE_SIZE))
+        throw stateError(`page ${key} lies outside the DMA space [0, ${hex(this.size)})`);
+      if (typeof value !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(value))
+        throw stateError(`page ${key} is not base64`);
       const bytes = Buffer.from(value, 'base64');
-      if (bytes.length !== PAGE_SIZE) throw stateError(`page ${key} holds ${bytes.length} bytes, expected ${PAGE_SIZE}`);
+      if (bytes.length !== PAGE_SIZE)
+        throw stateError(`page ${key} holds ${bytes.length} bytes, expected ${PAGE_SIZE}`);
       next.set(address / PAGE_SIZE, new Uint8Array(bytes));
     }
     const delta = (next.size - this.touchedPages) * PAGE_SIZE;

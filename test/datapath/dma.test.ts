@@ -68,7 +68,9 @@ describe('sparse RAM', () => {
   it('bounds: addresses beyond 2^53, negative, fractional, and beyond a sized space', () => {
     const ram = new SparseRam();
     expect(fault(() => ram.readU8(DMA_ADDRESS_LIMIT)).reason).toBe('address');
-    expect(fault(() => ram.read(DMA_ADDRESS_LIMIT - 2, new Uint8Array(4), 0, 4)).message).toMatch(/runs past 2\^53/);
+    expect(fault(() => ram.read(DMA_ADDRESS_LIMIT - 2, new Uint8Array(4), 0, 4)).message).toMatch(
+      /runs past 2\^53/,
+    );
     expect(fault(() => ram.readU16(-2)).reason).toBe('address');
     expect(fault(() => ram.readU16(1.5)).reason).toBe('address');
     expect(fault(() => ram.readU16(Number.NaN)).reason).toBe('address');

@@ -1,0 +1,277 @@
+/**
+ * One descriptor chain taken from a virtqueue: the buffers of one request, device-readable ones
+ * first (virtio 1.2 §2.7.4 / §2.8.4 "Message Framing"). The device reads the readable bytes as one
+ * gathered stream and writes the writable bytes through a scatter writer; neither can reach
+ * outside the chain's buffers (a device asking for more is a RangeError: a device bug, never a
+ * guest's). A DMA fault while touching a buffer becomes a VirtqueueError('dma') naming the
+ * descriptor the buffer came from.
+ *
+ * Zero-copy: when the DMA space offers views (DmaDirect) and the bytes asked for lie in one
+ * buffer and one backing piece, `gather` and `writableView` hand out views into guest memory.
+ */
+import { hasDirect, type DmaDirect } from '../dma/direct.js';
+import { DmaFault, type DmaSpace } from '../dma/space.js';
+import { VirtqueueError } from './errors.js';
+
+/** One buffer of a chain, for inspection. */
+export interface ChainBuffer {
+  address: number;
+  length: number;
+  writable: boolean;
+  /** Index of the descriptor that described it, in its table. */
+  descriptor: number;
+  indirect: boolean;
+}
+
+const FIELDS = 4;
+
+export class DescriptorChain {
+  /** address, length, descriptor index, indirect (1/0) per buffer; readable buffers first. */
+  private readonly seg: number[] = [];
+  private readableBuffers = 0;
+  private readonly direct: (DmaSpace & DmaDirect) | undefined;
+  private scratch: Uint8Array | undefined;
+  /** Total device-readable bytes. */
+  readable = 0;
+  /** Total device-writable bytes. */
+  writable = 0;
+  /** Bytes written from the start of the writable part (the used length the device reports). */
+  written = 0;
+  /** Ring descriptors the chain occupies (packed rings advance the used position by this). */
+  slots = 1;
+
+  constructor(
+    private readonly dma: DmaSpace,
+    /** Queue index (for errors). */
+    readonly queue: number,
+    /** Split: head descriptor index; packed: buffer id (set once the walk reaches it). What the used entry reports. */
+    public head: number,
+  ) {
+    this.direct = hasDirect(dma) ? dma : undefined;
+  }
+
+  /** Called by the queue while walking the descriptors (order and bounds are checked there). */
+  addBuffer(address: number, length: number, writable: boolean, descriptor: number, indirect: boolean): void {
+    this.seg.push(address, length, descriptor, indirect ? 1 : 0);
+    if (writable) this.writable += length;
+    else {
+      this.readable += length;
+      this.readableBuffers++;
+    }
+  }
+
+  get bufferCount(): number {
+    return this.seg.length / FIELDS;
+  }
+
+  get writableBuffers(): number {
+    return this.bufferCount - this.readableBuffers;
+  }
+
+  buffers(): ChainBuffer[] {
+    const out: ChainBuffer[] = [];
+    for (let i = 0; i < this.seg.length; i += FIELDS) {
+      out.push({
+        address: this.seg[i]!,
+        length: this.seg[i + 1]!,
+        writable: i / FIELDS >= this.readableBuffers,
+        descriptor: this.seg[i + 2]!,
+        indirect: this.seg[i + 3] === 1,
+      });
+    }
+    return out;
+  }
+
+  private dmaError(e: unknown, segment: number): never {
+    if (e instanceof DmaFault) {
+      const base = segment * FIELDS;
+      throw new VirtqueueError(
+        this.queue,
+        this.seg[base + 2]!,
+        'dma',
+        `buffer 0x${this.seg[base]!.toString(16)} length ${this.seg[base + 1]}: ${e.message}`,
+        this.seg[base + 3] === 1 ? 'indirect' : 'ring',
+      );
+    }
+    throw e;
+  }
+
+  private static outOfRange(what: string, offset: number, length: number, total: number): never {
+    throw new RangeError(
+      `chain ${what} range [${offset}, ${offset + length}) beyond its ${total} ${what} bytes`,
+    );
+  }
+
+  // ---- device-readable part ---------------------------------------------------------------
+
+  /** Copies readable bytes [offset, offset + length) into `into[at..]`. */
+  copyTo(offset: number, into: Uint8Array, at: number, length: number): void {
+    if (!(offset >= 0 && length >= 0 && offset + length <= this.readable)) {
+      DescriptorChain.outOfRange('readable', offset, length, this.readable);
+    }
+    let s = 0;
+    let base = 0;
+    while (length > 0) {
+      const len = this.seg[s * FIELDS + 1]!;
+      if (offset < base + len) {
+        const from = offset - base;
+        const n = Math.min(len - from, length);
+        try {
+          this.dma.read(this.seg[s * FIELDS]! + from, into, at, n);
+        } catch (e) {
+          this.dmaError(e, s);
+        }
+        at += n;
+        offset += n;
+        length -= n;
+      }
+      base += len;
+      s++;
+    }
+  }
+
+  /**
+   * Readable bytes [offset, offset + length): a view into guest memory when they lie in one
+   * buffer of one backing piece, else a copy. Guest memory may change: copy what must be kept.
+   */
+  gather(offset = 0, length = this.readable - offset): Uint8Array {
+    if (this.direct && offset >= 0 && length >= 0) {
+      let base = 0;
+      for (let s = 0; s < this.readableBuffers; s++) {
+        const len = this.seg[s * FIELDS + 1]!;
+        if (offset >= base && offset + length <= base + len) {
+          try {
+            const view = this.direct.readView(this.seg[s * FIELDS]! + offset - base, length);
+            if (view) return view;
+          } catch (e) {
+            this.dmaError(e, s);
+          }
+          break;
+        }
+        base += len;
+        if (base > offset) break;
+      }
+    }
+    const out = new Uint8Array(length);
+    this.copyTo(offset, out, 0, length);
+    return out;
+  }
+
+  /** A little-endian value of `width` bytes at readable `offset`. */
+  readUint(offset: number, width: 1 | 2 | 4): number {
+    const len0 = this.readableBuffers > 0 ? this.seg[1]! : 0;
+    if (width !== 1 && offset >= 0 && offset + width <= len0) {
+      try {
+        return width === 2
+          ? this.dma.readU16(this.seg[0]! + offset)
+          : this.dma.readU32(this.seg[0]! + offset);
+      } catch (e) {
+        this.dmaError(e, 0);
+      }
+    }
+    const bytes = (this.scratch ??= new Uint8Array(8));
+    this.copyTo(offset, bytes, 0, width);
+    let v = 0;
+    for (let i = width - 1; i >= 0; i--) v = v * 256 + bytes[i]!;
+    return v;
+  }
+
+  /** A little-endian 64-bit value at readable `offset` (exact below 2^53, else a RangeError). */
+  readU64(offset: number): number {
+    const lo = this.readUint(offset, 4);
+    const hi = this.readUint(offset + 4, 4);
+    if (hi >= 2 ** 21) throw new RangeError(`64-bit field at readable offset ${offset} is 2^53 or more`);
+    return hi * 2 ** 32 + lo;
+  }
+
+  // ---- device-writable part ---------------------------------------------------------------
+
+  private writeRange(
+    offset: number,
+    length: number,
+    apply: (address: number, at: number, n: number) => void,
+  ): void {
+    if (!(offset >= 0 && length >= 0 && offset + length <= this.writable)) {
+      DescriptorChain.outOfRange('writable', offset, length, this.writable);
+    }
+    const end = offset + length;
+    let s = this.readableBuffers;
+    let base = 0;
+    let at = 0;
+    while (at < length) {
+      const len = this.seg[s * FIELDS + 1]!;
+      if (offset < base + len) {
+        const from = offset - base;
+        const n = Math.min(len - from, length - at);
+        try {
+          apply(this.seg[s * FIELDS]! + from, at, n);
+        } catch (e) {
+          this.dmaError(e, s);
+        }
+        at += n;
+        offset += n;
+      }
+      base += len;
+      s++;
+    }
+    if (end > this.written) this.written = end;
+  }
+
+  /** Writes `from[at..at+length)` at writable `offset`, across buffers as needed. */
+  scatter(offset: number, from: Uint8Array, at: number, length: number): void {
+    this.writeRange(offset, length, (address, k, n) => this.dma.write(address, from, at + k, n));
+  }
+
+  /** Fills writable [offset, offset + length) with `value`. */
+  fill(offset: number, length: number, value: number): void {
+    let chunk: Uint8Array | undefined;
+    this.writeRange(offset, length, (address, _k, n) => {
+      if (!chunk || chunk.length < n) chunk = new Uint8Array(n).fill(value);
+      this.dma.write(address, chunk, 0, n);
+    });
+  }
+
+  /** Writes a little-endian value of `width` bytes at writable `offset`. */
+  writeUint(offset: number, width: 1 | 2 | 4, value: number): void {
+    const first = this.readableBuffers * FIELDS;
+    const len0 = this.writableBuffers > 0 ? this.seg[first + 1]! : 0;
+    if (offset >= 0 && offset + width <= len0 && width !== 1) {
+      try {
+        if (width === 2) this.dma.writeU16(this.seg[first]! + offset, value);
+        else this.dma.writeU32(this.seg[first]! + offset, value);
+      } catch (e) {
+        this.dmaError(e, this.readableBuffers);
+      }
+      if (offset + width > this.written) this.written = offset + width;
+      return;
+    }
+    const bytes = (this.scratch ??= new Uint8Array(8));
+    for (let i = 0; i < width; i++) bytes[i] = Math.floor(value / 2 ** (8 * i)) & 0xff;
+    this.scatter(offset, bytes, 0, width);
+  }
+
+  /**
+   * A writable view of [offset, offset + length) when it lies in one buffer and one backing
+   * piece (counted as written), else undefined (use `scatter`).
+   */
+  writableView(offset: number, length: number): Uint8Array | undefined {
+    if (!this.direct || !(offset >= 0 && length >= 0 && offset + length <= this.writable)) return undefined;
+    let base = 0;
+    for (let s = this.readableBuffers; s < this.bufferCount; s++) {
+      const len = this.seg[s * FIELDS + 1]!;
+      if (offset >= base && offset + length <= base + len) {
+        let view: Uint8Array | undefined;
+        try {
+          view = this.direct.writeView(this.seg[s * FIELDS]! + offset - base, length);
+        } catch (e) {
+          this.dmaError(e, s);
+        }
+        if (view && offset + length > this.written) this.written = offset + length;
+        return view;
+      }
+      base += len;
+      if (base > offset) return undefined;
+    }
+    return undefined;
+  }
+}
