@@ -298,6 +298,32 @@ export class SparseRam implements DmaSpace, DmaDirect, DmaCoverage {
     this.writeU32(address + 4, hi);
   }
 
+  /**
+   * Zeroes [address, address + length), giving whole pages back to the budget (a discarded
+   * range of a RAM disk costs nothing afterwards).
+   */
+  zero(address: number, length: number): void {
+    this.check(address, length);
+    let index = Math.floor(address / PAGE_SIZE);
+    let offset = address - index * PAGE_SIZE;
+    let done = 0;
+    while (done < length) {
+      const n = Math.min(PAGE_SIZE - offset, length - done);
+      const page = this.page(index);
+      if (page && n === PAGE_SIZE) {
+        this.pages!.delete(index);
+        this.budget?.release(PAGE_SIZE);
+        if (this.lastIndex === index) {
+          this.lastIndex = -1;
+          this.lastPage = undefined;
+        }
+      } else page?.fill(0, offset, offset + n);
+      done += n;
+      index++;
+      offset = 0;
+    }
+  }
+
   // ---- DmaDirect ----------------------------------------------------------------------------
 
   readView(address: number, length: number): Uint8Array | undefined {

@@ -11,6 +11,7 @@
  */
 import { hasDirect, type DmaDirect } from '../dma/direct.js';
 import { DmaFault, type DmaSpace } from '../dma/space.js';
+import { datapath } from '../spec/index.js';
 import { VirtqueueError } from './errors.js';
 
 /** One buffer of a chain, for inspection. */
@@ -24,6 +25,8 @@ export interface ChainBuffer {
 }
 
 const FIELDS = 4;
+/** Views are asked for page by page: the backing's pieces are at least this large and aligned. */
+const PAGE_SIZE = datapath.constants.PAGE_SIZE.value;
 
 export class DescriptorChain {
   /** address, length, descriptor index, indirect (1/0) per buffer; readable buffers first. */
@@ -157,6 +160,46 @@ export class DescriptorChain {
     return out;
   }
 
+  /**
+   * Hands readable bytes [offset, offset + length) to `sink` in pieces no larger than a page,
+   * as views into guest memory where it can (else copies): `position` counts from `offset`.
+   */
+  readPieces(offset: number, length: number, sink: (bytes: Uint8Array, position: number) => void): void {
+    if (!(offset >= 0 && length >= 0 && offset + length <= this.readable)) {
+      DescriptorChain.outOfRange('readable', offset, length, this.readable);
+    }
+    let s = 0;
+    let base = 0;
+    let position = 0;
+    while (position < length) {
+      const len = this.seg[s * FIELDS + 1]!;
+      if (offset < base + len) {
+        const from = offset - base;
+        const n = Math.min(len - from, length - position);
+        const address = this.seg[s * FIELDS]! + from;
+        try {
+          for (let done = 0; done < n;) {
+            const a = address + done;
+            const m = Math.min(n - done, PAGE_SIZE - (a % PAGE_SIZE));
+            let view = this.direct?.readView(a, m);
+            if (!view) {
+              view = new Uint8Array(m);
+              this.dma.read(a, view, 0, m);
+            }
+            sink(view, position + done);
+            done += m;
+          }
+        } catch (e) {
+          this.dmaError(e, s);
+        }
+        position += n;
+        offset += n;
+      }
+      base += len;
+      s++;
+    }
+  }
+
   /** A little-endian value of `width` bytes at readable `offset`. */
   readUint(offset: number, width: 1 | 2 | 4): number {
     const len0 = this.readableBuffers > 0 ? this.seg[1]! : 0;
@@ -220,6 +263,27 @@ export class DescriptorChain {
   /** Writes `from[at..at+length)` at writable `offset`, across buffers as needed. */
   scatter(offset: number, from: Uint8Array, at: number, length: number): void {
     this.writeRange(offset, length, (address, k, n) => this.dma.write(address, from, at + k, n));
+  }
+
+  /**
+   * Lets `fill` write writable bytes [offset, offset + length) in pieces no larger than a page,
+   * straight into guest memory where it can (else through a copy): `position` counts from `offset`.
+   */
+  writePieces(offset: number, length: number, fill: (into: Uint8Array, position: number) => void): void {
+    this.writeRange(offset, length, (address, k, n) => {
+      for (let done = 0; done < n;) {
+        const a = address + done;
+        const m = Math.min(n - done, PAGE_SIZE - (a % PAGE_SIZE));
+        const view = this.direct?.writeView(a, m);
+        if (view) fill(view, k + done);
+        else {
+          const tmp = new Uint8Array(m);
+          fill(tmp, k + done);
+          this.dma.write(a, tmp, 0, m);
+        }
+        done += m;
+      }
+    });
   }
 
   /** Fills writable [offset, offset + length) with `value`. */
