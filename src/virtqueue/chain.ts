@@ -105,6 +105,33 @@ export class DescriptorChain {
     );
   }
 
+  /**
+   * How many buffers of the readable (or writable) part [offset, offset + length) touches, and
+   * the largest piece of it inside one buffer (checks against seg_max / size_max).
+   */
+  segments(
+    part: 'readable' | 'writable',
+    offset: number,
+    length: number,
+  ): { count: number; largest: number } {
+    const first = part === 'readable' ? 0 : this.readableBuffers;
+    const last = part === 'readable' ? this.readableBuffers : this.bufferCount;
+    let count = 0;
+    let largest = 0;
+    let base = 0;
+    for (let s = first; s < last && base < offset + length; s++) {
+      const len = this.seg[s * FIELDS + 1]!;
+      const from = Math.max(offset, base);
+      const to = Math.min(offset + length, base + len);
+      if (to > from) {
+        count++;
+        largest = Math.max(largest, to - from);
+      }
+      base += len;
+    }
+    return { count, largest };
+  }
+
   // ---- device-readable part ---------------------------------------------------------------
 
   /** Copies readable bytes [offset, offset + length) into `into[at..]`. */
