@@ -33,19 +33,22 @@ export function signalUsed(ctx: DeviceContext, queue: Virtqueue): void {
 }
 
 /**
- * Serves every chain available on queue `index`. `handle` returns the used length (or HOLD);
- * it may throw a VirtqueueError (e.g. rule `request`) for a chain that holds no valid request.
+ * Serves every chain available on queue `index` (while `more()` holds, when given: a device
+ * that fills receive buffers takes them only while it has data). `handle` returns the used
+ * length (or HOLD); it may throw a VirtqueueError (e.g. rule `request`) for a chain that holds no
+ * valid request.
  */
 export function serveQueue(
   ctx: DeviceContext,
   index: number,
   handle: (chain: DescriptorChain) => number,
+  more: () => boolean = () => true,
 ): void {
   const queue = ctx.queue(index);
   if (!queue || queue.broken) return;
   let returned = 0;
   try {
-    for (let chain = queue.pop(); chain; chain = queue.pop()) {
+    for (let chain = more() ? queue.pop() : undefined; chain; chain = more() ? queue.pop() : undefined) {
       const length = handle(chain);
       if (length === HOLD) continue;
       queue.push(chain, length);
