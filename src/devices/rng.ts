@@ -20,7 +20,7 @@ export class RngDevice implements DeviceBackend {
     if (queue !== 0) return;
     serveQueue(this.ctx, 0, (chain) => {
       const n = Math.min(chain.writable, datapath.constants.RNG_MAX_BYTES_PER_REQUEST.value);
-      chain.writePieces(0, n, (view) => randomFillSync(view));
+      chain.writePieces(0, n, (into, at, len) => randomFillSync(into, at, len));
       this.bytes += n;
       return n;
     });

@@ -218,7 +218,9 @@ export class ScsiDevice implements DeviceBackend {
           return { response: V.S_OVERRUN.value, status: S.STATUS_GOOD.value };
         const storage = this.storage;
         if (write) {
-          chain.readPieces(outAt, bytes, (b, at) => storage.write(lba * BLOCK + at, b, 0, b.length));
+          chain.readPieces(outAt, bytes, (b, at, n, position) =>
+            storage.write(lba * BLOCK + position, b, at, n),
+          );
           return { ...GOOD(), consumed: bytes };
         }
         const data = new Uint8Array(bytes);

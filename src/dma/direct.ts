@@ -5,7 +5,21 @@ import type { DmaSpace } from './space.js';
  * sparse RAM does, and so can a transport whose guest memory is a shared mapping. Device code
  * asks for a view and falls back to `read`/`write` when it gets none.
  */
+/** Where a run of guest bytes lives in the backing: `view[offset .. offset + length)`. */
+export interface DmaBacking {
+  view: Uint8Array;
+  offset: number;
+  length: number;
+}
+
 export interface DmaDirect {
+  /**
+   * The longest run of backing memory that starts at `address` and is contiguous, up to
+   * `length` bytes (allocated when `forWrite`); undefined when `address` is not backed (reads:
+   * zeros). The result is a scratch object, valid until the next call. Copying to and from it
+   * takes one copy per run instead of one per page.
+   */
+  backing(address: number, forWrite: boolean, length: number): DmaBacking | undefined;
   /**
    * The bytes of [address, address + length) as a view into the backing, when they lie in one
    * backed piece (for sparse RAM: one page already written). Valid until the space is cleared

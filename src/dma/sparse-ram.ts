@@ -5,15 +5,19 @@
  * functions that are never driven cost a few words each.
  *
  * Accesses inside one page take a fast path (the last page used is cached: rings and buffers
- * are mostly accessed in runs); longer ones walk the pages. Multi-byte values are little-endian.
+ * are mostly accessed in runs); longer ones walk the pages. Pages that one write (or one
+ * `backing` request) allocates together form one contiguous run of up to RUN_PAGES_MAX pages,
+ * so that a large transfer is one copy, not one per page; a run's pages are zeroed, not freed,
+ * by `zero` (their memory goes when the space is cleared). Multi-byte values are little-endian.
  */
 import { VmmrError } from '../errors.js';
 import { datapath } from '../spec/index.js';
 import type { DmaBudget } from './budget.js';
-import type { DmaCoverage, DmaDirect } from './direct.js';
+import type { DmaBacking, DmaCoverage, DmaDirect } from './direct.js';
 import { DMA_ADDRESS_LIMIT, DmaFault, type DmaSpace } from './space.js';
 
 const PAGE_SIZE = datapath.constants.PAGE_SIZE.value;
+const RUN_PAGES_MAX = datapath.constants.RUN_PAGES_MAX.value;
 const TWO_32 = 2 ** 32;
 const HIGH_WORD_LIMIT = DMA_ADDRESS_LIMIT / TWO_32;
 
@@ -38,10 +42,19 @@ function stateError(message: string): VmmrError {
   return new VmmrError('VMMR_ERR_STATE', `DMA state: ${message}`);
 }
 
+/** Pages allocated together: `view` spans `count` pages from page index `first`. */
+interface Run {
+  view: Uint8Array;
+  first: number;
+}
+
 export class SparseRam implements DmaSpace, DmaDirect, DmaCoverage {
   readonly size: number;
   private readonly budget: DmaBudget | undefined;
   private pages: Map<number, Uint8Array> | undefined;
+  /** The run of every page allocated as part of one (absent: a page of its own). */
+  private runs: Map<number, Run> | undefined;
+  private readonly found: DmaBacking = { view: new Uint8Array(0), offset: 0, length: 0 };
   private lastIndex = -1;
   private lastPage: Uint8Array | undefined;
 
@@ -85,8 +98,8 @@ export class SparseRam implements DmaSpace, DmaDirect, DmaCoverage {
       length >= 0 &&
       address <= this.size &&
       length <= this.size - address &&
-      address % 1 === 0 &&
-      length % 1 === 0
+      Math.floor(address) === address &&
+      Math.floor(length) === length
     ) {
       return;
     }
@@ -155,41 +168,92 @@ export class SparseRam implements DmaSpace, DmaDirect, DmaCoverage {
     return page;
   }
 
+  /** Allocates the missing pages of [first, last], consecutive missing ones as runs. */
+  private allocateMissing(first: number, last: number, address: number, length: number): void {
+    const pages = (this.pages ??= new Map());
+    for (let i = first; i <= last;) {
+      if (pages.has(i)) {
+        i++;
+        continue;
+      }
+      let j = i + 1;
+      while (j <= last && j - i < RUN_PAGES_MAX && !pages.has(j)) j++;
+      const count = j - i;
+      this.budget?.reserve(count * PAGE_SIZE, address, length);
+      if (count === 1) pages.set(i, new Uint8Array(PAGE_SIZE));
+      else {
+        const run: Run = { view: new Uint8Array(count * PAGE_SIZE), first: i };
+        const runs = (this.runs ??= new Map());
+        for (let k = 0; k < count; k++) {
+          pages.set(i + k, run.view.subarray(k * PAGE_SIZE, (k + 1) * PAGE_SIZE));
+          runs.set(i + k, run);
+        }
+      }
+      i = j;
+    }
+  }
+
+  /** Contiguous backing at `address` (page-aligned run or single page), up to `length` bytes. */
+  private locate(address: number, length: number): DmaBacking | undefined {
+    const index = Math.floor(address / PAGE_SIZE);
+    const run = this.runs?.get(index);
+    const found = this.found;
+    if (run) {
+      found.view = run.view;
+      found.offset = address - run.first * PAGE_SIZE;
+    } else {
+      const page = this.page(index);
+      if (!page) return undefined;
+      found.view = page;
+      found.offset = address - index * PAGE_SIZE;
+    }
+    found.length = Math.min(length, found.view.length - found.offset);
+    return found;
+  }
+
   // ---- DmaSpace -----------------------------------------------------------------------------
 
   read(address: number, into: Uint8Array, at: number, length: number): void {
     this.check(address, length);
     SparseRam.checkBuffer(into, at, length);
-    let index = Math.floor(address / PAGE_SIZE);
-    let offset = address - index * PAGE_SIZE;
     let done = 0;
     while (done < length) {
-      const n = Math.min(PAGE_SIZE - offset, length - done);
-      const page = this.page(index);
-      if (page) into.set(page.subarray(offset, offset + n), at + done);
-      else into.fill(0, at + done, at + done + n);
+      const a = address + done;
+      const piece = this.locate(a, length - done);
+      if (!piece) {
+        const n = Math.min(PAGE_SIZE - (a % PAGE_SIZE), length - done);
+        into.fill(0, at + done, at + done + n);
+        done += n;
+        continue;
+      }
+      const { view, offset, length: n } = piece;
+      if (offset === 0 && n === view.length) into.set(view, at + done);
+      else into.set(view.subarray(offset, offset + n), at + done);
       done += n;
-      index++;
-      offset = 0;
     }
   }
 
   write(address: number, from: Uint8Array, at: number, length: number): void {
     this.check(address, length);
     SparseRam.checkBuffer(from, at, length);
-    let index = Math.floor(address / PAGE_SIZE);
-    let offset = address - index * PAGE_SIZE;
+    if (length === 0) return;
+    const first = Math.floor(address / PAGE_SIZE);
+    const last = Math.floor((address + length - 1) / PAGE_SIZE);
+    if (last > first) this.allocateMissing(first, last, address, length);
     let done = 0;
     while (done < length) {
-      const n = Math.min(PAGE_SIZE - offset, length - done);
-      this.pageForWrite(index, address + done, length - done).set(
-        from.subarray(at + done, at + done + n),
-        offset,
-      );
+      const a = address + done;
+      const piece = this.locate(a, length - done) ?? this.locateNew(a, length - done);
+      const { view, offset, length: n } = piece;
+      if (at + done === 0 && n === from.length) view.set(from, offset);
+      else view.set(from.subarray(at + done, at + done + n), offset);
       done += n;
-      index++;
-      offset = 0;
     }
+  }
+
+  private locateNew(address: number, length: number): DmaBacking {
+    this.pageForWrite(Math.floor(address / PAGE_SIZE), address, length);
+    return this.locate(address, length)!;
   }
 
   /** Fills [address, address + length) with `value` (zeroing skips pages never written). */
@@ -310,7 +374,7 @@ export class SparseRam implements DmaSpace, DmaDirect, DmaCoverage {
     while (done < length) {
       const n = Math.min(PAGE_SIZE - offset, length - done);
       const page = this.page(index);
-      if (page && n === PAGE_SIZE) {
+      if (page && n === PAGE_SIZE && !this.runs?.has(index)) {
         this.pages!.delete(index);
         this.budget?.release(PAGE_SIZE);
         if (this.lastIndex === index) {
@@ -325,6 +389,22 @@ export class SparseRam implements DmaSpace, DmaDirect, DmaCoverage {
   }
 
   // ---- DmaDirect ----------------------------------------------------------------------------
+
+  backing(address: number, forWrite: boolean, length: number): DmaBacking | undefined {
+    this.check(address, 1);
+    const wanted = Math.max(1, Math.min(length, this.size - address));
+    const found = this.locate(address, wanted);
+    if (!forWrite || (found && found.length === wanted)) return found;
+    // Allocate what is missing after the contiguous piece (or from `address`), then look again.
+    const from = found ? address + found.length : address;
+    this.allocateMissing(
+      Math.floor(from / PAGE_SIZE),
+      Math.floor((address + wanted - 1) / PAGE_SIZE),
+      address,
+      wanted,
+    );
+    return this.locate(address, wanted);
+  }
 
   readView(address: number, length: number): Uint8Array | undefined {
     this.check(address, length);
@@ -348,6 +428,7 @@ export class SparseRam implements DmaSpace, DmaDirect, DmaCoverage {
   clear(): void {
     this.budget?.release(this.allocatedBytes);
     this.pages = undefined;
+    this.runs = undefined;
     this.lastIndex = -1;
     this.lastPage = undefined;
   }
@@ -402,6 +483,7 @@ export class SparseRam implements DmaSpace, DmaDirect, DmaCoverage {
       this.budget?.release(-delta);
     }
     this.pages = next.size > 0 ? next : undefined;
+    this.runs = undefined;
     this.lastIndex = -1;
     this.lastPage = undefined;
   }

@@ -25,7 +25,7 @@ export interface ChainBuffer {
 }
 
 const FIELDS = 4;
-/** Views are asked for page by page: the backing's pieces are at least this large and aligned. */
+/** Without direct access, copies go page by page. */
 const PAGE_SIZE = datapath.constants.PAGE_SIZE.value;
 
 export class DescriptorChain {
@@ -188,13 +188,19 @@ export class DescriptorChain {
   }
 
   /**
-   * Hands readable bytes [offset, offset + length) to `sink` in pieces no larger than a page,
-   * as views into guest memory where it can (else copies): `position` counts from `offset`.
+   * Hands readable bytes [offset, offset + length) to `sink` in pieces of contiguous backing
+   * memory: `sink(bytes, at, n, position)` gets `n` bytes at `bytes[at..]`, straight from
+   * guest memory where the space allows (else a copy); `position` counts from `offset`.
    */
-  readPieces(offset: number, length: number, sink: (bytes: Uint8Array, position: number) => void): void {
+  readPieces(
+    offset: number,
+    length: number,
+    sink: (bytes: Uint8Array, at: number, n: number, position: number) => void,
+  ): void {
     if (!(offset >= 0 && length >= 0 && offset + length <= this.readable)) {
       DescriptorChain.outOfRange('readable', offset, length, this.readable);
     }
+    const direct = this.direct;
     let s = 0;
     let base = 0;
     let position = 0;
@@ -207,14 +213,17 @@ export class DescriptorChain {
         try {
           for (let done = 0; done < n;) {
             const a = address + done;
-            const m = Math.min(n - done, PAGE_SIZE - (a % PAGE_SIZE));
-            let view = this.direct?.readView(a, m);
-            if (!view) {
-              view = new Uint8Array(m);
-              this.dma.read(a, view, 0, m);
+            const backing = direct?.backing(a, false, n - done);
+            if (backing) {
+              sink(backing.view, backing.offset, backing.length, position + done);
+              done += backing.length;
+            } else {
+              const m = Math.min(n - done, PAGE_SIZE - (a % PAGE_SIZE));
+              const copy = new Uint8Array(m);
+              this.dma.read(a, copy, 0, m);
+              sink(copy, 0, m, position + done);
+              done += m;
             }
-            sink(view, position + done);
-            done += m;
           }
         } catch (e) {
           this.dmaError(e, s);
@@ -293,24 +302,51 @@ export class DescriptorChain {
   }
 
   /**
-   * Lets `fill` write writable bytes [offset, offset + length) in pieces no larger than a page,
-   * straight into guest memory where it can (else through a copy): `position` counts from `offset`.
+   * Lets `fill` write writable bytes [offset, offset + length) in pieces of contiguous backing
+   * memory: `fill(into, at, n, position)` writes `n` bytes at `into[at..]`, straight into
+   * guest memory where the space allows (else through a copy); `position` counts from `offset`.
    */
-  writePieces(offset: number, length: number, fill: (into: Uint8Array, position: number) => void): void {
-    this.writeRange(offset, length, (address, k, n) => {
-      for (let done = 0; done < n;) {
-        const a = address + done;
-        const m = Math.min(n - done, PAGE_SIZE - (a % PAGE_SIZE));
-        const view = this.direct?.writeView(a, m);
-        if (view) fill(view, k + done);
-        else {
-          const tmp = new Uint8Array(m);
-          fill(tmp, k + done);
-          this.dma.write(a, tmp, 0, m);
+  writePieces(
+    offset: number,
+    length: number,
+    fill: (into: Uint8Array, at: number, n: number, position: number) => void,
+  ): void {
+    if (!(offset >= 0 && length >= 0 && offset + length <= this.writable)) {
+      DescriptorChain.outOfRange('writable', offset, length, this.writable);
+    }
+    const direct = this.direct;
+    const end = offset + length;
+    let base = 0;
+    let position = 0;
+    for (let s = this.readableBuffers; position < length; s++) {
+      const len = this.seg[s * FIELDS + 1]!;
+      if (offset < base + len) {
+        const address = this.seg[s * FIELDS]! + offset - base;
+        const n = Math.min(base + len - offset, length - position);
+        try {
+          for (let done = 0; done < n;) {
+            const a = address + done;
+            const backing = direct?.backing(a, true, n - done);
+            if (backing) {
+              fill(backing.view, backing.offset, backing.length, position + done);
+              done += backing.length;
+            } else {
+              const m = Math.min(n - done, PAGE_SIZE - (a % PAGE_SIZE));
+              const copy = new Uint8Array(m);
+              fill(copy, 0, m, position + done);
+              this.dma.write(a, copy, 0, m);
+              done += m;
+            }
+          }
+        } catch (e) {
+          this.dmaError(e, s);
         }
-        done += m;
+        position += n;
+        offset += n;
       }
-    });
+      base += len;
+    }
+    if (end > this.written) this.written = end;
   }
 
   /** Fills writable [offset, offset + length) with `value`. */
@@ -324,17 +360,27 @@ export class DescriptorChain {
 
   /** Writes a little-endian value of `width` bytes at writable `offset`. */
   writeUint(offset: number, width: 1 | 2 | 4, value: number): void {
-    const first = this.readableBuffers * FIELDS;
-    const len0 = this.writableBuffers > 0 ? this.seg[first + 1]! : 0;
-    if (offset >= 0 && offset + width <= len0 && width !== 1) {
-      try {
-        if (width === 2) this.dma.writeU16(this.seg[first]! + offset, value);
-        else this.dma.writeU32(this.seg[first]! + offset, value);
-      } catch (e) {
-        this.dmaError(e, this.readableBuffers);
+    let base = 0;
+    for (let s = this.readableBuffers; s < this.bufferCount; s++) {
+      const len = this.seg[s * FIELDS + 1]!;
+      if (offset >= base && offset + width <= base + len) {
+        const address = this.seg[s * FIELDS]! + offset - base;
+        try {
+          if (width === 2) this.dma.writeU16(address, value);
+          else if (width === 4) this.dma.writeU32(address, value);
+          else {
+            const backing = this.direct?.backing(address, true, 1);
+            if (backing) backing.view[backing.offset] = value;
+            else break;
+          }
+        } catch (e) {
+          this.dmaError(e, s);
+        }
+        if (offset + width > this.written) this.written = offset + width;
+        return;
       }
-      if (offset + width > this.written) this.written = offset + width;
-      return;
+      base += len;
+      if (base > offset) break;
     }
     const bytes = (this.scratch ??= new Uint8Array(8));
     for (let i = 0; i < width; i++) bytes[i] = Math.floor(value / 2 ** (8 * i)) & 0xff;

@@ -116,6 +116,37 @@ describe('sparse RAM', () => {
     expect(fault(() => ram.writeView(DMA_ADDRESS_LIMIT, 1)).reason).toBe('address');
   });
 
+  it('pages written together form one contiguous run that backing() hands out whole', () => {
+    const budget = new DmaBudget(64 * PAGE);
+    const ram = new SparseRam({ budget });
+    ram.write(0x10000, new Uint8Array(16 * PAGE).fill(3), 0, 16 * PAGE);
+    expect(ram.touchedPages).toBe(16);
+    expect(budget.used).toBe(16 * PAGE);
+    const run = ram.backing(0x10000 + 100, false, 16 * PAGE)!;
+    expect(run.length).toBe(16 * PAGE - 100);
+    expect(run.view[run.offset]).toBe(3);
+    run.view[run.offset] = 9;
+    expect(ram.readU8(0x10000 + 100)).toBe(9);
+    // A run's page is zeroed in place by zero(), not freed; a page of its own is freed.
+    ram.zero(0x10000, PAGE);
+    expect(ram.readU8(0x10000 + 100)).toBe(0);
+    expect(ram.touchedPages).toBe(16);
+    ram.writeU8(0x40000, 1);
+    ram.zero(0x40000, PAGE);
+    expect(ram.touchedPages).toBe(16);
+    expect(budget.used).toBe(16 * PAGE);
+    // backing() for writing allocates the missing pages of the range as one run.
+    expect(ram.backing(0x80000, false, PAGE)).toBeUndefined();
+    const fresh = ram.backing(0x80000, true, 4 * PAGE)!;
+    expect(fresh.length).toBe(4 * PAGE);
+    expect(ram.touchedPages).toBe(20);
+    // Single pages are not contiguous with each other: one page per piece.
+    ram.writeU8(0xa0000, 1);
+    ram.writeU8(0xa1000, 1);
+    expect(ram.backing(0xa0000, false, 2 * PAGE)!.length).toBe(PAGE);
+    expect(() => ram.backing(2 ** 53, false, 1)).toThrow(DmaFault);
+  });
+
   it('fill with zero allocates nothing; fill with a value allocates', () => {
     const ram = new SparseRam();
     ram.fill(0, 3 * PAGE, 0);

@@ -197,7 +197,9 @@ export class BlockDevice implements DeviceBackend {
           this.checkSegments(chain, 'writable', 0, dataIn);
           const base = sector * SECTOR;
           this.backendCall(() =>
-            chain.writePieces(0, dataIn, (view, at) => this.backend.read(base + at, view, 0, view.length)),
+            chain.writePieces(0, dataIn, (into, at, n, position) =>
+              this.backend.read(base + position, into, at, n),
+            ),
           );
           this.stats.bytesRead += dataIn;
           used = chain.writable;
@@ -211,8 +213,8 @@ export class BlockDevice implements DeviceBackend {
           this.checkSegments(chain, 'readable', OUTHDR, dataOut);
           const base = sector * SECTOR;
           this.backendCall(() =>
-            chain.readPieces(OUTHDR, dataOut, (bytes, at) =>
-              this.backend.write(base + at, bytes, 0, bytes.length),
+            chain.readPieces(OUTHDR, dataOut, (bytes, at, n, position) =>
+              this.backend.write(base + position, bytes, at, n),
             ),
           );
           this.stats.bytesWritten += dataOut;

@@ -67,28 +67,34 @@ export class CaptureRing {
     this.count--;
   }
 
+  /** The arena the bytes of `reserve`d frames go to (valid until the next `reserve`). */
+  get buffer(): Uint8Array {
+    return this.arena!;
+  }
+
+  /** Frame bytes kept for the last `reserve`d frame (less than its length when cut). */
+  lastKept = 0;
+
   /**
-   * Reserves room for a frame of `length` bytes on the wire and returns where its (possibly cut)
-   * bytes go: `arena[offset .. offset + kept)`. The caller copies them in before the next call.
+   * Reserves room for a frame of `length` bytes on the wire, preceded by `prefix` bytes the
+   * caller may copy along (the virtio-net header, read in the same copy), and returns where the
+   * prefix goes in `buffer`; the (possibly cut, see `lastKept`) frame bytes follow it. The
+   * caller copies them in, then records the header with `setHeader`, before the next call.
    */
-  add(
-    length: number,
-    time: number,
-    queue: number,
-    header: NetHeader,
-  ): { arena: Uint8Array; offset: number; kept: number } {
-    const kept = Math.min(length, SNAPLEN, this.maxBytes);
+  reserve(prefix: number, length: number, time: number, queue: number): number {
+    const kept = Math.min(length, SNAPLEN, Math.max(0, this.maxBytes - prefix));
+    const need = prefix + kept;
     let arena = this.arena;
-    if (!arena || (this.write + kept > arena.length && arena.length < this.maxBytes)) {
+    if (!arena || (this.write + need > arena.length && arena.length < this.maxBytes)) {
       let size = arena?.length ?? Math.min(INITIAL_ARENA, this.maxBytes);
-      while (size < this.write + kept && size < this.maxBytes) size = Math.min(size * 2, this.maxBytes);
-      const grown = new Uint8Array(size);
+      while (size < this.write + need && size < this.maxBytes) size = Math.min(size * 2, this.maxBytes);
+      const grown = new Uint8Array(Math.max(size, need));
       if (arena) grown.set(arena);
       arena = this.arena = grown;
     }
-    if (this.write + kept > arena.length) this.write = 0;
+    if (this.write + need > arena.length) this.write = 0;
     const from = this.write;
-    const to = from + kept;
+    const to = from + need;
     while (this.count > 0) {
       const s = this.start[this.head]!;
       const e = s + this.kept[this.head]!;
@@ -96,22 +102,27 @@ export class CaptureRing {
       this.evictOldest();
     }
     const slot = (this.head + this.count) % this.maxFrames;
-    this.start[slot] = from;
+    this.start[slot] = from + prefix;
     this.kept[slot] = kept;
     this.wire[slot] = length;
     this.time[slot] = time;
-    const m = slot * CaptureRing.META;
-    this.meta[m] = queue;
+    this.meta[slot * CaptureRing.META] = queue;
+    this.count++;
+    this.nextSeq++;
+    this.write = to;
+    this.lastKept = kept;
+    return from;
+  }
+
+  /** The virtio-net header fields of the last reserved frame. */
+  setHeader(header: NetHeader): void {
+    const m = ((this.head + this.count - 1) % this.maxFrames) * CaptureRing.META;
     this.meta[m + 1] = header.flags;
     this.meta[m + 2] = header.gsoType;
     this.meta[m + 3] = header.hdrLen;
     this.meta[m + 4] = header.gsoSize;
     this.meta[m + 5] = header.csumStart;
     this.meta[m + 6] = header.csumOffset;
-    this.count++;
-    this.nextSeq++;
-    this.write = to;
-    return { arena, offset: from, kept };
   }
 
   /** The frames in the ring, oldest first (copies). */

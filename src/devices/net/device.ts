@@ -107,7 +107,6 @@ export class NetDevice implements DeviceBackend, SwitchPort {
   private attached: NetSwitch | undefined;
   private activePairs = 1;
   private guestOffloads = 0;
-  private readonly scratch = new Uint8Array(16);
   private readonly clock: () => number;
   readonly stats: NetStats = {
     txFrames: 0,
@@ -170,8 +169,11 @@ export class NetDevice implements DeviceBackend, SwitchPort {
   notify(queue: number): void {
     if (queue === this.controlQueue) serveQueue(this.ctx, queue, (c) => this.control(c));
     else if (queue < 2 * this.maxPairs) {
-      if (queue % 2 === 1) serveQueue(this.ctx, queue, (c) => this.transmit(c, queue));
-      else this.flushPending();
+      if (queue % 2 === 1) {
+        // One timestamp per notification: its frames are taken from the ring together.
+        const time = this.clock();
+        serveQueue(this.ctx, queue, (c) => this.transmit(c, queue, time));
+      } else this.flushPending();
     }
   }
 
@@ -184,7 +186,7 @@ export class NetDevice implements DeviceBackend, SwitchPort {
 
   // ---- transmit --------------------------------------------------------------------------
 
-  private transmit(chain: DescriptorChain, queue: number): number {
+  private transmit(chain: DescriptorChain, queue: number, time: number): number {
     const hs = this.headerSize;
     if (chain.readable < hs) {
       throw new VirtqueueError(
@@ -194,20 +196,22 @@ export class NetDevice implements DeviceBackend, SwitchPort {
         `transmit chain holds ${chain.readable} device-readable bytes, less than the ${hs}-byte virtio-net header`,
       );
     }
-    chain.copyTo(0, this.scratch, 0, hs);
-    const header = decodeHeader(this.scratch);
     const length = chain.readable - hs;
-    const slot = this.capture.add(length, this.clock(), queue, header);
-    chain.copyTo(hs, slot.arena, slot.offset, slot.kept);
+    const capture = this.capture;
+    // Header and frame in one copy, straight into the capture ring.
+    const at = capture.reserve(hs, length, time, queue);
+    const kept = capture.lastKept;
+    const arena = capture.buffer;
+    chain.copyTo(0, arena, at, hs + kept);
+    const header = decodeHeader(arena, at);
+    capture.setHeader(header);
     this.stats.txFrames++;
     this.stats.txBytes += length;
-    if (this.ctx.listening) this.ctx.emit({ type: 'net-tx', queue, length, seq: this.capture.total - 1 });
+    if (this.ctx.listening) this.ctx.emit({ type: 'net-tx', queue, length, seq: capture.total - 1 });
     if (!this.linkUp) this.stats.txDropped++;
     else if (this.attached) {
       const frame =
-        slot.kept === length
-          ? slot.arena.subarray(slot.offset, slot.offset + length)
-          : chain.gather(hs, length).slice();
+        kept === length ? arena.subarray(at + hs, at + hs + length) : chain.gather(hs, length).slice();
       this.attached.forward(this, frame, header);
     }
     return 0;

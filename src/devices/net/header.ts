@@ -49,14 +49,15 @@ function u16(b: Uint8Array, at: number): number {
   return b[at]! | (b[at + 1]! << 8);
 }
 
-export function decodeHeader(b: Uint8Array): NetHeader {
+/** The header whose bytes start at `b[at]`. */
+export function decodeHeader(b: Uint8Array, at = 0): NetHeader {
   return {
-    flags: b[H.FLAGS.offset]!,
-    gsoType: b[H.GSO_TYPE.offset]!,
-    hdrLen: u16(b, H.HDR_LEN.offset),
-    gsoSize: u16(b, H.GSO_SIZE.offset),
-    csumStart: u16(b, H.CSUM_START.offset),
-    csumOffset: u16(b, H.CSUM_OFFSET.offset),
+    flags: b[at + H.FLAGS.offset]!,
+    gsoType: b[at + H.GSO_TYPE.offset]!,
+    hdrLen: u16(b, at + H.HDR_LEN.offset),
+    gsoSize: u16(b, at + H.GSO_SIZE.offset),
+    csumStart: u16(b, at + H.CSUM_START.offset),
+    csumOffset: u16(b, at + H.CSUM_OFFSET.offset),
   };
 }
 
