@@ -24,21 +24,23 @@ const STATS = 2;
 const PFN_BYTES = 4;
 
 /** Stat tags by number (VIRTIO_BALLOON_S_*). */
-const STAT_NAMES: Record<number, string> = Object.fromEntries(
-  (
-    [
-      'S_SWAP_IN',
-      'S_SWAP_OUT',
-      'S_MAJFLT',
-      'S_MINFLT',
-      'S_MEMFREE',
-      'S_MEMTOT',
-      'S_AVAIL',
-      'S_CACHES',
-      'S_HTLB_PGALLOC',
-      'S_HTLB_PGFAIL',
-    ] as const
-  ).map((n) => [C[n].value, n.slice(2).toLowerCase()]),
+const STAT_NAMES: Readonly<Record<number, string>> = Object.freeze(
+  Object.fromEntries(
+    (
+      [
+        'S_SWAP_IN',
+        'S_SWAP_OUT',
+        'S_MAJFLT',
+        'S_MINFLT',
+        'S_MEMFREE',
+        'S_MEMTOT',
+        'S_AVAIL',
+        'S_CACHES',
+        'S_HTLB_PGALLOC',
+        'S_HTLB_PGFAIL',
+      ] as const
+    ).map((n) => [C[n].value, n.slice(2).toLowerCase()]),
+  ),
 );
 
 export class BalloonDevice implements DeviceBackend {

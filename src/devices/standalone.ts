@@ -64,10 +64,6 @@ export class StandaloneContext implements DeviceContext {
     return q;
   }
 
-  removeQueue(index: number): void {
-    this.queues.delete(index);
-  }
-
   queue(index: number): Virtqueue | undefined {
     return this.queues.get(index);
   }

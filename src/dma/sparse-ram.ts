@@ -54,7 +54,8 @@ export class SparseRam implements DmaSpace, DmaDirect, DmaCoverage {
   private pages: Map<number, Uint8Array> | undefined;
   /** The run of every page allocated as part of one (absent: a page of its own). */
   private runs: Map<number, Run> | undefined;
-  private readonly found: DmaBacking = { view: new Uint8Array(0), offset: 0, length: 0 };
+  /** Scratch result of `backing` (made on first use: an untouched space stays a few words). */
+  private found: DmaBacking | undefined;
   private lastIndex = -1;
   private lastPage: Uint8Array | undefined;
 
@@ -197,14 +198,14 @@ export class SparseRam implements DmaSpace, DmaDirect, DmaCoverage {
   private locate(address: number, length: number): DmaBacking | undefined {
     const index = Math.floor(address / PAGE_SIZE);
     const run = this.runs?.get(index);
-    const found = this.found;
+    const page = run ? undefined : this.page(index);
+    if (!run && !page) return undefined;
+    const found = (this.found ??= { view: (run?.view ?? page)!, offset: 0, length: 0 });
     if (run) {
       found.view = run.view;
       found.offset = address - run.first * PAGE_SIZE;
     } else {
-      const page = this.page(index);
-      if (!page) return undefined;
-      found.view = page;
+      found.view = page!;
       found.offset = address - index * PAGE_SIZE;
     }
     found.length = Math.min(length, found.view.length - found.offset);

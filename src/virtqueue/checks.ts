@@ -3,7 +3,7 @@
  * "Message Framing", §2.7.4: "Drivers MUST NOT add a descriptor chain longer than 2^32 bytes").
  */
 import { hasCoverage } from '../dma/direct.js';
-import { DMA_ADDRESS_LIMIT, DmaFault, type DmaSpace } from '../dma/space.js';
+import { DMA_ADDRESS_LIMIT, type DmaSpace } from '../dma/space.js';
 import type { DescriptorChain } from './chain.js';
 import { VirtqueueError, type DescriptorTable } from './errors.js';
 
@@ -11,23 +11,6 @@ const CHAIN_BYTES_LIMIT = 2 ** 32;
 
 export function hex(n: number): string {
   return `0x${n.toString(16)}`;
-}
-
-/** Runs a ring access, turning a DMA fault into VirtqueueError('dma') about `what`. */
-export function ringAccess<T>(
-  queue: number,
-  descriptor: number | null,
-  what: string,
-  access: () => T,
-  table: DescriptorTable = 'ring',
-): T {
-  try {
-    return access();
-  } catch (e) {
-    if (e instanceof DmaFault)
-      throw new VirtqueueError(queue, descriptor, 'dma', `${what}: ${e.message}`, table);
-    throw e;
-  }
 }
 
 /** [address, address + length) lies in the DMA space (cheap: arithmetic, plus the space's own coverage). */

@@ -260,6 +260,7 @@ describe('request rules', () => {
   it('injected errors fail the chosen sectors only', () => {
     const r = ram();
     r.device.injectErrors(100, 4, 'read');
+    expect(r.device.injectedRanges).toEqual([{ first: 100, count: 4, op: 'read' }]);
     expect(r.driver.read(99, 1).status).toBe(OK);
     expect(r.driver.read(99, 2).status).toBe(IOERR);
     expect(r.driver.read(103, 1).status).toBe(IOERR);

@@ -55,6 +55,7 @@ describe('console', () => {
     expect(r.device.output.contents().toString()).toBe('x'.repeat(32));
     expect(r.device.output.total).toBe(65);
     expect(r.device.input(Buffer.from('typed text'))).toBe(10);
+    expect(r.device.pendingInput).toBe(10);
     const b1 = into(r, 4);
     const b2 = into(r, 100);
     rx.add([b1]);
@@ -63,6 +64,7 @@ describe('console', () => {
     const used = rx.takeUsed();
     expect(used.map((u) => u.length)).toEqual([4, 6]);
     expect(bytesAt(r, b1).toString() + bytesAt(r, b2, 6).toString()).toBe('typed text');
+    expect(r.device.pendingInput).toBe(0);
     r.device.resize(132, 43);
     expect(r.ctx.readConfig(deviceConfigs.console.registers.COLS.offset, 2)).toBe(132);
     expect(r.ctx.readConfig(deviceConfigs.console.registers.ROWS.offset, 2)).toBe(43);

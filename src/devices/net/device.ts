@@ -39,7 +39,14 @@ import { hasFeature, type DeviceBackend, type DeviceContext, type NetDropReason 
 import { reportBroken, serveQueue, signalUsed } from '../serve.js';
 import { CaptureRing } from './capture.js';
 import { RxFilter, type FilterState } from './filter.js';
-import { completeChecksum, decodeHeader, encodeHeader, netHeaderSize, type NetHeader } from './header.js';
+import {
+  completeChecksum,
+  decodeHeader,
+  EMPTY_HEADER,
+  encodeHeader,
+  netHeaderSize,
+  type NetHeader,
+} from './header.js';
 import { macKey, macString, type DeliveryResult, type NetSwitch, type SwitchPort } from './switch.js';
 import { isVirtqueueError } from '../../virtqueue/index.js';
 
@@ -227,7 +234,7 @@ export class NetDevice implements DeviceBackend, SwitchPort {
 
   /** A frame from the switch: offloads the receiver did not negotiate are resolved here. */
   receive(frame: Uint8Array, header: NetHeader | undefined): DeliveryResult {
-    let h = header ?? { flags: 0, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: 0, csumOffset: 0 };
+    let h = header ?? EMPTY_HEADER;
     let data = frame;
     if (h.gsoType !== HF.GSO_NONE.value && !this.takesGso(h.gsoType)) return this.drop('gso', frame.length);
     if (!this.has(NETF.GUEST_CSUM.value) && h.flags !== 0) {
@@ -253,10 +260,7 @@ export class NetDevice implements DeviceBackend, SwitchPort {
 
   /** A frame injected by the host: header fields are passed to the driver as given. */
   inject(frame: Uint8Array, header: NetHeader | undefined = undefined): DeliveryResult {
-    return this.deliver(
-      frame,
-      header ?? { flags: 0, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: 0, csumOffset: 0 },
-    );
+    return this.deliver(frame, header ?? EMPTY_HEADER);
   }
 
   private deliver(frame: Uint8Array, header: NetHeader): DeliveryResult {
