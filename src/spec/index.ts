@@ -35,6 +35,15 @@ import legacyRaw from '../../spec-tables/virtio-legacy.json' with { type: 'json'
 import virtioPciCapRaw from '../../spec-tables/virtio-pci-cap.json' with { type: 'json' };
 import virtioRingRaw from '../../spec-tables/virtio-ring.json' with { type: 'json' };
 import virtioStatusRaw from '../../spec-tables/virtio-status.json' with { type: 'json' };
+import virtioNetHdrRaw from '../../spec-tables/virtio-net-hdr.json' with { type: 'json' };
+import virtioNetCtrlRaw from '../../spec-tables/virtio-net-ctrl.json' with { type: 'json' };
+import virtioBlkReqRaw from '../../spec-tables/virtio-blk-req.json' with { type: 'json' };
+import virtioScsiReqRaw from '../../spec-tables/virtio-scsi-req.json' with { type: 'json' };
+import virtio9pMessagesRaw from '../../spec-tables/virtio-9p-messages.json' with { type: 'json' };
+import scsiCommandsRaw from '../../spec-tables/scsi-commands.json' with { type: 'json' };
+import ethernetRaw from '../../spec-tables/ethernet.json' with { type: 'json' };
+import pcapRaw from '../../spec-tables/pcap.json' with { type: 'json' };
+import datapathRaw from '../../spec-tables/datapath.json' with { type: 'json' };
 import type { AnyTable, Constant, DeviceTypesTable, NamedRegister, Register, Table } from './types.js';
 
 export type * from './types.js';
@@ -143,6 +152,28 @@ export const legacy = table(legacyRaw, 'virtio-legacy');
 export const virtioStatus = table(virtioStatusRaw, 'virtio-status');
 /** Virtqueue memory layouts (split and packed). */
 export const virtioRing = table(virtioRingRaw, 'virtio-ring');
+
+// ---------------------------------------------------------------------------------------------
+// Data path: request and message layouts, frame formats, limits
+
+/** virtio-net packet header (legacy 10 bytes, 12 with MRG_RXBUF or VERSION_1). */
+export const virtioNetHdr = table(virtioNetHdrRaw, 'virtio-net-hdr');
+/** virtio-net control virtqueue classes, commands and structures. */
+export const virtioNetCtrl = table(virtioNetCtrlRaw, 'virtio-net-ctrl');
+/** virtio-blk request header and discard / write-zeroes segments. */
+export const virtioBlkReq = table(virtioBlkReqRaw, 'virtio-blk-req');
+/** virtio-scsi command and control request / response layouts. */
+export const virtioScsiReq = table(virtioScsiReqRaw, 'virtio-scsi-req');
+/** 9P2000.L message types the virtio-9p device answers. */
+export const virtio9pMessages = table(virtio9pMessagesRaw, 'virtio-9p-messages');
+/** SCSI opcodes, status, sense keys and additional sense codes of the RAM LUN. */
+export const scsiCommands = table(scsiCommandsRaw, 'scsi-commands');
+/** Ethernet frame constants (addresses, EtherTypes, VLAN tag). */
+export const ethernet = table(ethernetRaw, 'ethernet');
+/** Classic pcap capture file layout. */
+export const pcap = table(pcapRaw, 'pcap');
+/** Limits and defaults of the data path (vmmr decisions). */
+export const datapath = table(datapathRaw, 'datapath');
 
 // ---------------------------------------------------------------------------------------------
 // Device types
@@ -306,6 +337,15 @@ export const allTables: readonly AnyTable[] = Object.freeze([
   legacy,
   virtioStatus,
   virtioRing,
+  virtioNetHdr,
+  virtioNetCtrl,
+  virtioBlkReq,
+  virtioScsiReq,
+  virtio9pMessages,
+  scsiCommands,
+  ethernet,
+  pcap,
+  datapath,
   features.common,
   ...Object.values(features.byType),
   ...Object.values(deviceConfigs),

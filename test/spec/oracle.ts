@@ -29,6 +29,9 @@ export const HEADERS = [
   'linux/virtio_scsi.h',
   'linux/virtio_balloon.h',
   'linux/virtio_9p.h',
+  'linux/if_ether.h',
+  'linux/errno.h',
+  'scsi/scsi.h',
 ] as const;
 
 type Json = Record<string, unknown>;
