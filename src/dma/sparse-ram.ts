@@ -10,7 +10,7 @@
  * so that a large transfer is one copy, not one per page; a run's pages are zeroed, not freed,
  * by `zero` (their memory goes when the space is cleared). Multi-byte values are little-endian.
  */
-import { VmmrError } from '../errors.js';
+import { VmmrError } from '../base/errors.js';
 import { datapath } from '../spec/index.js';
 import type { DmaBudget } from './budget.js';
 import type { DmaBacking, DmaCoverage, DmaDirect } from './direct.js';

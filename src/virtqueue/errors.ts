@@ -1,4 +1,4 @@
-import { VmmrError } from '../errors.js';
+import { VmmrError } from '../base/errors.js';
 
 /**
  * A virtqueue never trusts guest memory: whatever a driver puts in a ring is checked before it

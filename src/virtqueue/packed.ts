@@ -17,7 +17,7 @@
  * notifications, it processes each one completely.
  */
 import { DmaFault, type DmaSpace } from '../dma/space.js';
-import { VmmrError } from '../errors.js';
+import { VmmrError } from '../base/errors.js';
 import { virtioRing } from '../spec/index.js';
 import { DescriptorChain } from './chain.js';
 import { addChecked, checkRange, hex } from './checks.js';

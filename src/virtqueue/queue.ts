@@ -2,7 +2,7 @@
  * What the device side of every virtqueue offers, whatever its format (split §2.7 or packed
  * §2.8), the state it keeps across notifications, and the ring features negotiated for it.
  */
-import { VmmrError } from '../errors.js';
+import { VmmrError } from '../base/errors.js';
 import { features } from '../spec/index.js';
 import type { DescriptorChain } from './chain.js';
 import type { VirtqueueError, VirtqueueErrorInfo } from './errors.js';

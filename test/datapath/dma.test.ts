@@ -9,7 +9,7 @@ import { DmaBudget } from '../../src/dma/budget.js';
 import { hasCoverage, hasDirect } from '../../src/dma/direct.js';
 import { SparseRam } from '../../src/dma/sparse-ram.js';
 import { DMA_ADDRESS_LIMIT, DmaFault } from '../../src/dma/space.js';
-import { VmmrError } from '../../src/errors.js';
+import { VmmrError } from '../../src/base/errors.js';
 
 const PAGE = 4096;
 
