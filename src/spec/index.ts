@@ -35,6 +35,9 @@ import legacyRaw from '../../spec-tables/virtio-legacy.json' with { type: 'json'
 import virtioPciCapRaw from '../../spec-tables/virtio-pci-cap.json' with { type: 'json' };
 import virtioRingRaw from '../../spec-tables/virtio-ring.json' with { type: 'json' };
 import virtioStatusRaw from '../../spec-tables/virtio-status.json' with { type: 'json' };
+import vfioPciRaw from '../../spec-tables/vfio-pci.json' with { type: 'json' };
+import vfioUserMessagesRaw from '../../spec-tables/vfio-user-messages.json' with { type: 'json' };
+import vfioUserProtocolRaw from '../../spec-tables/vfio-user-protocol.json' with { type: 'json' };
 import type { AnyTable, Constant, DeviceTypesTable, NamedRegister, Register, Table } from './types.js';
 
 export type * from './types.js';
@@ -142,6 +145,16 @@ export const legacy = table(legacyRaw, 'virtio-legacy');
 export const virtioStatus = table(virtioStatusRaw, 'virtio-status');
 /** Virtqueue memory layouts (split and packed). */
 export const virtioRing = table(virtioRingRaw, 'virtio-ring');
+
+// ---------------------------------------------------------------------------------------------
+// vfio-user transport (qemu docs/interop/vfio-user.rst; <linux/vfio.h>)
+
+/** vfio-user message header, command numbers, flags and capability values. */
+export const vfioUserProtocol = table(vfioUserProtocolRaw, 'vfio-user-protocol');
+/** vfio-user message payloads, one group per command (offsets after the header). */
+export const vfioUserMessages = table(vfioUserMessagesRaw, 'vfio-user-messages');
+/** VFIO PCI region/IRQ indexes and structure flags. */
+export const vfioPci = table(vfioPciRaw, 'vfio-pci');
 
 // ---------------------------------------------------------------------------------------------
 // Device types
@@ -305,6 +318,9 @@ export const allTables: readonly AnyTable[] = Object.freeze([
   legacy,
   virtioStatus,
   virtioRing,
+  vfioUserProtocol,
+  vfioUserMessages,
+  vfioPci,
   features.common,
   ...Object.values(features.byType),
   ...Object.values(deviceConfigs),

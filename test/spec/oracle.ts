@@ -29,6 +29,7 @@ export const HEADERS = [
   'linux/virtio_scsi.h',
   'linux/virtio_balloon.h',
   'linux/virtio_9p.h',
+  'linux/vfio.h',
 ] as const;
 
 type Json = Record<string, unknown>;

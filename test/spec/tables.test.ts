@@ -90,6 +90,9 @@ describe('spec table files', () => {
       'mmr-locator',
       'bar-layout',
       'virtio-ring',
+      'vfio-user-protocol',
+      'vfio-user-messages',
+      'vfio-pci',
       ...TYPE_NAMES.map((t) => `device-config-${t}`),
       ...TYPE_NAMES.map((t) => `virtio-features-${t}`),
     ];
