@@ -94,6 +94,8 @@ export interface ServerStatus {
   readonly connected: boolean;
   /** Clients turned away because one was connected already. */
   readonly refusedClients: number;
+  /** Reply bytes waiting for the client to read them. */
+  readonly queuedBytes: number;
   readonly session: SessionStatus | undefined;
 }
 
@@ -128,6 +130,7 @@ export class VfioUserServer {
       socketPath: this.socketPath,
       connected: this.connected,
       refusedClients: this.refusedClients,
+      queuedBytes: this.connection?.queuedBytes ?? 0,
       session: this.session?.status(),
     };
   }

@@ -509,13 +509,13 @@ static napi_value js_munmap(napi_env env, napi_callback_info info) {
   size_t view_length = 0;
   bool detached = false;
   CHECK(env, napi_is_detached_arraybuffer(env, argv[1], &detached));
-  if (!detached) {
-    CHECK(env, napi_get_arraybuffer_info(env, argv[1], &view, &view_length));
-    if ((char *)view < (char *)m->base || (char *)view + view_length > (char *)m->base + m->length) {
-      return throw_message(env, "EINVAL", "munmap: the ArrayBuffer is not this mapping's");
-    }
-    CHECK(env, napi_detach_arraybuffer(env, argv[1]));
+  /* A detached buffer cannot be told apart from another mapping's: never unmap on its word. */
+  if (detached) return throw_message(env, "EINVAL", "munmap: the ArrayBuffer is detached, the mapping is not");
+  CHECK(env, napi_get_arraybuffer_info(env, argv[1], &view, &view_length));
+  if ((char *)view < (char *)m->base || (char *)view + view_length > (char *)m->base + m->length) {
+    return throw_message(env, "EINVAL", "munmap: the ArrayBuffer is not this mapping's");
   }
+  CHECK(env, napi_detach_arraybuffer(env, argv[1]));
   munmap(m->base, m->length);
   m->mapped = false;
   return NULL;
