@@ -117,6 +117,8 @@ function closeFds(fds: readonly number[], close: (fd: number) => void): void {
 export interface SessionStatus {
   negotiated: boolean;
   commands: number;
+  /** Commands received, by name (VFIO_USER_REGION_READ …). */
+  byCommand: Record<string, number>;
   refusals: number;
   lastRefusal: string | undefined;
   dmaMaps: number;
@@ -133,6 +135,7 @@ export class Session implements ConnectionHandler, DmaMessenger {
   private readonly handlers: ReadonlyMap<number, Handler>;
   private connection: Connection | undefined;
   private commands = 0;
+  private readonly byCommand = new Map<number, number>();
   private refusals = 0;
   private lastRefusal: string | undefined;
 
@@ -174,6 +177,7 @@ export class Session implements ConnectionHandler, DmaMessenger {
     return {
       negotiated: this.negotiated !== undefined,
       commands: this.commands,
+      byCommand: Object.fromEntries([...this.byCommand].map(([c, n]) => [commandName(c), n])),
       refusals: this.refusals,
       lastRefusal: this.lastRefusal,
       dmaMaps: this.dma.count,
@@ -189,6 +193,7 @@ export class Session implements ConnectionHandler, DmaMessenger {
     const h = message.header;
     const bag = new FdBag(message.fds);
     this.commands++;
+    this.byCommand.set(h.command, (this.byCommand.get(h.command) ?? 0) + 1);
     try {
       if (message.fdsTruncated) refuse(Errno.EINVAL, `more file descriptors came than max_msg_fds (${PC.SERVER_MAX_MSG_FDS.value}): the kernel dropped the rest`);
       if (bag.size > 0 && !FD_COMMANDS.has(h.command)) refuse(Errno.EINVAL, `${bag.size} file descriptor(s) came with a command that takes none`);
@@ -309,6 +314,7 @@ export class Session implements ConnectionHandler, DmaMessenger {
         refuse(errno, `${where}: mmap of the file descriptor failed: ${(e as Error).message}`);
       }
       if (!outcome.ok) refuse(Errno[outcome.errno], `${where}: ${outcome.message}`);
+      this.options.log('debug', `DMA_MAP ${where} flags 0x${flags.toString(16)}${fd >= 0 ? ` fd offset ${hex(offset)}: mapped` : ': by DMA messages'}`);
       return newReply(h, 0).bytes;
     } finally {
       closeFds(fds, this.closeFd);
@@ -329,6 +335,7 @@ export class Session implements ConnectionHandler, DmaMessenger {
     } else if (!this.dma.unmap(address, size)) {
       refuse(Errno.ENOENT, `address ${hex(address)} size ${hex(size)} is not exactly a map (${this.dma.count} mapped)`);
     }
+    this.options.log('debug', `DMA_UNMAP ${flags & UNMAP_ALL ? 'all' : `address ${hex(address)} size ${hex(size)}`}`);
     const reply = newReply(h, p.length);
     reply.bytes.set(p, 16);
     return reply.bytes;
@@ -397,6 +404,7 @@ export class Session implements ConnectionHandler, DmaMessenger {
     const outcome = this.irqs.set({ flags, index, start, count, bools: data ? p.slice(fixed) : undefined, fds });
     if (outcome.errno !== 0) refuse(outcome.errno, `${irqIndexName(index)} start ${start} count ${count}: ${'message' in outcome ? outcome.message : ''}`);
     if (MSI_INDEXES.has(index)) this.device.irqsChanged(index);
+    this.options.log('debug', `SET_IRQS ${irqIndexName(index)} flags 0x${flags.toString(16)} start ${start} count ${count}, ${fds.length} eventfd(s)`);
     return newReply(h, 0).bytes;
   }
 
@@ -444,6 +452,7 @@ export class Session implements ConnectionHandler, DmaMessenger {
   private reset(h: Header, p: Uint8Array): Uint8Array {
     this.exactly(h, p, 0, 'no payload');
     this.device.reset();
+    this.options.log('debug', 'DEVICE_RESET');
     return newReply(h, 0).bytes;
   }
 
