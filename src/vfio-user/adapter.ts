@@ -8,7 +8,14 @@ import { listCapabilities } from '../pci/capabilities.js';
 import { capabilityIds, msixCap, msixTableEntry, pciHeader, pcieCap } from '../spec/index.js';
 import { guestView } from '../translator/guest-view.js';
 import type { VirtioPciFunction } from '../virtio/pci-function.js';
-import { DeviceRefusal, type IrqArming, type IrqDescription, type IrqSink, type RegionDescription, type VfioUserDevice } from './device.js';
+import {
+  DeviceRefusal,
+  type IrqArming,
+  type IrqDescription,
+  type IrqSink,
+  type RegionDescription,
+  type VfioUserDevice,
+} from './device.js';
 import { Errno, VC } from './protocol.js';
 
 /**
@@ -132,19 +139,33 @@ export class FunctionDevice implements VfioUserDevice {
     this.configSpace = view === 'guest' ? 'guest-config' : 'config';
     const bar = fn.template.barIndex;
     const barSpace = `bar${bar}` as Space;
-    this.places.set(VC.CONFIG_REGION_INDEX.value, { space: this.configSpace, name: `config space (${view} view)`, size: CONFIG_SIZE });
+    this.places.set(VC.CONFIG_REGION_INDEX.value, {
+      space: this.configSpace,
+      name: `config space (${view} view)`,
+      size: CONFIG_SIZE,
+    });
     this.places.set(bar, { space: barSpace, name: `memory BAR${bar}`, size: fn.barSize() });
     if (view === 'guest') {
-      this.places.set(VC.BAR0_REGION_INDEX.value, { space: 'io', name: 'I/O BAR0 (guest view)', size: guestView(fn as MmrVf).ioLength });
+      this.places.set(VC.BAR0_REGION_INDEX.value, {
+        space: 'io',
+        name: 'I/O BAR0 (guest view)',
+        size: guestView(fn as MmrVf).ioLength,
+      });
     }
-    const caps = listCapabilities({ read: (offset, width) => Number(read(fn, this.configSpace, offset, width)) });
+    const caps = listCapabilities({
+      read: (offset, width) => Number(read(fn, this.configSpace, offset, width)),
+    });
     const has = (id: number): number => caps.find((c) => c.kind === 'standard' && c.id === id)?.offset ?? -1;
     const msix = has(capabilityIds.constants.CAP_ID_MSIX.value);
-    const msixFlags = msix < 0 ? 0 : Number(read(fn, this.configSpace, msix + msixCap.registers.FLAGS.offset, 2));
+    const msixFlags =
+      msix < 0 ? 0 : Number(read(fn, this.configSpace, msix + msixCap.registers.FLAGS.offset, 2));
     const vectors = msix < 0 ? 0 : (msixFlags & msixCap.constants.FLAGS_QSIZE.value) + 1;
     if (msix >= 0) {
       const table = Number(read(fn, this.configSpace, msix + msixCap.registers.TABLE.offset, 4));
-      this.msixTable = { bar: `bar${table & msixCap.constants.TABLE_BIR.value}` as Space, offset: (table & msixCap.constants.TABLE_OFFSET.value) >>> 0 };
+      this.msixTable = {
+        bar: `bar${table & msixCap.constants.TABLE_BIR.value}` as Space,
+        offset: (table & msixCap.constants.TABLE_OFFSET.value) >>> 0,
+      };
     }
     const pin = Number(read(fn, this.configSpace, H.INTERRUPT_PIN.offset, 1));
     const pcie = has(capabilityIds.constants.CAP_ID_EXP.value) >= 0;
@@ -161,7 +182,11 @@ export class FunctionDevice implements VfioUserDevice {
     const out: RegionDescription[] = [];
     for (let index = 0; index < VC.NUM_REGIONS.value; index++) {
       const place = this.places.get(index);
-      out.push(place ? { index, size: place.size, readable: true, writable: true, name: place.name } : { index, size: 0, readable: false, writable: false, name: 'not implemented' });
+      out.push(
+        place
+          ? { index, size: place.size, readable: true, writable: true, name: place.name }
+          : { index, size: 0, readable: false, writable: false, name: 'not implemented' },
+      );
     }
     return out;
   }
@@ -185,7 +210,8 @@ export class FunctionDevice implements VfioUserDevice {
         littleEndian(read(this.fn, space, offset, n), into);
         return;
       }
-      for (const [at, length] of blocks(offset, n)) into.set(readBlock(this.fn, space, at, length), at - offset);
+      for (const [at, length] of blocks(offset, n))
+        into.set(readBlock(this.fn, space, at, length), at - offset);
     } catch (e) {
       refusal(e);
     }
@@ -199,7 +225,8 @@ export class FunctionDevice implements VfioUserDevice {
         write(this.fn, space, offset, n, fromLittleEndian(data));
         return;
       }
-      for (const [at, length] of blocks(offset, n)) writeBlock(this.fn, space, at, data.subarray(at - offset, at - offset + length));
+      for (const [at, length] of blocks(offset, n))
+        writeBlock(this.fn, space, at, data.subarray(at - offset, at - offset + length));
     } catch (e) {
       refusal(e);
     }
@@ -212,8 +239,12 @@ export class FunctionDevice implements VfioUserDevice {
    */
   reset(): void {
     try {
-      const caps = listCapabilities({ read: (offset, width) => Number(read(this.fn, this.configSpace, offset, width)) });
-      const pcie = caps.find((c) => c.kind === 'standard' && c.id === capabilityIds.constants.CAP_ID_EXP.value);
+      const caps = listCapabilities({
+        read: (offset, width) => Number(read(this.fn, this.configSpace, offset, width)),
+      });
+      const pcie = caps.find(
+        (c) => c.kind === 'standard' && c.id === capabilityIds.constants.CAP_ID_EXP.value,
+      );
       if (pcie) {
         const devctl = pcie.offset + pcieCap.registers.DEVCTL.offset;
         const value = Number(read(this.fn, this.configSpace, devctl, 2));
@@ -241,14 +272,18 @@ export class FunctionDevice implements VfioUserDevice {
     if (this.view === 'guest') return guestView(this.fn as MmrVf).intxAsserted;
     const status = Number(read(this.fn, 'config', H.STATUS.offset, 2));
     const command = Number(read(this.fn, 'config', H.COMMAND.offset, 2));
-    return (status & pciHeader.constants.STATUS_INTERRUPT.value) !== 0 && (command & pciHeader.constants.COMMAND_INTX_DISABLE.value) === 0;
+    return (
+      (status & pciHeader.constants.STATUS_INTERRUPT.value) !== 0 &&
+      (command & pciHeader.constants.COMMAND_INTX_DISABLE.value) === 0
+    );
   }
 
   private interrupt(e: InterruptEvent): void {
     const sink = this.sink;
     if (!sink) return;
     if (e.mode === 'msix') sink.trigger(MSIX, e.vector);
-    else if (e.mode === 'intx' && (e.view === 'guest') === (this.view === 'guest')) sink.level(INTX, 0, e.level);
+    else if (e.mode === 'intx' && (e.view === 'guest') === (this.view === 'guest'))
+      sink.level(INTX, 0, e.level);
   }
 
   irqsChanged(index: number): void {
@@ -283,7 +318,7 @@ export class FunctionDevice implements VfioUserDevice {
 /** [offset, length] pieces of at most MAX_BLOCK_LENGTH bytes, cut at multiples of it. */
 function blocks(offset: number, length: number): Array<[number, number]> {
   const out: Array<[number, number]> = [];
-  for (let at = offset; at < offset + length; ) {
+  for (let at = offset; at < offset + length;) {
     const end = Math.min(offset + length, (Math.floor(at / MAX_BLOCK_LENGTH) + 1) * MAX_BLOCK_LENGTH);
     out.push([at, end - at]);
     at = end;
@@ -292,6 +327,10 @@ function blocks(offset: number, length: number): Array<[number, number]> {
 }
 
 /** The vfio-user device of `fn` in `view` (throws a DeviceRefusal for a guest view of a PF). */
-export function exportFunction(fn: VirtioPciFunction, view: ExportView, router: InterruptRouter): FunctionDevice {
+export function exportFunction(
+  fn: VirtioPciFunction,
+  view: ExportView,
+  router: InterruptRouter,
+): FunctionDevice {
   return new FunctionDevice(fn, view, router);
 }

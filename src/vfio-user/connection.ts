@@ -1,5 +1,15 @@
 import { errnoName, native, POLLIN, POLLOUT, READABLE, WRITABLE, type WatchHandle } from './native.js';
-import { Errno, HEADER_SIZE, TYPE_COMMAND, TYPE_MASK, TYPE_REPLY, commandName, errorReply, readHeader, type Header } from './protocol.js';
+import {
+  Errno,
+  HEADER_SIZE,
+  TYPE_COMMAND,
+  TYPE_MASK,
+  TYPE_REPLY,
+  commandName,
+  errorReply,
+  readHeader,
+  type Header,
+} from './protocol.js';
 
 /**
  * One client connection: a non-blocking Unix stream socket read and written by the native addon
@@ -162,7 +172,11 @@ export class Connection {
     const count = this.fdsOut[0]!;
     if (count > 0 || this.fdsOut[1] === 1) {
       const fds = Array.from(this.fdsOut.subarray(2, 2 + count));
-      this.batches.push({ last: this.rxBase + this.rxEnd + Math.max(n, 1) - 1, fds, truncated: this.fdsOut[1] === 1 });
+      this.batches.push({
+        last: this.rxBase + this.rxEnd + Math.max(n, 1) - 1,
+        fds,
+        truncated: this.fdsOut[1] === 1,
+      });
     }
     this.rxEnd += n;
     return n;
@@ -197,9 +211,14 @@ export class Connection {
     if (pending < HEADER_SIZE) return undefined;
     const header = readHeader(this.rx, this.rxStart);
     if (header.size < HEADER_SIZE || header.size > this.limits.maxMessageSize) {
-      const why = header.size < HEADER_SIZE ? 'smaller than the 16-byte header' : `larger than the ${this.limits.maxMessageSize} bytes a message may have`;
+      const why =
+        header.size < HEADER_SIZE
+          ? 'smaller than the 16-byte header'
+          : `larger than the ${this.limits.maxMessageSize} bytes a message may have`;
       this.sendBeforeClose(errorReply(header, header.size < HEADER_SIZE ? Errno.EINVAL : Errno.E2BIG));
-      this.close(`${commandName(header.command)} id ${header.id}: message size ${header.size} is ${why}: the stream cannot be framed any more`);
+      this.close(
+        `${commandName(header.command)} id ${header.id}: message size ${header.size} is ${why}: the stream cannot be framed any more`,
+      );
       return undefined;
     }
     if (pending < header.size) return undefined;
@@ -240,12 +259,16 @@ export class Connection {
     const type = message.header.flags & TYPE_MASK;
     if (type === TYPE_REPLY) {
       closeAll(message.fds);
-      this.handler.note(`${commandName(message.header.command)} id ${message.header.id}: a reply to no request of the server's: dropped`);
+      this.handler.note(
+        `${commandName(message.header.command)} id ${message.header.id}: a reply to no request of the server's: dropped`,
+      );
       return;
     }
     if (type !== TYPE_COMMAND) {
       closeAll(message.fds);
-      this.handler.note(`${commandName(message.header.command)} id ${message.header.id}: message type ${type} is neither command (0) nor reply (1): EINVAL`);
+      this.handler.note(
+        `${commandName(message.header.command)} id ${message.header.id}: message type ${type} is neither command (0) nor reply (1): EINVAL`,
+      );
       this.send(errorReply(message.header, Errno.EINVAL));
       return;
     }
@@ -353,7 +376,9 @@ export class Connection {
       }
       if (type === TYPE_REPLY) {
         closeAll(message.fds);
-        this.handler.note(`${commandName(message.header.command)} id ${message.header.id}: a reply to no pending request: dropped`);
+        this.handler.note(
+          `${commandName(message.header.command)} id ${message.header.id}: a reply to no pending request: dropped`,
+        );
         continue;
       }
       this.deferred.push(message);

@@ -86,7 +86,13 @@ export class DmaTable implements DmaSpace {
 
   /** Regions in address order, for status and tests. */
   list(): Array<{ address: number; size: number; mapped: boolean; readable: boolean; writable: boolean }> {
-    return this.regions.map((r) => ({ address: r.address, size: r.size, mapped: r.mapped, readable: r.readable, writable: r.writable }));
+    return this.regions.map((r) => ({
+      address: r.address,
+      size: r.size,
+      mapped: r.mapped,
+      readable: r.readable,
+      writable: r.writable,
+    }));
   }
 
   /**
@@ -99,12 +105,21 @@ export class DmaTable implements DmaSpace {
       const at = this.insertionPoint(req.address);
       const before = this.regions[at - 1];
       const after = this.regions[at];
-      const clash = before && before.end > req.address ? before : after && after.address < req.address + req.size ? after : undefined;
+      const clash =
+        before && before.end > req.address
+          ? before
+          : after && after.address < req.address + req.size
+            ? after
+            : undefined;
       if (clash) {
         return { ok: false, errno: 'EEXIST', message: `it overlaps the map ${clash.describe()}` };
       }
       if (this.regions.length >= this.maxRegions) {
-        return { ok: false, errno: 'ENOSPC', message: `${this.maxRegions} regions are mapped already (max_dma_maps)` };
+        return {
+          ok: false,
+          errno: 'ENOSPC',
+          message: `${this.maxRegions} regions are mapped already (max_dma_maps)`,
+        };
       }
       const windows = req.fd >= 0 ? mapWindows(req.fd, req.fdOffset, req.size, req.writable) : [];
       const region = new Region(req.address, req.size, req.readable, req.writable, windows);
@@ -157,13 +172,32 @@ export class DmaTable implements DmaSpace {
   }
 
   private fault(op: string, address: number, length: number, at: number, why: string): DmaFault {
-    const around = this.regions.length === 0 ? 'the client has mapped nothing' : `maps: ${this.regions.map((r) => r.describe()).join(', ')}`;
-    return new DmaFault('unmapped', address, length, `DMA ${op} of ${length} bytes at ${hex(address)}: ${hex(at)} ${why} (${around})`);
+    const around =
+      this.regions.length === 0
+        ? 'the client has mapped nothing'
+        : `maps: ${this.regions.map((r) => r.describe()).join(', ')}`;
+    return new DmaFault(
+      'unmapped',
+      address,
+      length,
+      `DMA ${op} of ${length} bytes at ${hex(address)}: ${hex(at)} ${why} (${around})`,
+    );
   }
 
   private checkAddress(op: string, address: number, length: number): void {
-    if (!Number.isSafeInteger(address) || address < 0 || !Number.isSafeInteger(length) || length < 0 || address + length > DMA_ADDRESS_LIMIT) {
-      throw new DmaFault('address', address, length, `DMA ${op} of ${String(length)} bytes at ${String(address)}: beyond the DMA address space [0, 2^53)`);
+    if (
+      !Number.isSafeInteger(address) ||
+      address < 0 ||
+      !Number.isSafeInteger(length) ||
+      length < 0 ||
+      address + length > DMA_ADDRESS_LIMIT
+    ) {
+      throw new DmaFault(
+        'address',
+        address,
+        length,
+        `DMA ${op} of ${String(length)} bytes at ${String(address)}: beyond the DMA address space [0, 2^53)`,
+      );
     }
   }
 
@@ -184,14 +218,27 @@ export class DmaTable implements DmaSpace {
   }
 
   /** Visits the regions covering [address, address+length) in order; faults before touching any. */
-  private walk(op: string, address: number, length: number, write: boolean, visit: (r: Region, offset: number, done: number, n: number) => void): void {
+  private walk(
+    op: string,
+    address: number,
+    length: number,
+    write: boolean,
+    visit: (r: Region, offset: number, done: number, n: number) => void,
+  ): void {
     const parts: Array<[Region, number, number, number]> = [];
     let done = 0;
     while (done < length) {
       const here = address + done;
       const r = this.find(here);
       if (!r) throw this.fault(op, address, length, here, 'is in no DMA map');
-      if (write ? !r.writable : !r.readable) throw this.fault(op, address, length, here, `is in a map without the ${write ? 'writeable' : 'readable'} flag`);
+      if (write ? !r.writable : !r.readable)
+        throw this.fault(
+          op,
+          address,
+          length,
+          here,
+          `is in a map without the ${write ? 'writeable' : 'readable'} flag`,
+        );
       const n = Math.min(length - done, r.end - here);
       parts.push([r, here - r.address, done, n]);
       done += n;
@@ -232,7 +279,12 @@ export class DmaTable implements DmaSpace {
     const lo = view.getUint32(at, true);
     const hi = view.getUint32(at + 4, true);
     if (hi >= 0x200000) {
-      throw new DmaFault('address', address, 8, `DMA read of 8 bytes at ${hex(address)}: value 0x${hi.toString(16).padStart(8, '0')}${lo.toString(16).padStart(8, '0')} is 2^53 or more`);
+      throw new DmaFault(
+        'address',
+        address,
+        8,
+        `DMA read of 8 bytes at ${hex(address)}: value 0x${hi.toString(16).padStart(8, '0')}${lo.toString(16).padStart(8, '0')} is 2^53 or more`,
+      );
     }
     return hi * 2 ** 32 + lo;
   }
@@ -253,7 +305,12 @@ export class DmaTable implements DmaSpace {
 
   writeU64(address: number, value: number): void {
     if (!Number.isSafeInteger(value) || value < 0) {
-      throw new DmaFault('address', address, 8, `DMA write of 8 bytes at ${hex(address)}: value ${String(value)} is not an integer in [0, 2^53)`);
+      throw new DmaFault(
+        'address',
+        address,
+        8,
+        `DMA write of 8 bytes at ${hex(address)}: value ${String(value)} is not an integer in [0, 2^53)`,
+      );
     }
     const hit = this.small(address, 8, true);
     const view = hit ? hit.view : this.scratchView;

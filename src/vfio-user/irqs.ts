@@ -43,7 +43,9 @@ export function irqIndexName(index: number): string {
 /** The flags of VFIO_USER_DEVICE_GET_IRQ_INFO for an index, as vfio-pci reports them. */
 export function irqInfoFlags(index: number): number {
   const flags = VC.IRQ_INFO_EVENTFD.value;
-  return index === INTX ? flags | VC.IRQ_INFO_MASKABLE.value | VC.IRQ_INFO_AUTOMASKED.value : flags | VC.IRQ_INFO_NORESIZE.value;
+  return index === INTX
+    ? flags | VC.IRQ_INFO_MASKABLE.value | VC.IRQ_INFO_AUTOMASKED.value
+    : flags | VC.IRQ_INFO_NORESIZE.value;
 }
 
 export interface SetIrqs {
@@ -101,7 +103,10 @@ export class IrqTable implements IrqSink, IrqArming {
 
   trigger(index: number, subindex: number): void {
     const fd = this.triggers[index]?.[subindex] ?? -1;
-    const live = index === MSI || index === MSIX ? this.mode === index && subindex < this.vectors : index === ERR || index === REQ;
+    const live =
+      index === MSI || index === MSIX
+        ? this.mode === index && subindex < this.vectors
+        : index === ERR || index === REQ;
     if (live && fd >= 0) this.signal(fd);
     else this.dropped++;
   }
@@ -151,21 +156,42 @@ export class IrqTable implements IrqSink, IrqArming {
   private apply(req: SetIrqs, fds: number[]): SetOutcome {
     const { flags, index, start, count } = req;
     const name = irqIndexName(index);
-    if ((flags & ~(DATA_TYPES | ACTION_TYPES)) !== 0) return refuse(Errno.EINVAL, `flags 0x${flags.toString(16)} has bits outside the DATA_* and ACTION_* flags`);
+    if ((flags & ~(DATA_TYPES | ACTION_TYPES)) !== 0)
+      return refuse(
+        Errno.EINVAL,
+        `flags 0x${flags.toString(16)} has bits outside the DATA_* and ACTION_* flags`,
+      );
     const data = flags & DATA_TYPES;
     const action = flags & ACTION_TYPES;
-    if (data !== DATA_NONE && data !== DATA_BOOL && data !== DATA_EVENTFD) return refuse(Errno.EINVAL, `flags 0x${flags.toString(16)} must name exactly one of DATA_NONE, DATA_BOOL, DATA_EVENTFD`);
-    if (action !== ACTION_MASK && action !== ACTION_UNMASK && action !== ACTION_TRIGGER) return refuse(Errno.EINVAL, `flags 0x${flags.toString(16)} must name exactly one of ACTION_MASK, ACTION_UNMASK, ACTION_TRIGGER`);
-    if (index >= this.counts.length) return refuse(Errno.EINVAL, `index ${index} is beyond the ${this.counts.length} IRQ indexes`);
+    if (data !== DATA_NONE && data !== DATA_BOOL && data !== DATA_EVENTFD)
+      return refuse(
+        Errno.EINVAL,
+        `flags 0x${flags.toString(16)} must name exactly one of DATA_NONE, DATA_BOOL, DATA_EVENTFD`,
+      );
+    if (action !== ACTION_MASK && action !== ACTION_UNMASK && action !== ACTION_TRIGGER)
+      return refuse(
+        Errno.EINVAL,
+        `flags 0x${flags.toString(16)} must name exactly one of ACTION_MASK, ACTION_UNMASK, ACTION_TRIGGER`,
+      );
+    if (index >= this.counts.length)
+      return refuse(Errno.EINVAL, `index ${index} is beyond the ${this.counts.length} IRQ indexes`);
     const max = this.count(index);
     if (start >= max || start + count > max) {
-      return refuse(Errno.EINVAL, `start ${start} count ${count} is outside ${name}'s ${max} interrupt${max === 1 ? '' : 's'}`);
+      return refuse(
+        Errno.EINVAL,
+        `start ${start} count ${count} is outside ${name}'s ${max} interrupt${max === 1 ? '' : 's'}`,
+      );
     }
-    if (data === DATA_BOOL && (req.bools?.length ?? 0) < count) return refuse(Errno.EINVAL, `DATA_BOOL needs ${count} bytes of data`);
+    if (data === DATA_BOOL && (req.bools?.length ?? 0) < count)
+      return refuse(Errno.EINVAL, `DATA_BOOL needs ${count} bytes of data`);
     if (data === DATA_EVENTFD && fds.length !== 0 && fds.length !== count) {
-      return refuse(Errno.EINVAL, `DATA_EVENTFD with count ${count} came with ${fds.length} file descriptors (expected ${count}, or none to disarm)`);
+      return refuse(
+        Errno.EINVAL,
+        `DATA_EVENTFD with count ${count} came with ${fds.length} file descriptors (expected ${count}, or none to disarm)`,
+      );
     }
-    if (data !== DATA_EVENTFD && fds.length > 0) return refuse(Errno.EINVAL, `${fds.length} file descriptors came without DATA_EVENTFD`);
+    if (data !== DATA_EVENTFD && fds.length > 0)
+      return refuse(Errno.EINVAL, `${fds.length} file descriptors came without DATA_EVENTFD`);
     const on = (i: number): boolean => data === DATA_NONE || (req.bools![i] ?? 0) !== 0;
     switch (index) {
       case INTX:
@@ -181,14 +207,29 @@ export class IrqTable implements IrqSink, IrqArming {
     }
   }
 
-  private setIntx(action: number, data: number, count: number, start: number, fds: number[], on: (i: number) => boolean): SetOutcome {
+  private setIntx(
+    action: number,
+    data: number,
+    count: number,
+    start: number,
+    fds: number[],
+    on: (i: number) => boolean,
+  ): SetOutcome {
     if (action === ACTION_TRIGGER && count === 0 && data === DATA_NONE) {
       if (this.mode === INTX) this.disable();
       return { errno: 0 };
     }
     if (action !== ACTION_TRIGGER) {
-      if (this.mode !== INTX || start !== 0 || count !== 1) return refuse(Errno.EINVAL, `INTx ${action === ACTION_MASK ? 'MASK' : 'UNMASK'} needs INTx enabled, start 0 and count 1`);
-      if (data === DATA_EVENTFD) return refuse(Errno.ENOTTY, `INTx ${action === ACTION_MASK ? 'MASK' : 'UNMASK'} with an eventfd (irqfd) is not supported: use DATA_NONE or DATA_BOOL`);
+      if (this.mode !== INTX || start !== 0 || count !== 1)
+        return refuse(
+          Errno.EINVAL,
+          `INTx ${action === ACTION_MASK ? 'MASK' : 'UNMASK'} needs INTx enabled, start 0 and count 1`,
+        );
+      if (data === DATA_EVENTFD)
+        return refuse(
+          Errno.ENOTTY,
+          `INTx ${action === ACTION_MASK ? 'MASK' : 'UNMASK'} with an eventfd (irqfd) is not supported: use DATA_NONE or DATA_BOOL`,
+        );
       if (!on(0)) return { errno: 0 };
       if (action === ACTION_MASK) this.intxMasked = true;
       else {
@@ -198,7 +239,10 @@ export class IrqTable implements IrqSink, IrqArming {
       return { errno: 0 };
     }
     if ((this.mode !== INTX && this.mode !== -1) || start !== 0 || count !== 1) {
-      return refuse(Errno.EINVAL, `INTx TRIGGER needs start 0 and count 1 and no other interrupt mode (now ${irqIndexName(this.mode)})`);
+      return refuse(
+        Errno.EINVAL,
+        `INTx TRIGGER needs start 0 and count 1 and no other interrupt mode (now ${irqIndexName(this.mode)})`,
+      );
     }
     if (data !== DATA_EVENTFD) {
       const fd = this.triggers[INTX]![0]!;
@@ -214,14 +258,27 @@ export class IrqTable implements IrqSink, IrqArming {
     return { errno: 0 };
   }
 
-  private setMsi(index: number, action: number, data: number, start: number, count: number, fds: number[], on: (i: number) => boolean): SetOutcome {
+  private setMsi(
+    index: number,
+    action: number,
+    data: number,
+    start: number,
+    count: number,
+    fds: number[],
+    on: (i: number) => boolean,
+  ): SetOutcome {
     const name = irqIndexName(index);
-    if (action !== ACTION_TRIGGER) return refuse(Errno.ENOTTY, `${name} has no MASK/UNMASK (its masking is the MSI-X table's or the client's)`);
+    if (action !== ACTION_TRIGGER)
+      return refuse(
+        Errno.ENOTTY,
+        `${name} has no MASK/UNMASK (its masking is the MSI-X table's or the client's)`,
+      );
     if (count === 0 && data === DATA_NONE) {
       if (this.mode === index) this.disable();
       return { errno: 0 };
     }
-    if (this.mode !== index && this.mode !== -1) return refuse(Errno.EINVAL, `${name} cannot be enabled while ${irqIndexName(this.mode)} is`);
+    if (this.mode !== index && this.mode !== -1)
+      return refuse(Errno.EINVAL, `${name} cannot be enabled while ${irqIndexName(this.mode)} is`);
     if (data !== DATA_EVENTFD) {
       if (this.mode !== index) return refuse(Errno.EINVAL, `${name} is not enabled: nothing to trigger`);
       for (let i = start; i < start + count; i++) {
@@ -231,7 +288,10 @@ export class IrqTable implements IrqSink, IrqArming {
       return { errno: 0 };
     }
     if (this.mode === index && start + count > this.vectors) {
-      return refuse(Errno.EINVAL, `${name} was enabled with ${this.vectors} vectors as one set (NORESIZE): start ${start} count ${count} is beyond it; disable it (count 0) and enable the larger set`);
+      return refuse(
+        Errno.EINVAL,
+        `${name} was enabled with ${this.vectors} vectors as one set (NORESIZE): start ${start} count ${count} is beyond it; disable it (count 0) and enable the larger set`,
+      );
     }
     if (this.mode !== index) {
       this.mode = index;
@@ -241,7 +301,14 @@ export class IrqTable implements IrqSink, IrqArming {
     return { errno: 0 };
   }
 
-  private setSingle(index: number, action: number, data: number, count: number, fds: number[], on: (i: number) => boolean): SetOutcome {
+  private setSingle(
+    index: number,
+    action: number,
+    data: number,
+    count: number,
+    fds: number[],
+    on: (i: number) => boolean,
+  ): SetOutcome {
     const name = irqIndexName(index);
     if (action !== ACTION_TRIGGER) return refuse(Errno.ENOTTY, `${name} has only ACTION_TRIGGER`);
     const fd = this.triggers[index]![0]!;
@@ -250,7 +317,11 @@ export class IrqTable implements IrqSink, IrqArming {
       else if (fd >= 0) this.signal(fd);
       return { errno: 0 };
     }
-    if (count === 0) return refuse(Errno.EINVAL, `${name} ${data === DATA_BOOL ? 'DATA_BOOL' : 'DATA_EVENTFD'} needs count 1`);
+    if (count === 0)
+      return refuse(
+        Errno.EINVAL,
+        `${name} ${data === DATA_BOOL ? 'DATA_BOOL' : 'DATA_EVENTFD'} needs count 1`,
+      );
     if (data === DATA_BOOL) {
       if (on(0) && fd >= 0) this.signal(fd);
       return { errno: 0 };

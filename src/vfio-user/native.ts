@@ -60,11 +60,15 @@ function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
     const manifest = join(dir, 'package.json');
-    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name === 'vmmr') {
+    if (
+      existsSync(manifest) &&
+      (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name === 'vmmr'
+    ) {
       return dir;
     }
     const parent = dirname(dir);
-    if (parent === dir) throw new Error('vfio-user: cannot find the vmmr package root above ' + import.meta.url);
+    if (parent === dir)
+      throw new Error('vfio-user: cannot find the vmmr package root above ' + import.meta.url);
     dir = parent;
   }
 }
@@ -72,7 +76,9 @@ function packageRoot(): string {
 function load(): NativeAddon {
   const path = join(packageRoot(), ADDON);
   if (!existsSync(path)) {
-    throw new Error(`vfio-user: the native addon ${path} is not built (npm ci builds it; or run npm run build:native)`);
+    throw new Error(
+      `vfio-user: the native addon ${path} is not built (npm ci builds it; or run npm run build:native)`,
+    );
   }
   return createRequire(import.meta.url)(path) as NativeAddon;
 }

@@ -84,7 +84,12 @@ export function writeHeader(view: DataView, h: Header): void {
 }
 
 /** A message of `payload` bytes after the header, header filled in; write the payload through `view`. */
-export function newMessage(id: number, command: number, flags: number, payload: number): { bytes: Uint8Array; view: DataView } {
+export function newMessage(
+  id: number,
+  command: number,
+  flags: number,
+  payload: number,
+): { bytes: Uint8Array; view: DataView } {
   const bytes = new Uint8Array(HEADER_SIZE + payload);
   const view = new DataView(bytes.buffer);
   writeHeader(view, { id, command, size: bytes.length, flags, error: 0 });
@@ -99,7 +104,13 @@ export function newReply(h: Header, payload: number): { bytes: Uint8Array; view:
 /** An error reply: the header alone, Error flag and errno (document "Header": no payload on error). */
 export function errorReply(h: Header, errno: number): Uint8Array {
   const bytes = new Uint8Array(HEADER_SIZE);
-  writeHeader(new DataView(bytes.buffer), { id: h.id, command: h.command, size: HEADER_SIZE, flags: TYPE_REPLY | ERROR, error: errno });
+  writeHeader(new DataView(bytes.buffer), {
+    id: h.id,
+    command: h.command,
+    size: HEADER_SIZE,
+    flags: TYPE_REPLY | ERROR,
+    error: errno,
+  });
   return bytes;
 }
 

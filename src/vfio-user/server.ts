@@ -24,7 +24,8 @@ export interface VfioUserServerOptions {
   readonly log?: Log;
 }
 
-export type VfioUserSetupCode = 'VFIO_USER_ERR_SOCKET_PATH' | 'VFIO_USER_ERR_SOCKET_IN_USE' | 'VFIO_USER_ERR_LISTEN';
+export type VfioUserSetupCode =
+  'VFIO_USER_ERR_SOCKET_PATH' | 'VFIO_USER_ERR_SOCKET_IN_USE' | 'VFIO_USER_ERR_LISTEN';
 
 /** A server that could not start: the socket path is refused, taken, or listen failed. */
 export class VfioUserSetupError extends Error {
@@ -65,7 +66,8 @@ export function checkSocketPath(path: string, dir: string): string {
   const rel = relative(realDir, realParent);
   if (rel.startsWith('..') || isAbsolute(rel)) fail(`is outside the socket directory ${realDir}`);
   const final = join(realParent, name);
-  if (Buffer.byteLength(final) > MAX_SOCKET_PATH) fail(`${final} is longer than the ${MAX_SOCKET_PATH} bytes a Unix socket address holds`);
+  if (Buffer.byteLength(final) > MAX_SOCKET_PATH)
+    fail(`${final} is longer than the ${MAX_SOCKET_PATH} bytes a Unix socket address holds`);
   return final;
 }
 
@@ -77,7 +79,11 @@ function clearStale(path: string): void {
   } catch {
     return;
   }
-  if (!isSocket) throw new VfioUserSetupError('VFIO_USER_ERR_SOCKET_PATH', `socket ${path}: a file that is not a socket is in the way`);
+  if (!isSocket)
+    throw new VfioUserSetupError(
+      'VFIO_USER_ERR_SOCKET_PATH',
+      `socket ${path}: a file that is not a socket is in the way`,
+    );
   let fd = -1;
   try {
     fd = native.connect(path);
@@ -86,7 +92,10 @@ function clearStale(path: string): void {
     return;
   }
   native.close(fd);
-  throw new VfioUserSetupError('VFIO_USER_ERR_SOCKET_IN_USE', `socket ${path}: another server is listening there`);
+  throw new VfioUserSetupError(
+    'VFIO_USER_ERR_SOCKET_IN_USE',
+    `socket ${path}: another server is listening there`,
+  );
 }
 
 export interface ServerStatus {
@@ -116,7 +125,10 @@ export class VfioUserServer {
     try {
       this.listenFd = native.listen(this.socketPath, 8);
     } catch (e) {
-      throw new VfioUserSetupError('VFIO_USER_ERR_LISTEN', `socket ${this.socketPath}: ${(e as Error).message}`);
+      throw new VfioUserSetupError(
+        'VFIO_USER_ERR_LISTEN',
+        `socket ${this.socketPath}: ${(e as Error).message}`,
+      );
     }
     this.watcher = native.watch(this.listenFd, READABLE, () => this.accept());
   }

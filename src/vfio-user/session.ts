@@ -90,7 +90,12 @@ class FdBag {
 type Handler = (h: Header, p: Uint8Array, fds: FdBag) => Uint8Array | null;
 
 const FD_COMMANDS: ReadonlySet<number> = new Set([Command.DMA_MAP, Command.DEVICE_SET_IRQS]);
-const MIGRATION_COMMANDS = [Command.DEVICE_FEATURE, Command.MIG_DATA_READ, Command.MIG_DATA_WRITE, Command.DIRTY_PAGES];
+const MIGRATION_COMMANDS = [
+  Command.DEVICE_FEATURE,
+  Command.MIG_DATA_READ,
+  Command.MIG_DATA_WRITE,
+  Command.DIRTY_PAGES,
+];
 
 const SERVER_MAX_XFER = PC.SERVER_MAX_DATA_XFER_SIZE.value;
 const PAGE = PC.SERVER_PGSIZES.value;
@@ -154,16 +159,32 @@ export class Session implements ConnectionHandler, DmaMessenger {
       [Command.DMA_UNMAP, (h, p) => this.dmaUnmap(h, p)],
       [Command.DEVICE_GET_INFO, (h, p) => this.deviceInfo(h, p)],
       [Command.DEVICE_GET_REGION_INFO, (h, p) => this.regionInfo(h, p)],
-      [Command.DEVICE_GET_REGION_IO_FDS, () => refuse(Errno.ENOTSUP, 'region I/O fds (ioeventfd/ioregionfd) are not offered: use REGION_READ/REGION_WRITE')],
+      [
+        Command.DEVICE_GET_REGION_IO_FDS,
+        () =>
+          refuse(
+            Errno.ENOTSUP,
+            'region I/O fds (ioeventfd/ioregionfd) are not offered: use REGION_READ/REGION_WRITE',
+          ),
+      ],
       [Command.DEVICE_GET_IRQ_INFO, (h, p) => this.irqInfo(h, p)],
       [Command.DEVICE_SET_IRQS, (h, p, f) => this.setIrqs(h, p, f)],
       [Command.REGION_READ, (h, p) => this.regionRead(h, p)],
       [Command.REGION_WRITE, (h, p) => this.regionWrite(h, p)],
-      [Command.DMA_READ, () => refuse(Errno.EINVAL, 'DMA_READ goes from server to client, never the other way')],
-      [Command.DMA_WRITE, () => refuse(Errno.EINVAL, 'DMA_WRITE goes from server to client, never the other way')],
+      [
+        Command.DMA_READ,
+        () => refuse(Errno.EINVAL, 'DMA_READ goes from server to client, never the other way'),
+      ],
+      [
+        Command.DMA_WRITE,
+        () => refuse(Errno.EINVAL, 'DMA_WRITE goes from server to client, never the other way'),
+      ],
       [Command.DEVICE_RESET, (h, p) => this.reset(h, p)],
       [Command.REGION_WRITE_MULTI, (h, p) => this.writeMulti(h, p)],
-      ...MIGRATION_COMMANDS.map((c): [number, Handler] => [c, () => refuse(Errno.ENOTSUP, 'migration and dirty-page tracking are not supported')]),
+      ...MIGRATION_COMMANDS.map((c): [number, Handler] => [
+        c,
+        () => refuse(Errno.ENOTSUP, 'migration and dirty-page tracking are not supported'),
+      ]),
     ]);
   }
 
@@ -195,9 +216,15 @@ export class Session implements ConnectionHandler, DmaMessenger {
     this.commands++;
     this.byCommand.set(h.command, (this.byCommand.get(h.command) ?? 0) + 1);
     try {
-      if (message.fdsTruncated) refuse(Errno.EINVAL, `more file descriptors came than max_msg_fds (${PC.SERVER_MAX_MSG_FDS.value}): the kernel dropped the rest`);
-      if (bag.size > 0 && !FD_COMMANDS.has(h.command)) refuse(Errno.EINVAL, `${bag.size} file descriptor(s) came with a command that takes none`);
-      if (!this.negotiated && h.command !== Command.VERSION) refuse(Errno.EINVAL, 'VFIO_USER_VERSION must be the first message');
+      if (message.fdsTruncated)
+        refuse(
+          Errno.EINVAL,
+          `more file descriptors came than max_msg_fds (${PC.SERVER_MAX_MSG_FDS.value}): the kernel dropped the rest`,
+        );
+      if (bag.size > 0 && !FD_COMMANDS.has(h.command))
+        refuse(Errno.EINVAL, `${bag.size} file descriptor(s) came with a command that takes none`);
+      if (!this.negotiated && h.command !== Command.VERSION)
+        refuse(Errno.EINVAL, 'VFIO_USER_VERSION must be the first message');
       const handler = this.handlers.get(h.command) ?? (() => refuse(Errno.ENOSYS, 'no such command'));
       const reply = handler(h, message.payload, bag);
       return h.flags & NO_REPLY ? null : reply;
@@ -205,7 +232,10 @@ export class Session implements ConnectionHandler, DmaMessenger {
       const { errno, text, close } = this.describe(e);
       this.refusals++;
       this.lastRefusal = `${commandName(h.command)} id ${h.id}: ${text} (${errnoName(-errno)})`;
-      this.options.log(close || !(e instanceof Refusal || e instanceof DeviceRefusal) ? 'warn' : 'debug', this.lastRefusal);
+      this.options.log(
+        close || !(e instanceof Refusal || e instanceof DeviceRefusal) ? 'warn' : 'debug',
+        this.lastRefusal,
+      );
       if (close) {
         this.connection?.send(errorReply(h, errno));
         this.connection?.close(this.lastRefusal);
@@ -220,8 +250,13 @@ export class Session implements ConnectionHandler, DmaMessenger {
   private describe(e: unknown): { errno: number; text: string; close: boolean } {
     if (e instanceof Refusal) return { errno: e.errno, text: e.message, close: e.close };
     if (e instanceof DeviceRefusal) return { errno: e.errno, text: e.message, close: false };
-    if (e instanceof DmaFault || e instanceof RoundTripError) return { errno: Errno.EIO, text: `the device's DMA failed: ${e.message}`, close: false };
-    return { errno: Errno.EIO, text: `internal error: ${e instanceof Error ? e.message : String(e)}`, close: false };
+    if (e instanceof DmaFault || e instanceof RoundTripError)
+      return { errno: Errno.EIO, text: `the device's DMA failed: ${e.message}`, close: false };
+    return {
+      errno: Errno.EIO,
+      text: `internal error: ${e instanceof Error ? e.message : String(e)}`,
+      close: false,
+    };
   }
 
   closed(reason: string): void {
@@ -239,7 +274,11 @@ export class Session implements ConnectionHandler, DmaMessenger {
   // ---- commands -----------------------------------------------------------------------------
 
   private exactly(h: Header, p: Uint8Array, size: number, what: string): DataView {
-    if (p.length !== size) refuse(Errno.EINVAL, `payload of ${p.length} bytes: ${commandName(h.command)} takes exactly ${size} (${what})`);
+    if (p.length !== size)
+      refuse(
+        Errno.EINVAL,
+        `payload of ${p.length} bytes: ${commandName(h.command)} takes exactly ${size} (${what})`,
+      );
     return view(p);
   }
 
@@ -251,18 +290,28 @@ export class Session implements ConnectionHandler, DmaMessenger {
 
   private version(h: Header, p: Uint8Array): Uint8Array {
     if (this.negotiated) refuse(Errno.EINVAL, 'the version was negotiated already');
-    if (p.length < MC.VERSION_DATA_OFFSET.value) refuse(Errno.EINVAL, `payload of ${p.length} bytes: VERSION needs at least major and minor (4 bytes)`);
+    if (p.length < MC.VERSION_DATA_OFFSET.value)
+      refuse(Errno.EINVAL, `payload of ${p.length} bytes: VERSION needs at least major and minor (4 bytes)`);
     const v = view(p);
     const major = v.getUint16(M.VERSION_MAJOR.offset, true);
     const minor = v.getUint16(M.VERSION_MINOR.offset, true);
-    if (major !== PC.VERSION_MAJOR.value) refuse(Errno.ENOTSUP, `protocol major ${major} is not supported (vmmr speaks ${PC.VERSION_MAJOR.value}.${PC.VERSION_MINOR.value})`, true);
+    if (major !== PC.VERSION_MAJOR.value)
+      refuse(
+        Errno.ENOTSUP,
+        `protocol major ${major} is not supported (vmmr speaks ${PC.VERSION_MAJOR.value}.${PC.VERSION_MINOR.value})`,
+        true,
+      );
     const caps = parseCapabilities(p.subarray(MC.VERSION_DATA_OFFSET.value));
     const replyCaps: Record<string, number | boolean> = {};
     if (caps.max_msg_fds !== undefined) replyCaps.max_msg_fds = PC.SERVER_MAX_MSG_FDS.value;
     if (caps.max_data_xfer_size !== undefined) replyCaps.max_data_xfer_size = SERVER_MAX_XFER;
     if (caps.pgsizes !== undefined) {
       const common = Number(BigInt(caps.pgsizes) & BigInt(PAGE));
-      if (common === 0) refuse(Errno.EINVAL, `pgsizes 0x${caps.pgsizes.toString(16)} has no page size in common with vmmr's 0x${PAGE.toString(16)}`);
+      if (common === 0)
+        refuse(
+          Errno.EINVAL,
+          `pgsizes 0x${caps.pgsizes.toString(16)} has no page size in common with vmmr's 0x${PAGE.toString(16)}`,
+        );
       replyCaps.pgsizes = common;
     }
     const maxMaps = Math.min(caps.max_dma_maps ?? PC.SERVER_MAX_DMA_MAPS.value, PC.SERVER_MAX_DMA_MAPS.value);
@@ -279,7 +328,10 @@ export class Session implements ConnectionHandler, DmaMessenger {
     reply.view.setUint16(16 + M.VERSION_MAJOR.offset, major, true);
     reply.view.setUint16(16 + M.VERSION_MINOR.offset, this.negotiated.minor, true);
     reply.bytes.set(json, 16 + MC.VERSION_DATA_OFFSET.value);
-    this.options.log('info', `client negotiated protocol ${major}.${this.negotiated.minor}: ${new TextDecoder().decode(json)}`);
+    this.options.log(
+      'info',
+      `client negotiated protocol ${major}.${this.negotiated.minor}: ${new TextDecoder().decode(json)}`,
+    );
     return reply.bytes;
   }
 
@@ -289,32 +341,53 @@ export class Session implements ConnectionHandler, DmaMessenger {
       const v = this.exactly(h, p, MC.DMA_MAP_PAYLOAD_SIZE.value, 'argsz, flags, offset, address, size');
       if (fds.length > 1) refuse(Errno.EINVAL, `${fds.length} file descriptors: a DMA map takes at most one`);
       const argsz = v.getUint32(M.DMA_MAP_ARGSZ.offset, true);
-      if (argsz !== MC.DMA_MAP_PAYLOAD_SIZE.value) refuse(Errno.EINVAL, `argsz ${argsz} is not the ${MC.DMA_MAP_PAYLOAD_SIZE.value}-byte structure`);
+      if (argsz !== MC.DMA_MAP_PAYLOAD_SIZE.value)
+        refuse(Errno.EINVAL, `argsz ${argsz} is not the ${MC.DMA_MAP_PAYLOAD_SIZE.value}-byte structure`);
       const flags = v.getUint32(M.DMA_MAP_FLAGS.offset, true);
       if (flags & ~(MAP_READ | MAP_WRITE) || !(flags & (MAP_READ | MAP_WRITE))) {
-        refuse(Errno.EINVAL, `flags 0x${flags.toString(16)}: a map is readable (bit 0) and/or writeable (bit 1), nothing else`);
+        refuse(
+          Errno.EINVAL,
+          `flags 0x${flags.toString(16)}: a map is readable (bit 0) and/or writeable (bit 1), nothing else`,
+        );
       }
       const offset = getU64(v, M.DMA_MAP_OFFSET.offset);
       const address = getU64(v, M.DMA_MAP_ADDRESS.offset);
       const size = getU64(v, M.DMA_MAP_SIZE.offset);
       const where = `address ${hex(address)} size ${hex(size)}`;
       if (size === 0) refuse(Errno.EINVAL, `${where}: an empty map`);
-      if (address + size > 2 ** 53) refuse(Errno.EINVAL, `${where}: runs beyond vmmr's DMA address space [0, 2^53)`);
-      if (address % PAGE || size % PAGE) refuse(Errno.EINVAL, `${where}: not a multiple of the ${PAGE}-byte page (pgsizes)`);
+      if (address + size > 2 ** 53)
+        refuse(Errno.EINVAL, `${where}: runs beyond vmmr's DMA address space [0, 2^53)`);
+      if (address % PAGE || size % PAGE)
+        refuse(Errno.EINVAL, `${where}: not a multiple of the ${PAGE}-byte page (pgsizes)`);
       const fd = fds[0] ?? -1;
-      if (fd < 0 && offset !== 0) refuse(Errno.EINVAL, `${where}: offset ${hex(offset)} without a file descriptor (it must be 0)`);
-      if (fd >= 0 && (offset === TOO_LARGE || offset % PAGE)) refuse(Errno.EINVAL, `${where}: file offset ${hex(offset)} is not a multiple of the ${PAGE}-byte page`);
+      if (fd < 0 && offset !== 0)
+        refuse(Errno.EINVAL, `${where}: offset ${hex(offset)} without a file descriptor (it must be 0)`);
+      if (fd >= 0 && (offset === TOO_LARGE || offset % PAGE))
+        refuse(
+          Errno.EINVAL,
+          `${where}: file offset ${hex(offset)} is not a multiple of the ${PAGE}-byte page`,
+        );
       fds.length = 0;
       let outcome;
       try {
-        outcome = this.dma.map({ address, size, readable: (flags & MAP_READ) !== 0, writable: (flags & MAP_WRITE) !== 0, fd, fdOffset: offset });
+        outcome = this.dma.map({
+          address,
+          size,
+          readable: (flags & MAP_READ) !== 0,
+          writable: (flags & MAP_WRITE) !== 0,
+          fd,
+          fdOffset: offset,
+        });
       } catch (e) {
         const code = (e as { code?: string }).code;
         const errno = code && code in Errno ? Errno[code as keyof typeof Errno] : Errno.EIO;
         refuse(errno, `${where}: mmap of the file descriptor failed: ${(e as Error).message}`);
       }
       if (!outcome.ok) refuse(Errno[outcome.errno], `${where}: ${outcome.message}`);
-      this.options.log('debug', `DMA_MAP ${where} flags 0x${flags.toString(16)}${fd >= 0 ? ` fd offset ${hex(offset)}: mapped` : ': by DMA messages'}`);
+      this.options.log(
+        'debug',
+        `DMA_MAP ${where} flags 0x${flags.toString(16)}${fd >= 0 ? ` fd offset ${hex(offset)}: mapped` : ': by DMA messages'}`,
+      );
       return newReply(h, 0).bytes;
     } finally {
       closeFds(fds, this.closeFd);
@@ -327,15 +400,29 @@ export class Session implements ConnectionHandler, DmaMessenger {
     const flags = v.getUint32(M.DMA_UNMAP_FLAGS.offset, true);
     const address = getU64(v, M.DMA_UNMAP_ADDRESS.offset);
     const size = getU64(v, M.DMA_UNMAP_SIZE.offset);
-    if (flags & UNMAP_UNSUPPORTED) refuse(Errno.ENOTSUP, `flags 0x${flags.toString(16)}: dirty bitmaps and vaddr updates are not supported`);
+    if (flags & UNMAP_UNSUPPORTED)
+      refuse(
+        Errno.ENOTSUP,
+        `flags 0x${flags.toString(16)}: dirty bitmaps and vaddr updates are not supported`,
+      );
     if (flags & ~UNMAP_ALL) refuse(Errno.EINVAL, `flags 0x${flags.toString(16)} has unknown bits`);
     if (flags & UNMAP_ALL) {
-      if (address !== 0 || size !== 0) refuse(Errno.EINVAL, `VFIO_DMA_UNMAP_FLAG_ALL with address ${hex(address)} size ${hex(size)} (both must be 0)`);
+      if (address !== 0 || size !== 0)
+        refuse(
+          Errno.EINVAL,
+          `VFIO_DMA_UNMAP_FLAG_ALL with address ${hex(address)} size ${hex(size)} (both must be 0)`,
+        );
       this.dma.clear();
     } else if (!this.dma.unmap(address, size)) {
-      refuse(Errno.ENOENT, `address ${hex(address)} size ${hex(size)} is not exactly a map (${this.dma.count} mapped)`);
+      refuse(
+        Errno.ENOENT,
+        `address ${hex(address)} size ${hex(size)} is not exactly a map (${this.dma.count} mapped)`,
+      );
     }
-    this.options.log('debug', `DMA_UNMAP ${flags & UNMAP_ALL ? 'all' : `address ${hex(address)} size ${hex(size)}`}`);
+    this.options.log(
+      'debug',
+      `DMA_UNMAP ${flags & UNMAP_ALL ? 'all' : `address ${hex(address)} size ${hex(size)}`}`,
+    );
     const reply = newReply(h, p.length);
     reply.bytes.set(p, 16);
     return reply.bytes;
@@ -347,7 +434,11 @@ export class Session implements ConnectionHandler, DmaMessenger {
     const reply = newReply(h, MC.DEVICE_INFO_PAYLOAD_SIZE.value);
     const r = reply.view;
     r.setUint32(16 + M.DEVICE_INFO_ARGSZ.offset, MC.DEVICE_INFO_PAYLOAD_SIZE.value, true);
-    r.setUint32(16 + M.DEVICE_INFO_FLAGS.offset, VC.DEVICE_FLAGS_RESET.value | VC.DEVICE_FLAGS_PCI.value, true);
+    r.setUint32(
+      16 + M.DEVICE_INFO_FLAGS.offset,
+      VC.DEVICE_FLAGS_RESET.value | VC.DEVICE_FLAGS_PCI.value,
+      true,
+    );
     r.setUint32(16 + M.DEVICE_INFO_NUM_REGIONS.offset, this.regions.length, true);
     r.setUint32(16 + M.DEVICE_INFO_NUM_IRQS.offset, this.irqs.indexCount, true);
     return reply.bytes;
@@ -362,7 +453,11 @@ export class Session implements ConnectionHandler, DmaMessenger {
     if (!region) refuse(Errno.EINVAL, `region index ${index} is beyond the ${this.regions.length} regions`);
     const reply = newReply(h, size);
     const r = reply.view;
-    const flags = region.size === 0 ? 0 : (region.readable ? VC.REGION_INFO_FLAG_READ.value : 0) | (region.writable ? VC.REGION_INFO_FLAG_WRITE.value : 0);
+    const flags =
+      region.size === 0
+        ? 0
+        : (region.readable ? VC.REGION_INFO_FLAG_READ.value : 0) |
+          (region.writable ? VC.REGION_INFO_FLAG_WRITE.value : 0);
     r.setUint32(16 + M.REGION_INFO_ARGSZ.offset, size, true);
     r.setUint32(16 + M.REGION_INFO_FLAGS.offset, flags, true);
     r.setUint32(16 + M.REGION_INFO_INDEX.offset, index, true);
@@ -377,7 +472,8 @@ export class Session implements ConnectionHandler, DmaMessenger {
     const v = this.exactly(h, p, size, 'argsz, flags, index, count');
     this.argsz(v, M.IRQ_INFO_ARGSZ.offset, size);
     const index = v.getUint32(M.IRQ_INFO_INDEX.offset, true);
-    if (index >= this.irqs.indexCount) refuse(Errno.EINVAL, `IRQ index ${index} is beyond the ${this.irqs.indexCount} IRQ indexes`);
+    if (index >= this.irqs.indexCount)
+      refuse(Errno.EINVAL, `IRQ index ${index} is beyond the ${this.irqs.indexCount} IRQ indexes`);
     const reply = newReply(h, size);
     const r = reply.view;
     r.setUint32(16 + M.IRQ_INFO_ARGSZ.offset, size, true);
@@ -389,7 +485,11 @@ export class Session implements ConnectionHandler, DmaMessenger {
 
   private setIrqs(h: Header, p: Uint8Array, bag: FdBag): Uint8Array {
     const fixed = MC.IRQ_SET_DATA_OFFSET.value;
-    if (p.length < fixed) refuse(Errno.EINVAL, `payload of ${p.length} bytes: SET_IRQS needs at least ${fixed} (argsz, flags, index, start, count)`);
+    if (p.length < fixed)
+      refuse(
+        Errno.EINVAL,
+        `payload of ${p.length} bytes: SET_IRQS needs at least ${fixed} (argsz, flags, index, start, count)`,
+      );
     const v = view(p);
     const flags = v.getUint32(M.IRQ_SET_FLAGS.offset, true);
     const index = v.getUint32(M.IRQ_SET_INDEX.offset, true);
@@ -397,26 +497,50 @@ export class Session implements ConnectionHandler, DmaMessenger {
     const count = v.getUint32(M.IRQ_SET_COUNT.offset, true);
     const data = (flags & DATA_BOOL) !== 0 ? count : 0;
     if (p.length !== fixed + data) {
-      refuse(Errno.EINVAL, `payload of ${p.length} bytes: ${irqIndexName(index)} start ${start} count ${count} with flags 0x${flags.toString(16)} takes ${fixed + data}`);
+      refuse(
+        Errno.EINVAL,
+        `payload of ${p.length} bytes: ${irqIndexName(index)} start ${start} count ${count} with flags 0x${flags.toString(16)} takes ${fixed + data}`,
+      );
     }
     this.argsz(v, M.IRQ_SET_ARGSZ.offset, fixed + data);
     const fds = bag.take();
-    const outcome = this.irqs.set({ flags, index, start, count, bools: data ? p.slice(fixed) : undefined, fds });
-    if (outcome.errno !== 0) refuse(outcome.errno, `${irqIndexName(index)} start ${start} count ${count}: ${'message' in outcome ? outcome.message : ''}`);
+    const outcome = this.irqs.set({
+      flags,
+      index,
+      start,
+      count,
+      bools: data ? p.slice(fixed) : undefined,
+      fds,
+    });
+    if (outcome.errno !== 0)
+      refuse(
+        outcome.errno,
+        `${irqIndexName(index)} start ${start} count ${count}: ${'message' in outcome ? outcome.message : ''}`,
+      );
     if (MSI_INDEXES.has(index)) this.device.irqsChanged(index);
-    this.options.log('debug', `SET_IRQS ${irqIndexName(index)} flags 0x${flags.toString(16)} start ${start} count ${count}, ${fds.length} eventfd(s)`);
+    this.options.log(
+      'debug',
+      `SET_IRQS ${irqIndexName(index)} flags 0x${flags.toString(16)} start ${start} count ${count}, ${fds.length} eventfd(s)`,
+    );
     return newReply(h, 0).bytes;
   }
 
   /** Checks an access to a region; returns it. */
   private region(index: number, offset: number, count: number, write: boolean): RegionDescription {
     const region = this.regions[index];
-    if (!region || region.size === 0) refuse(Errno.EINVAL, `region ${index}${region ? ` (${region.name})` : ''} is not implemented`);
-    if (write ? !region.writable : !region.readable) refuse(Errno.EINVAL, `region ${index} (${region.name}) is not ${write ? 'writable' : 'readable'}`);
-    if (count === 0) refuse(Errno.EINVAL, `count 0 at offset ${hex(offset)} of region ${index} (${region.name})`);
-    if (count > SERVER_MAX_XFER) refuse(Errno.E2BIG, `count ${count} is above max_data_xfer_size ${SERVER_MAX_XFER}`);
+    if (!region || region.size === 0)
+      refuse(Errno.EINVAL, `region ${index}${region ? ` (${region.name})` : ''} is not implemented`);
+    if (write ? !region.writable : !region.readable)
+      refuse(Errno.EINVAL, `region ${index} (${region.name}) is not ${write ? 'writable' : 'readable'}`);
+    if (count === 0)
+      refuse(Errno.EINVAL, `count 0 at offset ${hex(offset)} of region ${index} (${region.name})`);
+    if (count > SERVER_MAX_XFER)
+      refuse(Errno.E2BIG, `count ${count} is above max_data_xfer_size ${SERVER_MAX_XFER}`);
     if (offset + count > region.size) {
-      refuse(Errno.EINVAL, `offset ${hex(offset)} count ${count} is beyond region ${index} (${region.name}, ${region.size} bytes)`);
+      refuse(
+        Errno.EINVAL,
+        `offset ${hex(offset)} count ${count} is beyond region ${index} (${region.name}, ${region.size} bytes)`,
+      );
     }
     return region;
   }
@@ -436,12 +560,17 @@ export class Session implements ConnectionHandler, DmaMessenger {
 
   private regionWrite(h: Header, p: Uint8Array): Uint8Array {
     const data = MC.REGION_ACCESS_DATA_OFFSET.value;
-    if (p.length < data) refuse(Errno.EINVAL, `payload of ${p.length} bytes: REGION_WRITE needs offset, region, count (16 bytes) and the data`);
+    if (p.length < data)
+      refuse(
+        Errno.EINVAL,
+        `payload of ${p.length} bytes: REGION_WRITE needs offset, region, count (16 bytes) and the data`,
+      );
     const v = view(p);
     const offset = getU64(v, M.REGION_ACCESS_OFFSET.offset);
     const index = v.getUint32(M.REGION_ACCESS_REGION.offset, true);
     const count = v.getUint32(M.REGION_ACCESS_COUNT.offset, true);
-    if (p.length !== data + count) refuse(Errno.EINVAL, `count ${count} but ${p.length - data} bytes of data`);
+    if (p.length !== data + count)
+      refuse(Errno.EINVAL, `count ${count} but ${p.length - data} bytes of data`);
     this.region(index, offset, count, true);
     const reply = newReply(h, data);
     reply.bytes.set(p.subarray(0, data), 16);
@@ -457,12 +586,18 @@ export class Session implements ConnectionHandler, DmaMessenger {
   }
 
   private writeMulti(h: Header, p: Uint8Array): Uint8Array {
-    if (!this.negotiated?.writeMultiple) refuse(Errno.ENOTSUP, 'write_multiple was not negotiated in VERSION');
+    if (!this.negotiated?.writeMultiple)
+      refuse(Errno.ENOTSUP, 'write_multiple was not negotiated in VERSION');
     const entries = MC.WRITE_MULTI_ENTRIES_OFFSET.value;
-    if (p.length < entries) refuse(Errno.EINVAL, `payload of ${p.length} bytes: REGION_WRITE_MULTI needs wr_cnt (8 bytes)`);
+    if (p.length < entries)
+      refuse(Errno.EINVAL, `payload of ${p.length} bytes: REGION_WRITE_MULTI needs wr_cnt (8 bytes)`);
     const v = view(p.slice());
     const total = getU64(v, M.WRITE_MULTI_COUNT.offset);
-    if (total === 0 || p.length !== entries + total * WRITE_ONE) refuse(Errno.EINVAL, `wr_cnt ${total} does not match ${p.length - entries} bytes of ${WRITE_ONE}-byte writes`);
+    if (total === 0 || p.length !== entries + total * WRITE_ONE)
+      refuse(
+        Errno.EINVAL,
+        `wr_cnt ${total} does not match ${p.length - entries} bytes of ${WRITE_ONE}-byte writes`,
+      );
     let done = 0;
     try {
       for (; done < total; done++) {
@@ -470,7 +605,11 @@ export class Session implements ConnectionHandler, DmaMessenger {
         const offset = getU64(v, at + M.WRITE_ONE_OFFSET.offset);
         const index = v.getUint32(at + M.WRITE_ONE_REGION.offset, true);
         const count = v.getUint32(at + M.WRITE_ONE_COUNT.offset, true);
-        if (count > M.WRITE_ONE_DATA.size) refuse(Errno.EINVAL, `write ${done}: count ${count} is above the ${M.WRITE_ONE_DATA.size} data bytes of an entry`);
+        if (count > M.WRITE_ONE_DATA.size)
+          refuse(
+            Errno.EINVAL,
+            `write ${done}: count ${count} is above the ${M.WRITE_ONE_DATA.size} data bytes of an entry`,
+          );
         this.region(index, offset, count, true);
         const from = at + M.WRITE_ONE_DATA.offset;
         this.device.regionWrite(index, offset, new Uint8Array(v.buffer, from, count));
@@ -490,28 +629,47 @@ export class Session implements ConnectionHandler, DmaMessenger {
   // ---- DmaMessenger: server-to-client DMA_READ / DMA_WRITE ------------------------------------
 
   private dataOffset(): number {
-    return this.options.dmaLayout === 'qemu' ? MC.QEMU_DMA_ACCESS_DATA_OFFSET.value : MC.DMA_ACCESS_DATA_OFFSET.value;
+    return this.options.dmaLayout === 'qemu'
+      ? MC.QEMU_DMA_ACCESS_DATA_OFFSET.value
+      : MC.DMA_ACCESS_DATA_OFFSET.value;
   }
 
   /** The request of one DMA message: address and count (le64; QEMU reads the low le32 of count). */
-  private dmaRequest(command: number, address: number, count: number, withData: boolean): { bytes: Uint8Array; view: DataView } {
+  private dmaRequest(
+    command: number,
+    address: number,
+    count: number,
+    withData: boolean,
+  ): { bytes: Uint8Array; view: DataView } {
     const connection = this.connection!;
     const fixed = MC.DMA_ACCESS_DATA_OFFSET.value;
     const msg = newMessage(connection.requestId(), command, TYPE_COMMAND, fixed + (withData ? count : 0));
     setU64(msg.view, 16 + M.DMA_ACCESS_ADDRESS.offset, address);
-    if (this.options.dmaLayout === 'qemu') msg.view.setUint32(16 + M.QEMU_DMA_ACCESS_COUNT.offset, count, true);
+    if (this.options.dmaLayout === 'qemu')
+      msg.view.setUint32(16 + M.QEMU_DMA_ACCESS_COUNT.offset, count, true);
     else setU64(msg.view, 16 + M.DMA_ACCESS_COUNT.offset, count);
     return msg;
   }
 
-  private transfer(command: number, address: number, length: number, each: (address: number, done: number, n: number) => void): void {
+  private transfer(
+    command: number,
+    address: number,
+    length: number,
+    each: (address: number, done: number, n: number) => void,
+  ): void {
     const connection = this.connection;
     const op = command === Command.DMA_READ ? 'DMA_READ' : 'DMA_WRITE';
     if (!connection || connection.closed || !this.negotiated) {
-      throw new DmaFault('unmapped', address, length, `${op} of ${length} bytes at ${hex(address)}: the client is disconnected`);
+      throw new DmaFault(
+        'unmapped',
+        address,
+        length,
+        `${op} of ${length} bytes at ${hex(address)}: the client is disconnected`,
+      );
     }
     const chunk = this.negotiated.dmaChunk;
-    for (let done = 0; done < length; done += chunk) each(address + done, done, Math.min(chunk, length - done));
+    for (let done = 0; done < length; done += chunk)
+      each(address + done, done, Math.min(chunk, length - done));
   }
 
   private roundTrip(request: Uint8Array, op: string, address: number, n: number): Message {
@@ -519,10 +677,20 @@ export class Session implements ConnectionHandler, DmaMessenger {
     try {
       reply = this.connection!.roundTrip(request, this.options.dmaTimeoutMs);
     } catch (e) {
-      throw new DmaFault('unmapped', address, n, `${op} of ${n} bytes at ${hex(address)}: ${(e as Error).message}`);
+      throw new DmaFault(
+        'unmapped',
+        address,
+        n,
+        `${op} of ${n} bytes at ${hex(address)}: ${(e as Error).message}`,
+      );
     }
     if (reply.header.flags & ERROR) {
-      throw new DmaFault('unmapped', address, n, `${op} of ${n} bytes at ${hex(address)}: the client refused it (${errnoName(-reply.header.error)})`);
+      throw new DmaFault(
+        'unmapped',
+        address,
+        n,
+        `${op} of ${n} bytes at ${hex(address)}: the client refused it (${errnoName(-reply.header.error)})`,
+      );
     }
     return reply;
   }
@@ -533,8 +701,16 @@ export class Session implements ConnectionHandler, DmaMessenger {
       const reply = this.roundTrip(request.bytes, 'DMA_READ', addr, n);
       const dataAt = this.dataOffset();
       const expected = MC.DMA_ACCESS_DATA_OFFSET.value + n;
-      if (reply.payload.length !== expected || getU64(view(reply.payload), M.DMA_ACCESS_ADDRESS.offset) !== addr) {
-        throw new DmaFault('unmapped', addr, n, `DMA_READ of ${n} bytes at ${hex(addr)}: the reply has ${reply.payload.length} payload bytes (expected ${expected}) or another address`);
+      if (
+        reply.payload.length !== expected ||
+        getU64(view(reply.payload), M.DMA_ACCESS_ADDRESS.offset) !== addr
+      ) {
+        throw new DmaFault(
+          'unmapped',
+          addr,
+          n,
+          `DMA_READ of ${n} bytes at ${hex(addr)}: the reply has ${reply.payload.length} payload bytes (expected ${expected}) or another address`,
+        );
       }
       into.set(reply.payload.subarray(dataAt, dataAt + n), at + done);
     });
@@ -570,16 +746,22 @@ function parseCapabilities(data: Uint8Array): Capabilities {
     if (e instanceof Refusal) throw e;
     refuse(Errno.EINVAL, `the version data is not UTF-8 JSON: ${(e as Error).message}`);
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) refuse(Errno.EINVAL, 'the version data is not a JSON object');
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    refuse(Errno.EINVAL, 'the version data is not a JSON object');
   const caps = (parsed as { capabilities?: unknown }).capabilities;
   if (caps === undefined) return {};
-  if (typeof caps !== 'object' || caps === null || Array.isArray(caps)) refuse(Errno.EINVAL, '"capabilities" is not an object');
+  if (typeof caps !== 'object' || caps === null || Array.isArray(caps))
+    refuse(Errno.EINVAL, '"capabilities" is not an object');
   const c = caps as Record<string, unknown>;
   const out: Capabilities = {};
-  const integer = (name: 'max_msg_fds' | 'max_data_xfer_size' | 'max_dma_maps' | 'pgsizes', min: number): void => {
+  const integer = (
+    name: 'max_msg_fds' | 'max_data_xfer_size' | 'max_dma_maps' | 'pgsizes',
+    min: number,
+  ): void => {
     const value = c[name];
     if (value === undefined) return;
-    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) refuse(Errno.EINVAL, `capability ${name} ${JSON.stringify(value)} is not an integer >= ${min}`);
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min)
+      refuse(Errno.EINVAL, `capability ${name} ${JSON.stringify(value)} is not an integer >= ${min}`);
     out[name] = value;
   };
   integer('max_msg_fds', 0);
@@ -587,12 +769,14 @@ function parseCapabilities(data: Uint8Array): Capabilities {
   integer('max_dma_maps', 0);
   integer('pgsizes', 1);
   if (c.write_multiple !== undefined) {
-    if (typeof c.write_multiple !== 'boolean') refuse(Errno.EINVAL, `capability write_multiple ${JSON.stringify(c.write_multiple)} is not a boolean`);
+    if (typeof c.write_multiple !== 'boolean')
+      refuse(Errno.EINVAL, `capability write_multiple ${JSON.stringify(c.write_multiple)} is not a boolean`);
     out.write_multiple = c.write_multiple;
   }
   for (const name of ['twin_socket', 'migration']) {
     const value = c[name];
-    if (value !== undefined && (typeof value !== 'object' || value === null)) refuse(Errno.EINVAL, `capability ${name} is not an object`);
+    if (value !== undefined && (typeof value !== 'object' || value === null))
+      refuse(Errno.EINVAL, `capability ${name} is not an object`);
   }
   return out;
 }

@@ -85,7 +85,8 @@ export interface DmaResponderOptions {
   answer?: boolean;
 }
 
-const ADDON = new URL('../../src/vfio-user/native/build/Release/vmmr_vfio_user.node', import.meta.url).pathname;
+const ADDON = new URL('../../src/vfio-user/native/build/Release/vmmr_vfio_user.node', import.meta.url)
+  .pathname;
 
 /** The worker: reads the socket, answers DMA requests, hands every other message to the main thread. */
 const RESPONDER = `
@@ -165,17 +166,37 @@ export class TestClient {
   private eofSeen = false;
   private readonly eofWaiters: Array<() => void> = [];
 
-  private constructor(readonly fd: number, dma: DmaResponderOptions | undefined) {
+  private constructor(
+    readonly fd: number,
+    dma: DmaResponderOptions | undefined,
+  ) {
     if (dma) {
       this.worker = new Worker(RESPONDER, {
         eval: true,
-        workerData: { fd, addon: ADDON, memory: dma.memory, base: dma.base, layout: dma.layout, answer: dma.answer ?? true, stop: this.stop.buffer },
+        workerData: {
+          fd,
+          addon: ADDON,
+          memory: dma.memory,
+          base: dma.base,
+          layout: dma.layout,
+          answer: dma.answer ?? true,
+          stop: this.stop.buffer,
+        },
       });
-      this.worker.on('message', (m: { eof?: boolean; dma?: DmaRequestSeen; header?: Omit<Reply, 'payload' | 'fds'>; payload?: Uint8Array; fds?: number[] }) => {
-        if (m.eof) this.sawEof();
-        else if (m.dma) this.dmaRequests.push(m.dma);
-        else if (m.header) this.deliver({ ...m.header, payload: m.payload!, fds: m.fds ?? [] });
-      });
+      this.worker.on(
+        'message',
+        (m: {
+          eof?: boolean;
+          dma?: DmaRequestSeen;
+          header?: Omit<Reply, 'payload' | 'fds'>;
+          payload?: Uint8Array;
+          fds?: number[];
+        }) => {
+          if (m.eof) this.sawEof();
+          else if (m.dma) this.dmaRequests.push(m.dma);
+          else if (m.header) this.deliver({ ...m.header, payload: m.payload!, fds: m.fds ?? [] });
+        },
+      );
     } else {
       this.watcher = native.watch(fd, READABLE, () => this.onReadable());
     }
@@ -223,7 +244,13 @@ export class TestClient {
         const v = new DataView(this.rx.buffer, this.rxStart, 16);
         const size = v.getUint32(4, true);
         if (size < 16 || this.rxEnd - this.rxStart < size) break;
-        const header = { id: v.getUint16(0, true), command: v.getUint16(2, true), size, flags: v.getUint32(8, true), error: v.getUint32(12, true) };
+        const header = {
+          id: v.getUint16(0, true),
+          command: v.getUint16(2, true),
+          size,
+          flags: v.getUint32(8, true),
+          error: v.getUint32(12, true),
+        };
         const payload = this.rx.slice(this.rxStart + 16, this.rxStart + size);
         this.rxStart += size;
         this.deliver({ ...header, payload, fds: fds.splice(0) });
@@ -247,7 +274,13 @@ export class TestClient {
   }
 
   /** A message with the header filled in as the document says. */
-  static message(id: number, command: number, payload: Uint8Array, flags = 0, sizeOverride?: number): Uint8Array {
+  static message(
+    id: number,
+    command: number,
+    payload: Uint8Array,
+    flags = 0,
+    sizeOverride?: number,
+  ): Uint8Array {
     const bytes = new Uint8Array(16 + payload.length);
     const v = new DataView(bytes.buffer);
     v.setUint16(0, id, true);
@@ -260,7 +293,11 @@ export class TestClient {
   }
 
   /** Sends a command and resolves with its reply (error replies included). */
-  request(command: number, payload: Uint8Array = new Uint8Array(0), options: { fds?: readonly number[]; flags?: number } = {}): Promise<Reply> {
+  request(
+    command: number,
+    payload: Uint8Array = new Uint8Array(0),
+    options: { fds?: readonly number[]; flags?: number } = {},
+  ): Promise<Reply> {
     const id = this.nextId++ & 0xffff;
     const reply = new Promise<Reply>((resolve) => this.pending.set(id, resolve));
     this.raw(TestClient.message(id, command, payload, options.flags ?? 0), options.fds);
@@ -268,7 +305,11 @@ export class TestClient {
   }
 
   /** The reply, or an ErrorReply thrown for an error reply. */
-  async ok(command: number, payload?: Uint8Array, options?: { fds?: readonly number[]; flags?: number }): Promise<Reply> {
+  async ok(
+    command: number,
+    payload?: Uint8Array,
+    options?: { fds?: readonly number[]; flags?: number },
+  ): Promise<Reply> {
     const r = await this.request(command, payload, options);
     if (r.flags & ERROR) throw new ErrorReply(r);
     return r;
@@ -308,7 +349,13 @@ export class TestClient {
     return this.ok(CMD.REGION_WRITE, p);
   }
 
-  setIrqs(index: number, start: number, count: number, flags: number, options: { fds?: readonly number[]; bools?: readonly number[] } = {}): Promise<Reply> {
+  setIrqs(
+    index: number,
+    start: number,
+    count: number,
+    flags: number,
+    options: { fds?: readonly number[]; bools?: readonly number[] } = {},
+  ): Promise<Reply> {
     const p = new Uint8Array(20 + (options.bools?.length ?? 0));
     const v = new DataView(p.buffer);
     v.setUint32(0, p.length, true);

@@ -101,8 +101,12 @@ describe('regions shared with a file descriptor', () => {
     const c = await fx.ready();
     const ram = guestMemory(8192);
     ok(await c.dmaMap(0x20000, 4096, VFIO.MAP_READ, ram.fd));
-    expect(fault(() => dma().readU32(0x1ffff)).message).toMatch(/DMA read of 4 bytes at 0x1ffff: 0x1ffff is in no DMA map \(maps: 0x20000\.\.0x20fff \(mapped, read-only\)\)/);
-    expect(fault(() => dma().read(0x20ffe, new Uint8Array(4), 0, 4)).message).toMatch(/0x21000 is in no DMA map/);
+    expect(fault(() => dma().readU32(0x1ffff)).message).toMatch(
+      /DMA read of 4 bytes at 0x1ffff: 0x1ffff is in no DMA map \(maps: 0x20000\.\.0x20fff \(mapped, read-only\)\)/,
+    );
+    expect(fault(() => dma().read(0x20ffe, new Uint8Array(4), 0, 4)).message).toMatch(
+      /0x21000 is in no DMA map/,
+    );
     expect(fault(() => dma().writeU32(0x20000, 1)).message).toMatch(/without the writeable flag/);
     expect(fault(() => dma().readU32(2 ** 53)).reason).toBe('address');
     expect(dma().readU32(0x20000)).toBe(0);
@@ -215,7 +219,9 @@ describe('regions reached by DMA_READ / DMA_WRITE messages', () => {
     expect((await c.version()).flags).toBe(REPLY);
     ok(await c.dmaMap(0x10000, 8192, RW));
     // 0x11000 is mapped on the server's side but beyond the client's memory: it answers EFAULT.
-    expect(fault(() => dma().readU32(0x11000)).message).toMatch(/DMA_READ of 4 bytes at 0x11000: the client refused it \(EFAULT\)/);
+    expect(fault(() => dma().readU32(0x11000)).message).toMatch(
+      /DMA_READ of 4 bytes at 0x11000: the client refused it \(EFAULT\)/,
+    );
     const pending = c.request(CMD.REGION_READ, regionAccess(0, 7, 2));
     const second = c.request(CMD.REGION_READ, regionAccess(2, 7, 2));
     expect(dv((await pending).payload).getUint16(16, true)).toBe(0x1af4);
@@ -230,7 +236,9 @@ describe('regions reached by DMA_READ / DMA_WRITE messages', () => {
     expect((await c.version()).flags).toBe(REPLY);
     ok(await c.dmaMap(0, 4096, RW));
     const started = Date.now();
-    expect(fault(() => dma().readU32(0x10)).message).toMatch(/DMA_READ of 4 bytes at 0x10: no reply within the time-out/);
+    expect(fault(() => dma().readU32(0x10)).message).toMatch(
+      /DMA_READ of 4 bytes at 0x10: no reply within the time-out/,
+    );
     expect(Date.now() - started).toBeGreaterThanOrEqual(140);
     await c.eof();
     expect(fx.server.connected).toBe(false);
@@ -256,7 +264,13 @@ describe('message sequencing (unrelated to DMA)', () => {
   it('a client may pipeline commands: replies come back in order', async () => {
     fx = exported();
     const c = await fx.ready();
-    const replies = await Promise.all(Array.from({ length: 100 }, (_, i) => c.request(CMD.REGION_READ, regionAccess(i % 2 === 0 ? 0 : 2, 7, 2))));
-    expect(replies.map((r) => dv(r.payload).getUint16(16, true))).toEqual(Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? 0x1af4 : 0x1000)));
+    const replies = await Promise.all(
+      Array.from({ length: 100 }, (_, i) =>
+        c.request(CMD.REGION_READ, regionAccess(i % 2 === 0 ? 0 : 2, 7, 2)),
+      ),
+    );
+    expect(replies.map((r) => dv(r.payload).getUint16(16, true))).toEqual(
+      Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? 0x1af4 : 0x1000)),
+    );
   });
 });

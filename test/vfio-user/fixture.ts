@@ -5,7 +5,12 @@ import { join } from 'node:path';
 import type { Machine } from '../../src/machine.js';
 import type { MmrVf } from '../../src/mmr/vf.js';
 import type { VirtioPf } from '../../src/sriov/pf.js';
-import { exportFunction, InterruptRouter, type ExportView, type FunctionDevice } from '../../src/vfio-user/adapter.js';
+import {
+  exportFunction,
+  InterruptRouter,
+  type ExportView,
+  type FunctionDevice,
+} from '../../src/vfio-user/adapter.js';
 import { native } from '../../src/vfio-user/native.js';
 import { VfioUserServer } from '../../src/vfio-user/server.js';
 import type { DmaLayout } from '../../src/vfio-user/session.js';

@@ -27,7 +27,14 @@ function seeds(): Uint8Array[] {
     v.forEach((x, i) => dv(p).setUint32(i * 4, x, true));
     return p;
   };
-  const version = new Uint8Array([0, 0, 0, 0, ...new TextEncoder().encode('{"capabilities":{"max_msg_fds":16,"write_multiple":true}}'), 0]);
+  const version = new Uint8Array([
+    0,
+    0,
+    0,
+    0,
+    ...new TextEncoder().encode('{"capabilities":{"max_msg_fds":16,"write_multiple":true}}'),
+    0,
+  ]);
   const write = new Uint8Array(20);
   write.set(regionAccess(18, 0, 4));
   return [
@@ -37,11 +44,19 @@ function seeds(): Uint8Array[] {
     TestClient.message(4, CMD.DEVICE_GET_INFO, u32(16, 0, 0, 0)),
     TestClient.message(5, CMD.DEVICE_GET_REGION_INFO, u32(32, 0, 2, 0, 0, 0, 0, 0)),
     TestClient.message(6, CMD.DEVICE_GET_IRQ_INFO, u32(16, 0, 2, 0)),
-    TestClient.message(7, CMD.DEVICE_SET_IRQS, u32(20, VFIO.ACTION_TRIGGER | VFIO.DATA_EVENTFD, VFIO.IRQ_MSIX, 0, 1)),
+    TestClient.message(
+      7,
+      CMD.DEVICE_SET_IRQS,
+      u32(20, VFIO.ACTION_TRIGGER | VFIO.DATA_EVENTFD, VFIO.IRQ_MSIX, 0, 1),
+    ),
     TestClient.message(8, CMD.REGION_READ, regionAccess(0, VFIO.REGION_CONFIG, 4)),
     TestClient.message(9, CMD.REGION_WRITE, write),
     TestClient.message(10, CMD.DEVICE_RESET, new Uint8Array(0)),
-    TestClient.message(11, CMD.REGION_WRITE_MULTI, new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0, ...write, 0, 0, 0, 0])),
+    TestClient.message(
+      11,
+      CMD.REGION_WRITE_MULTI,
+      new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0, ...write, 0, 0, 0, 0]),
+    ),
   ];
 }
 
@@ -50,7 +65,10 @@ const randomMessage = fc
     command: fc.integer({ min: 0, max: 20 }),
     flags: fc.oneof(fc.constant(0), fc.constant(0x10), fc.integer({ min: 0, max: 0x3f })),
     payload: fc.uint8Array({ maxLength: 96 }),
-    sizeDelta: fc.oneof({ weight: 24, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: -20, max: 20 }) }),
+    sizeDelta: fc.oneof(
+      { weight: 24, arbitrary: fc.constant(0) },
+      { weight: 1, arbitrary: fc.integer({ min: -20, max: 20 }) },
+    ),
   })
   .map(({ command, flags, payload, sizeDelta }) => {
     const m = TestClient.message(0xff00, command, payload, flags);
@@ -77,7 +95,10 @@ const mutatedMessage = fc
 const session = fc.array(
   fc.record({
     message: fc.oneof(randomMessage, mutatedMessage),
-    fds: fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 3 }) }),
+    fds: fc.oneof(
+      { weight: 4, arbitrary: fc.constant(0) },
+      { weight: 1, arbitrary: fc.integer({ min: 1, max: 3 }) },
+    ),
   }),
   { minLength: 1, maxLength: 40 },
 );
@@ -127,7 +148,9 @@ describe('fuzzing', () => {
       }),
       { numRuns: 500, seed: 0x7f1e },
     );
-    console.log(`vfio-user fuzz: ${messages} messages in 500 sessions, ${closes} closed by the server, ${incomplete} left waiting for bytes`);
+    console.log(
+      `vfio-user fuzz: ${messages} messages in 500 sessions, ${closes} closed by the server, ${incomplete} left waiting for bytes`,
+    );
     expect(messages).toBeGreaterThan(2000);
     // Whatever happened, a fresh client finds the device working and nothing is left open.
     const c = await fx.ready();

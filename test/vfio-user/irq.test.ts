@@ -50,7 +50,8 @@ async function guest(msix: boolean): Promise<TestClient> {
   return c;
 }
 
-const vectorCtrl = async (c: TestClient, v: number): Promise<number> => le(await c.regionRead(2, TABLE + v * 16 + 12, 4));
+const vectorCtrl = async (c: TestClient, v: number): Promise<number> =>
+  le(await c.regionRead(2, TABLE + v * 16 + 12, 4));
 
 describe('MSI-X', () => {
   it('armed vectors are unmasked in the function table and deliver through their eventfds', async () => {
@@ -86,7 +87,8 @@ describe('MSI-X', () => {
     const c = await guest(true);
     const before = openFds();
     for (const n of [1, 2, 3]) {
-      if (n > 1) refused(await c.setIrqs(VFIO.IRQ_MSIX, n - 1, 1, TRIGGER_EVENTFD, { fds: efds(1) }), E.EINVAL);
+      if (n > 1)
+        refused(await c.setIrqs(VFIO.IRQ_MSIX, n - 1, 1, TRIGGER_EVENTFD, { fds: efds(1) }), E.EINVAL);
       ok(await c.setIrqs(VFIO.IRQ_MSIX, 0, 0, VFIO.ACTION_TRIGGER | VFIO.DATA_NONE));
       ok(await c.setIrqs(VFIO.IRQ_MSIX, 0, n, TRIGGER_EVENTFD, { fds: efds(n) }));
     }
@@ -114,12 +116,21 @@ describe('MSI-X', () => {
     refused(await c.setIrqs(VFIO.IRQ_MSIX, 0, 1, VFIO.ACTION_MASK | VFIO.DATA_NONE), E.ENOTTY);
     refused(await c.setIrqs(VFIO.IRQ_MSIX, 0, 1, VFIO.ACTION_UNMASK | VFIO.DATA_NONE), E.ENOTTY);
     refused(await c.setIrqs(VFIO.IRQ_MSI, 0, 1, TRIGGER_EVENTFD, { fds: efds(1) }), E.EINVAL);
-    refused(await c.setIrqs(VFIO.IRQ_MSIX, 0, 1, VFIO.ACTION_TRIGGER | VFIO.DATA_NONE | VFIO.DATA_BOOL), E.EINVAL);
-    refused(await c.setIrqs(VFIO.IRQ_MSIX, 0, 1, VFIO.ACTION_TRIGGER | VFIO.ACTION_MASK | VFIO.DATA_NONE), E.EINVAL);
+    refused(
+      await c.setIrqs(VFIO.IRQ_MSIX, 0, 1, VFIO.ACTION_TRIGGER | VFIO.DATA_NONE | VFIO.DATA_BOOL),
+      E.EINVAL,
+    );
+    refused(
+      await c.setIrqs(VFIO.IRQ_MSIX, 0, 1, VFIO.ACTION_TRIGGER | VFIO.ACTION_MASK | VFIO.DATA_NONE),
+      E.EINVAL,
+    );
     refused(await c.setIrqs(VFIO.IRQ_MSIX, 0, 1, 0x40 | VFIO.ACTION_TRIGGER | VFIO.DATA_NONE), E.EINVAL);
     refused(await c.setIrqs(5, 0, 1, VFIO.ACTION_TRIGGER | VFIO.DATA_NONE), E.EINVAL);
     refused(await c.setIrqs(VFIO.IRQ_MSIX, 0, 2, VFIO.ACTION_TRIGGER | VFIO.DATA_NONE), E.EINVAL);
-    refused(await c.setIrqs(VFIO.IRQ_MSIX, 0, 2, VFIO.ACTION_TRIGGER | VFIO.DATA_BOOL, { bools: [1] }), E.EINVAL);
+    refused(
+      await c.setIrqs(VFIO.IRQ_MSIX, 0, 2, VFIO.ACTION_TRIGGER | VFIO.DATA_BOOL, { bools: [1] }),
+      E.EINVAL,
+    );
     expect(fx!.server.status().session?.irqFds).toBe(0);
   });
 
@@ -193,12 +204,15 @@ describe('INTx (the guest view emulated pin)', () => {
   it('refusals: an UNMASK irqfd, start/count other than 0/1, loopback without a trigger does nothing', async () => {
     const c = await guest(false);
     ok(await c.setIrqs(VFIO.IRQ_INTX, 0, 1, TRIGGER_EVENTFD));
-    refused(await c.setIrqs(VFIO.IRQ_INTX, 0, 1, VFIO.ACTION_UNMASK | VFIO.DATA_EVENTFD, { fds: efds(1) }), E.ENOTTY);
+    refused(
+      await c.setIrqs(VFIO.IRQ_INTX, 0, 1, VFIO.ACTION_UNMASK | VFIO.DATA_EVENTFD, { fds: efds(1) }),
+      E.ENOTTY,
+    );
     refused(await c.setIrqs(VFIO.IRQ_INTX, 1, 1, VFIO.ACTION_MASK | VFIO.DATA_NONE), E.EINVAL);
     ok(await c.setIrqs(VFIO.IRQ_INTX, 0, 1, VFIO.ACTION_TRIGGER | VFIO.DATA_NONE));
   });
 
-  it("the PF as it is: its own pin (Status.Interrupt) through the INTx eventfd", async () => {
+  it('the PF as it is: its own pin (Status.Interrupt) through the INTx eventfd', async () => {
     fx = exported({ view: 'pf' });
     const c = await fx.ready();
     const [fd] = efds(1);

@@ -7,7 +7,14 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { read, write, type Space } from '../../src/access/index.js';
-import { legacyProbe, runSim, runSimAsync, type AsyncSimPort, type SimOp, type SimPort } from '../../src/driver-sim.js';
+import {
+  legacyProbe,
+  runSim,
+  runSimAsync,
+  type AsyncSimPort,
+  type SimOp,
+  type SimPort,
+} from '../../src/driver-sim.js';
 import { withVfs } from '../core/helpers.js';
 import { VFIO, le, leBytes, type TestClient } from './client.js';
 import { exported, type Exported } from './fixture.js';
@@ -50,9 +57,15 @@ describe('legacy probe of a net VF guest view over vfio-user', () => {
 
     const d = fx.vf.device;
     expect(d.status).toBe(1 | 2 | 4);
-    expect(transcript.filter((t) => t.space === 'legacy' && t.offset === 8 && t.op === 'write').map((t) => t.value)).toEqual([0x20000, 0x20010, 0x20020]);
+    expect(
+      transcript
+        .filter((t) => t.space === 'legacy' && t.offset === 8 && t.op === 'write')
+        .map((t) => t.value),
+    ).toEqual([0x20000, 0x20010, 0x20020]);
     // Device config at 24 (MSI-X on): the MAC, read byte by byte as Linux's vp_get does.
-    const mac = transcript.filter((t) => t.space === 'legacy' && t.op === 'read' && t.offset >= 24 && t.offset < 30).map((t) => t.value);
+    const mac = transcript
+      .filter((t) => t.space === 'legacy' && t.op === 'read' && t.offset >= 24 && t.offset < 30)
+      .map((t) => t.value);
     expect(mac).toEqual([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
 
     const reference = withVfs('net', 2, { vfs: { '0000:01:00.1': { mac: '52:54:00:12:34:56' } } });

@@ -9,7 +9,21 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { formatLspciDump } from '../../src/dump.js';
 import { guestView } from '../../src/translator/guest-view.js';
 import { lspci } from '../core/helpers.js';
-import { CMD, ERROR, NO_REPLY, QEMU_CAPS, REPLY, TestClient, dv, getU64, le, leBytes, regionAccess, VFIO, type Reply } from './client.js';
+import {
+  CMD,
+  ERROR,
+  NO_REPLY,
+  QEMU_CAPS,
+  REPLY,
+  TestClient,
+  dv,
+  getU64,
+  le,
+  leBytes,
+  regionAccess,
+  VFIO,
+  type Reply,
+} from './client.js';
 import { E, exported, type Exported } from './fixture.js';
 
 let fx: Exported | undefined;
@@ -30,13 +44,27 @@ function payload(...u32: number[]): Uint8Array {
 }
 
 function expectError(r: Reply, errno: number): void {
-  expect({ flags: r.flags, error: r.error, size: r.size }).toEqual({ flags: REPLY | ERROR, error: errno, size: 16 });
+  expect({ flags: r.flags, error: r.error, size: r.size }).toEqual({
+    flags: REPLY | ERROR,
+    error: errno,
+    size: 16,
+  });
 }
 
-async function regionInfo(c: TestClient, index: number): Promise<{ argsz: number; flags: number; index: number; capOffset: number; size: number; offset: number }> {
+async function regionInfo(
+  c: TestClient,
+  index: number,
+): Promise<{ argsz: number; flags: number; index: number; capOffset: number; size: number; offset: number }> {
   const r = await c.ok(CMD.DEVICE_GET_REGION_INFO, payload(32, 0, index, 0, 0, 0, 0, 0));
   const v = dv(r.payload);
-  return { argsz: v.getUint32(0, true), flags: v.getUint32(4, true), index: v.getUint32(8, true), capOffset: v.getUint32(12, true), size: getU64(v, 16), offset: getU64(v, 24) };
+  return {
+    argsz: v.getUint32(0, true),
+    flags: v.getUint32(4, true),
+    index: v.getUint32(8, true),
+    capOffset: v.getUint32(12, true),
+    size: getU64(v, 16),
+    offset: getU64(v, 24),
+  };
 }
 
 describe('the socket', () => {
@@ -78,8 +106,16 @@ describe('VFIO_USER_VERSION', () => {
     expect([v.getUint16(0, true), v.getUint16(2, true)]).toEqual([0, 0]);
     // The version data is NUL-terminated JSON filling the rest of the message (QEMU checks both).
     expect(r.payload[r.payload.length - 1]).toBe(0);
-    const caps = JSON.parse(new TextDecoder().decode(r.payload.subarray(4, -1))) as { capabilities: Record<string, unknown> };
-    expect(caps.capabilities).toEqual({ max_msg_fds: 16, max_data_xfer_size: 1048576, pgsizes: 4096, max_dma_maps: 1024, write_multiple: true });
+    const caps = JSON.parse(new TextDecoder().decode(r.payload.subarray(4, -1))) as {
+      capabilities: Record<string, unknown>;
+    };
+    expect(caps.capabilities).toEqual({
+      max_msg_fds: 16,
+      max_data_xfer_size: 1048576,
+      pgsizes: 4096,
+      max_dma_maps: 1024,
+      write_multiple: true,
+    });
     // QEMU refuses a reply longer than its own request (proxy.c: reply larger than recv buffer).
     expect(r.size).toBeLessThanOrEqual(16 + 4 + JSON.stringify(QEMU_CAPS).length + 1);
   });
@@ -109,7 +145,15 @@ describe('VFIO_USER_VERSION', () => {
       p.set(text, 4);
       return p;
     };
-    for (const p of [bad('{"capabilities":{}}', false), bad('{not json'), bad('[1,2]'), bad('{"capabilities":{"max_msg_fds":"16"}}'), bad('{"capabilities":{"write_multiple":1}}'), bad('{"capabilities":{"pgsizes":512}}'), new Uint8Array(2)]) {
+    for (const p of [
+      bad('{"capabilities":{}}', false),
+      bad('{not json'),
+      bad('[1,2]'),
+      bad('{"capabilities":{"max_msg_fds":"16"}}'),
+      bad('{"capabilities":{"write_multiple":1}}'),
+      bad('{"capabilities":{"pgsizes":512}}'),
+      new Uint8Array(2),
+    ]) {
       expectError(await c.request(CMD.VERSION, p), E.EINVAL);
     }
     expect((await c.version()).flags).toBe(REPLY);
@@ -178,7 +222,9 @@ describe('device, region and IRQ information (guest view of a net VF)', () => {
     fx = exported();
     const c = await fx.ready();
     const config = await c.regionRead(VFIO.REGION_CONFIG, 0, 4096);
-    const out = lspci(formatLspciDump('0000:00:04.0', 'Ethernet controller: Red Hat, Inc. Virtio network device', config)).stdout;
+    const out = lspci(
+      formatLspciDump('0000:00:04.0', 'Ethernet controller: Red Hat, Inc. Virtio network device', config),
+    ).stdout;
     expect(out).toMatch(/\[1af4:1000\]/);
     expect(out).toMatch(/Subsystem: .*\[1af4:0001\]/);
     expect(out).toMatch(/Region 0: I\/O ports at <unassigned> \[disabled\]/);
@@ -197,7 +243,9 @@ describe('the function views', () => {
     expect((await regionInfo(c, 0)).size).toBe(0);
     expect((await regionInfo(c, 2)).size).toBe(0x4000);
     const config = await c.regionRead(VFIO.REGION_CONFIG, 0, 4096);
-    const out = lspci(formatLspciDump('0000:01:00.1', 'Ethernet controller: Red Hat, Inc. Device 10f9', config)).stdout;
+    const out = lspci(
+      formatLspciDump('0000:01:00.1', 'Ethernet controller: Red Hat, Inc. Device 10f9', config),
+    ).stdout;
     expect(out).toMatch(/Vendor Specific Information: ID=000a Rev=0 Len=01c/);
   });
 
@@ -221,7 +269,10 @@ describe('REGION_READ / REGION_WRITE', () => {
     return c;
   }
 
-  const accesses = () => guestView(fx!.vf).trace!.list().map((e) => [e.op, e.port, e.width]);
+  const accesses = () =>
+    guestView(fx!.vf)
+      .trace!.list()
+      .map((e) => [e.op, e.port, e.width]);
 
   it('1, 2 and 4 bytes on the I/O BAR are one access of that width each', async () => {
     const c = await traced();
@@ -288,7 +339,9 @@ describe('REGION_READ / REGION_WRITE', () => {
     p.set(regionAccess(0, 0, 4));
     expectError(await c.request(CMD.REGION_WRITE, p), E.EINVAL);
     expectError(await c.request(CMD.REGION_READ, new Uint8Array(12)), E.EINVAL);
-    expect(fx.server.status().session?.lastRefusal).toMatch(/REGION_READ \(9\) id \d+: payload of 12 bytes: VFIO_USER_REGION_READ \(9\) takes exactly 16/);
+    expect(fx.server.status().session?.lastRefusal).toMatch(
+      /REGION_READ \(9\) id \d+: payload of 12 bytes: VFIO_USER_REGION_READ \(9\) takes exactly 16/,
+    );
   });
 
   it('refused accesses are logged with the register, offset and width', async () => {
@@ -319,11 +372,17 @@ describe('REGION_READ / REGION_WRITE', () => {
     none.close();
     await new Promise((r) => setTimeout(r, 20));
     const c = await fx.ready();
-    const r = await c.ok(CMD.REGION_WRITE_MULTI, multi(entry(4, 7, 2, 1), entry(18, 0, 1, 1), entry(18, 0, 1, 3)));
+    const r = await c.ok(
+      CMD.REGION_WRITE_MULTI,
+      multi(entry(4, 7, 2, 1), entry(18, 0, 1, 1), entry(18, 0, 1, 3)),
+    );
     expect(getU64(dv(r.payload), 0)).toBe(3);
     expect(le(await c.regionRead(0, 18, 1))).toBe(3);
     // A refused write stops the run: the reply says how many went through.
-    const stopped = await c.ok(CMD.REGION_WRITE_MULTI, multi(entry(18, 0, 1, 0), entry(0, 0, 2, 0), entry(18, 0, 1, 1)));
+    const stopped = await c.ok(
+      CMD.REGION_WRITE_MULTI,
+      multi(entry(18, 0, 1, 0), entry(0, 0, 2, 0), entry(18, 0, 1, 1)),
+    );
     expect(getU64(dv(stopped.payload), 0)).toBe(1);
     expect(le(await c.regionRead(0, 18, 1))).toBe(0);
     expectError(await c.request(CMD.REGION_WRITE_MULTI, multi(entry(18, 0, 1, 0)).subarray(0, 20)), E.EINVAL);

@@ -24,7 +24,15 @@ interface GuestHelper {
   findQemu(): unknown;
   findGuestKit(): { kernel: string };
   buildInitramfs(o: { init: string; modules: string[]; outDir: string }): { path: string };
-  bootGuest(o: { qemu: unknown; kernel: string; initrd: string; append?: string; extraArgs?: string[]; memfd?: boolean; timeoutMs: number }): {
+  bootGuest(o: {
+    qemu: unknown;
+    kernel: string;
+    initrd: string;
+    append?: string;
+    extraArgs?: string[];
+    memfd?: boolean;
+    timeoutMs: number;
+  }): {
     result: Promise<{ log: string; stderr: string; scriptExit: number | null; timedOut: boolean }>;
   };
   killAllGuests(): Promise<void>;
@@ -79,8 +87,15 @@ describe.skipIf(!ENABLED)('QEMU 10.2 vfio-user-pci on the guest view of a net VF
       });
       try {
         const kit = helper.findGuestKit();
-        const initrd = helper.buildInitramfs({ init: SCRIPT, modules: ['virtio_pci', 'virtio_net'], outDir: dir });
-        const device = JSON.stringify({ driver: 'vfio-user-pci', socket: { path: server.socketPath, type: 'unix' } });
+        const initrd = helper.buildInitramfs({
+          init: SCRIPT,
+          modules: ['virtio_pci', 'virtio_net'],
+          outDir: dir,
+        });
+        const device = JSON.stringify({
+          driver: 'vfio-user-pci',
+          socket: { path: server.socketPath, type: 'unix' },
+        });
         const guest = helper.bootGuest({
           qemu: helper.findQemu(),
           kernel: kit.kernel,
@@ -99,10 +114,19 @@ describe.skipIf(!ENABLED)('QEMU 10.2 vfio-user-pci on the guest view of a net VF
         }, 20);
         const result = await guest.result;
         clearInterval(poll);
-        console.log(`QEMU (guest RAM ${memfd ? 'memfd' : 'no fd'}): messages ${JSON.stringify(seen?.byCommand)}; refusals ${seen?.refusals}; last ${seen?.lastRefusal ?? '-'}; maps ${seen?.dmaMaps}`);
-        console.log(result.log.split('\n').filter((l) => /fact|virtio|vfio|eth0/i.test(l)).join('\n'));
+        console.log(
+          `QEMU (guest RAM ${memfd ? 'memfd' : 'no fd'}): messages ${JSON.stringify(seen?.byCommand)}; refusals ${seen?.refusals}; last ${seen?.lastRefusal ?? '-'}; maps ${seen?.dmaMaps}`,
+        );
+        console.log(
+          result.log
+            .split('\n')
+            .filter((l) => /fact|virtio|vfio|eth0/i.test(l))
+            .join('\n'),
+        );
         if (result.stderr.trim()) console.log(`QEMU stderr:\n${result.stderr}`);
-        console.log(logs.filter((l) => /SET_IRQS|DMA_MAP|DMA_UNMAP|DEVICE_RESET|negotiated|refus/.test(l)).join('\n'));
+        console.log(
+          logs.filter((l) => /SET_IRQS|DMA_MAP|DMA_UNMAP|DEVICE_RESET|negotiated|refus/.test(l)).join('\n'),
+        );
         expect(result.timedOut).toBe(false);
         expect(facts(result.log, 'pci')).toContain('0x1af4:0x1000 driver=virtio-pci');
         expect(facts(result.log, 'virtio')).toContain('device=0x0001 driver=virtio_net');

@@ -304,6 +304,8 @@ typedef struct {
   uv_poll_t poll;
   napi_env env;
   napi_ref callback;
+  /* The handle itself, held while watching: like a libuv handle, a watcher lives until unwatch. */
+  napi_ref self;
   napi_async_context context;
   bool stopping;  /* unwatch or finalizer started closing the handle */
   bool closed;    /* the handle's close callback ran */
@@ -322,6 +324,8 @@ static void watcher_stop(watcher_t *w) {
   uv_poll_stop(&w->poll);
   if (w->callback) napi_delete_reference(w->env, w->callback);
   w->callback = NULL;
+  if (w->self) napi_delete_reference(w->env, w->self);
+  w->self = NULL;
   if (w->context) napi_async_destroy(w->env, w->context);
   w->context = NULL;
   uv_close((uv_handle_t *)&w->poll, watcher_closed);
@@ -354,7 +358,11 @@ static void watcher_finalize(napi_env env, void *data, void *hint) {
   if (w->closed) free(w);
 }
 
-/* watch(fd, events, callback(status, events)): a handle; events 1 readable, 2 writable. */
+/*
+ * watch(fd, events, callback(status, events)): a handle; events 1 readable, 2 writable. The
+ * watcher stays alive (and keeps the event loop alive) until unwatch, whether or not JS keeps
+ * the handle.
+ */
 static napi_value js_watch(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   int32_t fd, events;
@@ -378,9 +386,14 @@ static napi_value js_watch(napi_env env, napi_callback_info info) {
       napi_create_string_utf8(env, "vmmr:vfio-user-socket", NAPI_AUTO_LENGTH, &name) != napi_ok ||
       napi_async_init(env, NULL, name, &w->context) != napi_ok ||
       napi_create_external(env, w, watcher_finalize, NULL, &handle) != napi_ok) {
+    /* No JS handle exists: nothing else will finalize the watcher. */
     w->finalized = true;
     watcher_stop(w);
     return throw_message(env, "EINVAL", "watch: cannot create the handle");
+  }
+  if (napi_create_reference(env, handle, 1, &w->self) != napi_ok) {
+    watcher_stop(w);
+    return throw_message(env, "EINVAL", "watch: cannot hold the handle");
   }
   r = uv_poll_start(&w->poll, events & (UV_READABLE | UV_WRITABLE), watcher_fired);
   if (r < 0) {
