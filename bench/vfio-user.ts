@@ -26,7 +26,7 @@ import { exportFunction, InterruptRouter } from '../src/vfio-user/adapter.js';
 import { native } from '../src/vfio-user/native.js';
 import { VfioUserServer } from '../src/vfio-user/server.js';
 import { enableVfs } from './lib/machine.js';
-import { measureRates, median, medianRatio, now, sink, type RateResult } from './lib/measure.js';
+import { measureRates, medianRatio, now, sink, type RateResult } from './lib/measure.js';
 import type { Row, Section } from './lib/results.js';
 import { runIfScript } from './lib/script.js';
 import type { ClientResult } from './lib/vfio-user-peer.js';

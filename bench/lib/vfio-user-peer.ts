@@ -29,7 +29,7 @@ import {
   newMessage,
   readHeader,
   setU64,
-  VC,
+  VFIO,
 } from '../../src/vfio-user/protocol.js';
 import { VfioUserServer } from '../../src/vfio-user/server.js';
 import { enableGuestIo, enableVfs } from './machine.js';
@@ -217,7 +217,7 @@ export function postedWrite(region: number, offset: number, data: Uint8Array): U
 
 /** BAR2 common cfg queue_select (virtio 1.2 §4.1.4.3: 2 bytes at 22): a write with no side effect. */
 export const QUEUE_SELECT = { region: 2, offset: 22 };
-export const CONFIG_REGION = VC.CONFIG_REGION_INDEX.value;
+export const CONFIG_REGION = VFIO.CONFIG_REGION_INDEX.value;
 
 export interface ClientResult {
   cases: Array<{ name: string; opsPerSec: number; samples: number[] }>;

@@ -16,7 +16,7 @@ import {
   type RegionDescription,
   type VfioUserDevice,
 } from './device.js';
-import { Errno, VC } from './protocol.js';
+import { Errno, VFIO } from './protocol.js';
 
 /**
  * A vmmr function as a vfio-user device, through the one access entry point (src/access) so every
@@ -37,8 +37,8 @@ export type ExportView = 'guest' | 'function';
 
 const H = pciHeader.registers;
 const CONFIG_SIZE = pciHeader.constants.CFG_SPACE_EXP_SIZE.value;
-const INTX = VC.INTX_IRQ_INDEX.value;
-const MSIX = VC.MSIX_IRQ_INDEX.value;
+const INTX = VFIO.INTX_IRQ_INDEX.value;
+const MSIX = VFIO.MSIX_IRQ_INDEX.value;
 const ENTRY = msixTableEntry.constants.ENTRY_SIZE.value;
 const VECTOR_CTRL = msixTableEntry.registers.VECTOR_CTRL.offset;
 const MASKBIT = msixTableEntry.constants.CTRL_MASKBIT.value;
@@ -139,14 +139,14 @@ export class FunctionDevice implements VfioUserDevice {
     this.configSpace = view === 'guest' ? 'guest-config' : 'config';
     const bar = fn.template.barIndex;
     const barSpace = `bar${bar}` as Space;
-    this.places.set(VC.CONFIG_REGION_INDEX.value, {
+    this.places.set(VFIO.CONFIG_REGION_INDEX.value, {
       space: this.configSpace,
       name: `config space (${view} view)`,
       size: CONFIG_SIZE,
     });
     this.places.set(bar, { space: barSpace, name: `memory BAR${bar}`, size: fn.barSize() });
     if (view === 'guest') {
-      this.places.set(VC.BAR0_REGION_INDEX.value, {
+      this.places.set(VFIO.BAR0_REGION_INDEX.value, {
         space: 'io',
         name: 'I/O BAR0 (guest view)',
         size: guestView(fn as MmrVf).ioLength,
@@ -171,16 +171,16 @@ export class FunctionDevice implements VfioUserDevice {
     const pcie = has(capabilityIds.constants.CAP_ID_EXP.value) >= 0;
     this.interrupts = [
       { index: INTX, count: pin !== 0 ? 1 : 0 },
-      { index: VC.MSI_IRQ_INDEX.value, count: has(capabilityIds.constants.CAP_ID_MSI.value) >= 0 ? 1 : 0 },
+      { index: VFIO.MSI_IRQ_INDEX.value, count: has(capabilityIds.constants.CAP_ID_MSI.value) >= 0 ? 1 : 0 },
       { index: MSIX, count: vectors },
-      { index: VC.ERR_IRQ_INDEX.value, count: pcie ? 1 : 0 },
-      { index: VC.REQ_IRQ_INDEX.value, count: 1 },
+      { index: VFIO.ERR_IRQ_INDEX.value, count: pcie ? 1 : 0 },
+      { index: VFIO.REQ_IRQ_INDEX.value, count: 1 },
     ];
   }
 
   regions(): readonly RegionDescription[] {
     const out: RegionDescription[] = [];
-    for (let index = 0; index < VC.NUM_REGIONS.value; index++) {
+    for (let index = 0; index < VFIO.NUM_REGIONS.value; index++) {
       const place = this.places.get(index);
       out.push(
         place

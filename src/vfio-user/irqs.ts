@@ -1,7 +1,7 @@
 import { writeSync } from 'node:fs';
 import type { IrqArming, IrqDescription, IrqSink } from './device.js';
 import { native } from './native.js';
-import { Errno, VC } from './protocol.js';
+import { Errno, VFIO } from './protocol.js';
 
 /**
  * The client's interrupt set (VFIO_USER_DEVICE_SET_IRQS), with the semantics of Linux vfio-pci,
@@ -20,19 +20,19 @@ import { Errno, VC } from './protocol.js';
  *
  * The table owns every eventfd it holds and closes it when replaced, disarmed or at close().
  */
-const INTX = VC.INTX_IRQ_INDEX.value;
-const MSI = VC.MSI_IRQ_INDEX.value;
-const MSIX = VC.MSIX_IRQ_INDEX.value;
-const ERR = VC.ERR_IRQ_INDEX.value;
-const REQ = VC.REQ_IRQ_INDEX.value;
-const DATA_NONE = VC.IRQ_SET_DATA_NONE.value;
-const DATA_BOOL = VC.IRQ_SET_DATA_BOOL.value;
-const DATA_EVENTFD = VC.IRQ_SET_DATA_EVENTFD.value;
-const ACTION_MASK = VC.IRQ_SET_ACTION_MASK.value;
-const ACTION_UNMASK = VC.IRQ_SET_ACTION_UNMASK.value;
-const ACTION_TRIGGER = VC.IRQ_SET_ACTION_TRIGGER.value;
-const DATA_TYPES = VC.IRQ_SET_DATA_TYPE_MASK.value;
-const ACTION_TYPES = VC.IRQ_SET_ACTION_TYPE_MASK.value;
+const INTX = VFIO.INTX_IRQ_INDEX.value;
+const MSI = VFIO.MSI_IRQ_INDEX.value;
+const MSIX = VFIO.MSIX_IRQ_INDEX.value;
+const ERR = VFIO.ERR_IRQ_INDEX.value;
+const REQ = VFIO.REQ_IRQ_INDEX.value;
+const DATA_NONE = VFIO.IRQ_SET_DATA_NONE.value;
+const DATA_BOOL = VFIO.IRQ_SET_DATA_BOOL.value;
+const DATA_EVENTFD = VFIO.IRQ_SET_DATA_EVENTFD.value;
+const ACTION_MASK = VFIO.IRQ_SET_ACTION_MASK.value;
+const ACTION_UNMASK = VFIO.IRQ_SET_ACTION_UNMASK.value;
+const ACTION_TRIGGER = VFIO.IRQ_SET_ACTION_TRIGGER.value;
+const DATA_TYPES = VFIO.IRQ_SET_DATA_TYPE_MASK.value;
+const ACTION_TYPES = VFIO.IRQ_SET_ACTION_TYPE_MASK.value;
 
 const INDEX_NAMES = ['INTx', 'MSI', 'MSI-X', 'ERR', 'REQ'];
 
@@ -42,10 +42,10 @@ export function irqIndexName(index: number): string {
 
 /** The flags of VFIO_USER_DEVICE_GET_IRQ_INFO for an index, as vfio-pci reports them. */
 export function irqInfoFlags(index: number): number {
-  const flags = VC.IRQ_INFO_EVENTFD.value;
+  const flags = VFIO.IRQ_INFO_EVENTFD.value;
   return index === INTX
-    ? flags | VC.IRQ_INFO_MASKABLE.value | VC.IRQ_INFO_AUTOMASKED.value
-    : flags | VC.IRQ_INFO_NORESIZE.value;
+    ? flags | VFIO.IRQ_INFO_MASKABLE.value | VFIO.IRQ_INFO_AUTOMASKED.value
+    : flags | VFIO.IRQ_INFO_NORESIZE.value;
 }
 
 export interface SetIrqs {

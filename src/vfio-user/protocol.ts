@@ -10,10 +10,14 @@ const P = vfioUserProtocol.constants;
 const H = vfioUserProtocol.registers;
 
 export const HEADER_SIZE = P.HEADER_SIZE.value;
-export const M = vfioUserMessages.registers;
-export const MC = vfioUserMessages.constants;
-export const PC = P;
-export const VC = vfioPci.constants;
+/** Payload fields of every command (offsets after the header). */
+export const MSG = vfioUserMessages.registers;
+/** Payload sizes and data offsets. */
+export const MSG_CONST = vfioUserMessages.constants;
+/** Header flags, command numbers, versions and capability values. */
+export const PROTO = P;
+/** <linux/vfio.h> region/IRQ indexes and structure flags. */
+export const VFIO = vfioPci.constants;
 
 export const Command = {
   VERSION: P.CMD_VERSION.value,

@@ -3,7 +3,7 @@ import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:pat
 import { Connection } from './connection.js';
 import type { VfioUserDevice } from './device.js';
 import { errnoName, native, READABLE, type WatchHandle } from './native.js';
-import { Errno, HEADER_SIZE, MC, PC } from './protocol.js';
+import { Errno, HEADER_SIZE, MSG_CONST, PROTO } from './protocol.js';
 import { Session, type DmaLayout, type Log, type SessionStatus } from './session.js';
 
 /**
@@ -170,7 +170,7 @@ export class VfioUserServer {
       this.options.device,
       {
         dmaLayout: this.options.dmaLayout ?? 'qemu',
-        dmaTimeoutMs: this.options.dmaTimeoutMs ?? PC.DMA_REPLY_TIMEOUT_MS.value,
+        dmaTimeoutMs: this.options.dmaTimeoutMs ?? PROTO.DMA_REPLY_TIMEOUT_MS.value,
         log: this.log,
       },
       (f) => native.close(f),
@@ -182,10 +182,11 @@ export class VfioUserServer {
       },
     );
     const connection = new Connection(fd, session, {
-      maxMessageSize: HEADER_SIZE + MC.REGION_ACCESS_DATA_OFFSET.value + PC.SERVER_MAX_DATA_XFER_SIZE.value,
-      maxFds: PC.SERVER_MAX_MSG_FDS.value,
-      maxPending: PC.SERVER_MAX_PENDING_MESSAGES.value,
-      outputHighWater: PC.SERVER_OUTPUT_HIGH_WATER.value,
+      maxMessageSize:
+        HEADER_SIZE + MSG_CONST.REGION_ACCESS_DATA_OFFSET.value + PROTO.SERVER_MAX_DATA_XFER_SIZE.value,
+      maxFds: PROTO.SERVER_MAX_MSG_FDS.value,
+      maxPending: PROTO.SERVER_MAX_PENDING_MESSAGES.value,
+      outputHighWater: PROTO.SERVER_OUTPUT_HIGH_WATER.value,
     });
     this.session = session;
     this.connection = connection;

@@ -8,13 +8,13 @@ import {
   Command,
   ERROR,
   Errno,
-  M,
-  MC,
+  MSG,
+  MSG_CONST,
   NO_REPLY,
-  PC,
+  PROTO,
   TOO_LARGE,
   TYPE_COMMAND,
-  VC,
+  VFIO,
   commandName,
   errorReply,
   getU64,
@@ -82,9 +82,6 @@ class FdBag {
   get size(): number {
     return this.fds.length;
   }
-  rest(): number[] {
-    return this.take();
-  }
 }
 
 type Handler = (h: Header, p: Uint8Array, fds: FdBag) => Uint8Array | null;
@@ -97,15 +94,15 @@ const MIGRATION_COMMANDS = [
   Command.DIRTY_PAGES,
 ];
 
-const SERVER_MAX_XFER = PC.SERVER_MAX_DATA_XFER_SIZE.value;
-const PAGE = PC.SERVER_PGSIZES.value;
-const MAP_READ = VC.DMA_MAP_FLAG_READ.value;
-const MAP_WRITE = VC.DMA_MAP_FLAG_WRITE.value;
-const UNMAP_ALL = VC.DMA_UNMAP_FLAG_ALL.value;
-const UNMAP_UNSUPPORTED = VC.DMA_UNMAP_FLAG_GET_DIRTY_BITMAP.value | VC.DMA_UNMAP_FLAG_VADDR.value;
-const DATA_BOOL = VC.IRQ_SET_DATA_BOOL.value;
-const MSI_INDEXES: ReadonlySet<number> = new Set([VC.MSI_IRQ_INDEX.value, VC.MSIX_IRQ_INDEX.value]);
-const WRITE_ONE = MC.WRITE_ONE_SIZE.value;
+const SERVER_MAX_XFER = PROTO.SERVER_MAX_DATA_XFER_SIZE.value;
+const PAGE = PROTO.SERVER_PGSIZES.value;
+const MAP_READ = VFIO.DMA_MAP_FLAG_READ.value;
+const MAP_WRITE = VFIO.DMA_MAP_FLAG_WRITE.value;
+const UNMAP_ALL = VFIO.DMA_UNMAP_FLAG_ALL.value;
+const UNMAP_UNSUPPORTED = VFIO.DMA_UNMAP_FLAG_GET_DIRTY_BITMAP.value | VFIO.DMA_UNMAP_FLAG_VADDR.value;
+const DATA_BOOL = VFIO.IRQ_SET_DATA_BOOL.value;
+const MSI_INDEXES: ReadonlySet<number> = new Set([VFIO.MSI_IRQ_INDEX.value, VFIO.MSIX_IRQ_INDEX.value]);
+const WRITE_ONE = MSG_CONST.WRITE_ONE_SIZE.value;
 
 function view(p: Uint8Array): DataView {
   return new DataView(p.buffer, p.byteOffset, p.byteLength);
@@ -151,7 +148,7 @@ export class Session implements ConnectionHandler, DmaMessenger {
     private readonly onClosed: (reason: string) => void,
   ) {
     this.regions = device.regions();
-    this.dma = new DmaTable(this, PC.SERVER_MAX_DMA_MAPS.value);
+    this.dma = new DmaTable(this, PROTO.SERVER_MAX_DMA_MAPS.value);
     this.irqs = new IrqTable(device.irqs());
     this.handlers = new Map<number, Handler>([
       [Command.VERSION, (h, p) => this.version(h, p)],
@@ -219,7 +216,7 @@ export class Session implements ConnectionHandler, DmaMessenger {
       if (message.fdsTruncated)
         refuse(
           Errno.EINVAL,
-          `more file descriptors came than max_msg_fds (${PC.SERVER_MAX_MSG_FDS.value}): the kernel dropped the rest`,
+          `more file descriptors came than max_msg_fds (${PROTO.SERVER_MAX_MSG_FDS.value}): the kernel dropped the rest`,
         );
       if (bag.size > 0 && !FD_COMMANDS.has(h.command))
         refuse(Errno.EINVAL, `${bag.size} file descriptor(s) came with a command that takes none`);
@@ -243,7 +240,7 @@ export class Session implements ConnectionHandler, DmaMessenger {
       }
       return h.flags & NO_REPLY ? null : errorReply(h, errno);
     } finally {
-      closeFds(bag.rest(), this.closeFd);
+      closeFds(bag.take(), this.closeFd);
     }
   }
 
@@ -290,20 +287,20 @@ export class Session implements ConnectionHandler, DmaMessenger {
 
   private version(h: Header, p: Uint8Array): Uint8Array {
     if (this.negotiated) refuse(Errno.EINVAL, 'the version was negotiated already');
-    if (p.length < MC.VERSION_DATA_OFFSET.value)
+    if (p.length < MSG_CONST.VERSION_DATA_OFFSET.value)
       refuse(Errno.EINVAL, `payload of ${p.length} bytes: VERSION needs at least major and minor (4 bytes)`);
     const v = view(p);
-    const major = v.getUint16(M.VERSION_MAJOR.offset, true);
-    const minor = v.getUint16(M.VERSION_MINOR.offset, true);
-    if (major !== PC.VERSION_MAJOR.value)
+    const major = v.getUint16(MSG.VERSION_MAJOR.offset, true);
+    const minor = v.getUint16(MSG.VERSION_MINOR.offset, true);
+    if (major !== PROTO.VERSION_MAJOR.value)
       refuse(
         Errno.ENOTSUP,
-        `protocol major ${major} is not supported (vmmr speaks ${PC.VERSION_MAJOR.value}.${PC.VERSION_MINOR.value})`,
+        `protocol major ${major} is not supported (vmmr speaks ${PROTO.VERSION_MAJOR.value}.${PROTO.VERSION_MINOR.value})`,
         true,
       );
-    const caps = parseCapabilities(p.subarray(MC.VERSION_DATA_OFFSET.value));
+    const caps = parseCapabilities(p.subarray(MSG_CONST.VERSION_DATA_OFFSET.value));
     const replyCaps: Record<string, number | boolean> = {};
-    if (caps.max_msg_fds !== undefined) replyCaps.max_msg_fds = PC.SERVER_MAX_MSG_FDS.value;
+    if (caps.max_msg_fds !== undefined) replyCaps.max_msg_fds = PROTO.SERVER_MAX_MSG_FDS.value;
     if (caps.max_data_xfer_size !== undefined) replyCaps.max_data_xfer_size = SERVER_MAX_XFER;
     if (caps.pgsizes !== undefined) {
       const common = Number(BigInt(caps.pgsizes) & BigInt(PAGE));
@@ -314,20 +311,23 @@ export class Session implements ConnectionHandler, DmaMessenger {
         );
       replyCaps.pgsizes = common;
     }
-    const maxMaps = Math.min(caps.max_dma_maps ?? PC.SERVER_MAX_DMA_MAPS.value, PC.SERVER_MAX_DMA_MAPS.value);
+    const maxMaps = Math.min(
+      caps.max_dma_maps ?? PROTO.SERVER_MAX_DMA_MAPS.value,
+      PROTO.SERVER_MAX_DMA_MAPS.value,
+    );
     if (caps.max_dma_maps !== undefined) replyCaps.max_dma_maps = maxMaps;
     if (caps.write_multiple !== undefined) replyCaps.write_multiple = caps.write_multiple;
     this.dma.maxRegions = maxMaps;
     this.negotiated = {
-      minor: Math.min(minor, PC.VERSION_MINOR.value),
-      dmaChunk: Math.min(caps.max_data_xfer_size ?? PC.DEFAULT_MAX_DATA_XFER_SIZE.value, SERVER_MAX_XFER),
+      minor: Math.min(minor, PROTO.VERSION_MINOR.value),
+      dmaChunk: Math.min(caps.max_data_xfer_size ?? PROTO.DEFAULT_MAX_DATA_XFER_SIZE.value, SERVER_MAX_XFER),
       writeMultiple: caps.write_multiple === true,
     };
     const json = new TextEncoder().encode(JSON.stringify({ capabilities: replyCaps }));
-    const reply = newReply(h, MC.VERSION_DATA_OFFSET.value + json.length + 1);
-    reply.view.setUint16(16 + M.VERSION_MAJOR.offset, major, true);
-    reply.view.setUint16(16 + M.VERSION_MINOR.offset, this.negotiated.minor, true);
-    reply.bytes.set(json, 16 + MC.VERSION_DATA_OFFSET.value);
+    const reply = newReply(h, MSG_CONST.VERSION_DATA_OFFSET.value + json.length + 1);
+    reply.view.setUint16(16 + MSG.VERSION_MAJOR.offset, major, true);
+    reply.view.setUint16(16 + MSG.VERSION_MINOR.offset, this.negotiated.minor, true);
+    reply.bytes.set(json, 16 + MSG_CONST.VERSION_DATA_OFFSET.value);
     this.options.log(
       'info',
       `client negotiated protocol ${major}.${this.negotiated.minor}: ${new TextDecoder().decode(json)}`,
@@ -338,21 +338,29 @@ export class Session implements ConnectionHandler, DmaMessenger {
   private dmaMap(h: Header, p: Uint8Array, bag: FdBag): Uint8Array {
     const fds = bag.take();
     try {
-      const v = this.exactly(h, p, MC.DMA_MAP_PAYLOAD_SIZE.value, 'argsz, flags, offset, address, size');
+      const v = this.exactly(
+        h,
+        p,
+        MSG_CONST.DMA_MAP_PAYLOAD_SIZE.value,
+        'argsz, flags, offset, address, size',
+      );
       if (fds.length > 1) refuse(Errno.EINVAL, `${fds.length} file descriptors: a DMA map takes at most one`);
-      const argsz = v.getUint32(M.DMA_MAP_ARGSZ.offset, true);
-      if (argsz !== MC.DMA_MAP_PAYLOAD_SIZE.value)
-        refuse(Errno.EINVAL, `argsz ${argsz} is not the ${MC.DMA_MAP_PAYLOAD_SIZE.value}-byte structure`);
-      const flags = v.getUint32(M.DMA_MAP_FLAGS.offset, true);
+      const argsz = v.getUint32(MSG.DMA_MAP_ARGSZ.offset, true);
+      if (argsz !== MSG_CONST.DMA_MAP_PAYLOAD_SIZE.value)
+        refuse(
+          Errno.EINVAL,
+          `argsz ${argsz} is not the ${MSG_CONST.DMA_MAP_PAYLOAD_SIZE.value}-byte structure`,
+        );
+      const flags = v.getUint32(MSG.DMA_MAP_FLAGS.offset, true);
       if (flags & ~(MAP_READ | MAP_WRITE) || !(flags & (MAP_READ | MAP_WRITE))) {
         refuse(
           Errno.EINVAL,
           `flags 0x${flags.toString(16)}: a map is readable (bit 0) and/or writeable (bit 1), nothing else`,
         );
       }
-      const offset = getU64(v, M.DMA_MAP_OFFSET.offset);
-      const address = getU64(v, M.DMA_MAP_ADDRESS.offset);
-      const size = getU64(v, M.DMA_MAP_SIZE.offset);
+      const offset = getU64(v, MSG.DMA_MAP_OFFSET.offset);
+      const address = getU64(v, MSG.DMA_MAP_ADDRESS.offset);
+      const size = getU64(v, MSG.DMA_MAP_SIZE.offset);
       const where = `address ${hex(address)} size ${hex(size)}`;
       if (size === 0) refuse(Errno.EINVAL, `${where}: an empty map`);
       if (address + size > 2 ** 53)
@@ -395,11 +403,11 @@ export class Session implements ConnectionHandler, DmaMessenger {
   }
 
   private dmaUnmap(h: Header, p: Uint8Array): Uint8Array {
-    const v = this.exactly(h, p, MC.DMA_UNMAP_PAYLOAD_SIZE.value, 'argsz, flags, address, size');
-    this.argsz(v, M.DMA_UNMAP_ARGSZ.offset, MC.DMA_UNMAP_PAYLOAD_SIZE.value);
-    const flags = v.getUint32(M.DMA_UNMAP_FLAGS.offset, true);
-    const address = getU64(v, M.DMA_UNMAP_ADDRESS.offset);
-    const size = getU64(v, M.DMA_UNMAP_SIZE.offset);
+    const v = this.exactly(h, p, MSG_CONST.DMA_UNMAP_PAYLOAD_SIZE.value, 'argsz, flags, address, size');
+    this.argsz(v, MSG.DMA_UNMAP_ARGSZ.offset, MSG_CONST.DMA_UNMAP_PAYLOAD_SIZE.value);
+    const flags = v.getUint32(MSG.DMA_UNMAP_FLAGS.offset, true);
+    const address = getU64(v, MSG.DMA_UNMAP_ADDRESS.offset);
+    const size = getU64(v, MSG.DMA_UNMAP_SIZE.offset);
     if (flags & UNMAP_UNSUPPORTED)
       refuse(
         Errno.ENOTSUP,
@@ -429,26 +437,31 @@ export class Session implements ConnectionHandler, DmaMessenger {
   }
 
   private deviceInfo(h: Header, p: Uint8Array): Uint8Array {
-    const v = this.exactly(h, p, MC.DEVICE_INFO_PAYLOAD_SIZE.value, 'argsz, flags, num_regions, num_irqs');
-    this.argsz(v, M.DEVICE_INFO_ARGSZ.offset, MC.DEVICE_INFO_PAYLOAD_SIZE.value);
-    const reply = newReply(h, MC.DEVICE_INFO_PAYLOAD_SIZE.value);
+    const v = this.exactly(
+      h,
+      p,
+      MSG_CONST.DEVICE_INFO_PAYLOAD_SIZE.value,
+      'argsz, flags, num_regions, num_irqs',
+    );
+    this.argsz(v, MSG.DEVICE_INFO_ARGSZ.offset, MSG_CONST.DEVICE_INFO_PAYLOAD_SIZE.value);
+    const reply = newReply(h, MSG_CONST.DEVICE_INFO_PAYLOAD_SIZE.value);
     const r = reply.view;
-    r.setUint32(16 + M.DEVICE_INFO_ARGSZ.offset, MC.DEVICE_INFO_PAYLOAD_SIZE.value, true);
+    r.setUint32(16 + MSG.DEVICE_INFO_ARGSZ.offset, MSG_CONST.DEVICE_INFO_PAYLOAD_SIZE.value, true);
     r.setUint32(
-      16 + M.DEVICE_INFO_FLAGS.offset,
-      VC.DEVICE_FLAGS_RESET.value | VC.DEVICE_FLAGS_PCI.value,
+      16 + MSG.DEVICE_INFO_FLAGS.offset,
+      VFIO.DEVICE_FLAGS_RESET.value | VFIO.DEVICE_FLAGS_PCI.value,
       true,
     );
-    r.setUint32(16 + M.DEVICE_INFO_NUM_REGIONS.offset, this.regions.length, true);
-    r.setUint32(16 + M.DEVICE_INFO_NUM_IRQS.offset, this.irqs.indexCount, true);
+    r.setUint32(16 + MSG.DEVICE_INFO_NUM_REGIONS.offset, this.regions.length, true);
+    r.setUint32(16 + MSG.DEVICE_INFO_NUM_IRQS.offset, this.irqs.indexCount, true);
     return reply.bytes;
   }
 
   private regionInfo(h: Header, p: Uint8Array): Uint8Array {
-    const size = MC.REGION_INFO_PAYLOAD_SIZE.value;
+    const size = MSG_CONST.REGION_INFO_PAYLOAD_SIZE.value;
     const v = this.exactly(h, p, size, 'argsz, flags, index, cap_offset, size, offset');
-    this.argsz(v, M.REGION_INFO_ARGSZ.offset, size);
-    const index = v.getUint32(M.REGION_INFO_INDEX.offset, true);
+    this.argsz(v, MSG.REGION_INFO_ARGSZ.offset, size);
+    const index = v.getUint32(MSG.REGION_INFO_INDEX.offset, true);
     const region = this.regions[index];
     if (!region) refuse(Errno.EINVAL, `region index ${index} is beyond the ${this.regions.length} regions`);
     const reply = newReply(h, size);
@@ -456,45 +469,45 @@ export class Session implements ConnectionHandler, DmaMessenger {
     const flags =
       region.size === 0
         ? 0
-        : (region.readable ? VC.REGION_INFO_FLAG_READ.value : 0) |
-          (region.writable ? VC.REGION_INFO_FLAG_WRITE.value : 0);
-    r.setUint32(16 + M.REGION_INFO_ARGSZ.offset, size, true);
-    r.setUint32(16 + M.REGION_INFO_FLAGS.offset, flags, true);
-    r.setUint32(16 + M.REGION_INFO_INDEX.offset, index, true);
-    r.setUint32(16 + M.REGION_INFO_CAP_OFFSET.offset, 0, true);
-    setU64(r, 16 + M.REGION_INFO_SIZE.offset, region.size);
-    setU64(r, 16 + M.REGION_INFO_OFFSET.offset, 0);
+        : (region.readable ? VFIO.REGION_INFO_FLAG_READ.value : 0) |
+          (region.writable ? VFIO.REGION_INFO_FLAG_WRITE.value : 0);
+    r.setUint32(16 + MSG.REGION_INFO_ARGSZ.offset, size, true);
+    r.setUint32(16 + MSG.REGION_INFO_FLAGS.offset, flags, true);
+    r.setUint32(16 + MSG.REGION_INFO_INDEX.offset, index, true);
+    r.setUint32(16 + MSG.REGION_INFO_CAP_OFFSET.offset, 0, true);
+    setU64(r, 16 + MSG.REGION_INFO_SIZE.offset, region.size);
+    setU64(r, 16 + MSG.REGION_INFO_OFFSET.offset, 0);
     return reply.bytes;
   }
 
   private irqInfo(h: Header, p: Uint8Array): Uint8Array {
-    const size = MC.IRQ_INFO_PAYLOAD_SIZE.value;
+    const size = MSG_CONST.IRQ_INFO_PAYLOAD_SIZE.value;
     const v = this.exactly(h, p, size, 'argsz, flags, index, count');
-    this.argsz(v, M.IRQ_INFO_ARGSZ.offset, size);
-    const index = v.getUint32(M.IRQ_INFO_INDEX.offset, true);
+    this.argsz(v, MSG.IRQ_INFO_ARGSZ.offset, size);
+    const index = v.getUint32(MSG.IRQ_INFO_INDEX.offset, true);
     if (index >= this.irqs.indexCount)
       refuse(Errno.EINVAL, `IRQ index ${index} is beyond the ${this.irqs.indexCount} IRQ indexes`);
     const reply = newReply(h, size);
     const r = reply.view;
-    r.setUint32(16 + M.IRQ_INFO_ARGSZ.offset, size, true);
-    r.setUint32(16 + M.IRQ_INFO_FLAGS.offset, irqInfoFlags(index), true);
-    r.setUint32(16 + M.IRQ_INFO_INDEX.offset, index, true);
-    r.setUint32(16 + M.IRQ_INFO_COUNT.offset, this.irqs.countOf(index), true);
+    r.setUint32(16 + MSG.IRQ_INFO_ARGSZ.offset, size, true);
+    r.setUint32(16 + MSG.IRQ_INFO_FLAGS.offset, irqInfoFlags(index), true);
+    r.setUint32(16 + MSG.IRQ_INFO_INDEX.offset, index, true);
+    r.setUint32(16 + MSG.IRQ_INFO_COUNT.offset, this.irqs.countOf(index), true);
     return reply.bytes;
   }
 
   private setIrqs(h: Header, p: Uint8Array, bag: FdBag): Uint8Array {
-    const fixed = MC.IRQ_SET_DATA_OFFSET.value;
+    const fixed = MSG_CONST.IRQ_SET_DATA_OFFSET.value;
     if (p.length < fixed)
       refuse(
         Errno.EINVAL,
         `payload of ${p.length} bytes: SET_IRQS needs at least ${fixed} (argsz, flags, index, start, count)`,
       );
     const v = view(p);
-    const flags = v.getUint32(M.IRQ_SET_FLAGS.offset, true);
-    const index = v.getUint32(M.IRQ_SET_INDEX.offset, true);
-    const start = v.getUint32(M.IRQ_SET_START.offset, true);
-    const count = v.getUint32(M.IRQ_SET_COUNT.offset, true);
+    const flags = v.getUint32(MSG.IRQ_SET_FLAGS.offset, true);
+    const index = v.getUint32(MSG.IRQ_SET_INDEX.offset, true);
+    const start = v.getUint32(MSG.IRQ_SET_START.offset, true);
+    const count = v.getUint32(MSG.IRQ_SET_COUNT.offset, true);
     const data = (flags & DATA_BOOL) !== 0 ? count : 0;
     if (p.length !== fixed + data) {
       refuse(
@@ -502,7 +515,7 @@ export class Session implements ConnectionHandler, DmaMessenger {
         `payload of ${p.length} bytes: ${irqIndexName(index)} start ${start} count ${count} with flags 0x${flags.toString(16)} takes ${fixed + data}`,
       );
     }
-    this.argsz(v, M.IRQ_SET_ARGSZ.offset, fixed + data);
+    this.argsz(v, MSG.IRQ_SET_ARGSZ.offset, fixed + data);
     const fds = bag.take();
     const outcome = this.irqs.set({
       flags,
@@ -546,12 +559,12 @@ export class Session implements ConnectionHandler, DmaMessenger {
   }
 
   private regionRead(h: Header, p: Uint8Array): Uint8Array {
-    const v = this.exactly(h, p, MC.REGION_ACCESS_DATA_OFFSET.value, 'offset, region, count');
-    const offset = getU64(v, M.REGION_ACCESS_OFFSET.offset);
-    const index = v.getUint32(M.REGION_ACCESS_REGION.offset, true);
-    const count = v.getUint32(M.REGION_ACCESS_COUNT.offset, true);
+    const v = this.exactly(h, p, MSG_CONST.REGION_ACCESS_DATA_OFFSET.value, 'offset, region, count');
+    const offset = getU64(v, MSG.REGION_ACCESS_OFFSET.offset);
+    const index = v.getUint32(MSG.REGION_ACCESS_REGION.offset, true);
+    const count = v.getUint32(MSG.REGION_ACCESS_COUNT.offset, true);
     this.region(index, offset, count, false);
-    const data = MC.REGION_ACCESS_DATA_OFFSET.value;
+    const data = MSG_CONST.REGION_ACCESS_DATA_OFFSET.value;
     const reply = newReply(h, data + count);
     reply.bytes.set(p, 16);
     this.device.regionRead(index, offset, reply.bytes.subarray(16 + data));
@@ -559,16 +572,16 @@ export class Session implements ConnectionHandler, DmaMessenger {
   }
 
   private regionWrite(h: Header, p: Uint8Array): Uint8Array {
-    const data = MC.REGION_ACCESS_DATA_OFFSET.value;
+    const data = MSG_CONST.REGION_ACCESS_DATA_OFFSET.value;
     if (p.length < data)
       refuse(
         Errno.EINVAL,
         `payload of ${p.length} bytes: REGION_WRITE needs offset, region, count (16 bytes) and the data`,
       );
     const v = view(p);
-    const offset = getU64(v, M.REGION_ACCESS_OFFSET.offset);
-    const index = v.getUint32(M.REGION_ACCESS_REGION.offset, true);
-    const count = v.getUint32(M.REGION_ACCESS_COUNT.offset, true);
+    const offset = getU64(v, MSG.REGION_ACCESS_OFFSET.offset);
+    const index = v.getUint32(MSG.REGION_ACCESS_REGION.offset, true);
+    const count = v.getUint32(MSG.REGION_ACCESS_COUNT.offset, true);
     if (p.length !== data + count)
       refuse(Errno.EINVAL, `count ${count} but ${p.length - data} bytes of data`);
     this.region(index, offset, count, true);
@@ -588,11 +601,11 @@ export class Session implements ConnectionHandler, DmaMessenger {
   private writeMulti(h: Header, p: Uint8Array): Uint8Array {
     if (!this.negotiated?.writeMultiple)
       refuse(Errno.ENOTSUP, 'write_multiple was not negotiated in VERSION');
-    const entries = MC.WRITE_MULTI_ENTRIES_OFFSET.value;
+    const entries = MSG_CONST.WRITE_MULTI_ENTRIES_OFFSET.value;
     if (p.length < entries)
       refuse(Errno.EINVAL, `payload of ${p.length} bytes: REGION_WRITE_MULTI needs wr_cnt (8 bytes)`);
     const v = view(p.slice());
-    const total = getU64(v, M.WRITE_MULTI_COUNT.offset);
+    const total = getU64(v, MSG.WRITE_MULTI_COUNT.offset);
     if (total === 0 || p.length !== entries + total * WRITE_ONE)
       refuse(
         Errno.EINVAL,
@@ -602,16 +615,16 @@ export class Session implements ConnectionHandler, DmaMessenger {
     try {
       for (; done < total; done++) {
         const at = entries + done * WRITE_ONE;
-        const offset = getU64(v, at + M.WRITE_ONE_OFFSET.offset);
-        const index = v.getUint32(at + M.WRITE_ONE_REGION.offset, true);
-        const count = v.getUint32(at + M.WRITE_ONE_COUNT.offset, true);
-        if (count > M.WRITE_ONE_DATA.size)
+        const offset = getU64(v, at + MSG.WRITE_ONE_OFFSET.offset);
+        const index = v.getUint32(at + MSG.WRITE_ONE_REGION.offset, true);
+        const count = v.getUint32(at + MSG.WRITE_ONE_COUNT.offset, true);
+        if (count > MSG.WRITE_ONE_DATA.size)
           refuse(
             Errno.EINVAL,
-            `write ${done}: count ${count} is above the ${M.WRITE_ONE_DATA.size} data bytes of an entry`,
+            `write ${done}: count ${count} is above the ${MSG.WRITE_ONE_DATA.size} data bytes of an entry`,
           );
         this.region(index, offset, count, true);
-        const from = at + M.WRITE_ONE_DATA.offset;
+        const from = at + MSG.WRITE_ONE_DATA.offset;
         this.device.regionWrite(index, offset, new Uint8Array(v.buffer, from, count));
       }
     } catch (e) {
@@ -621,8 +634,8 @@ export class Session implements ConnectionHandler, DmaMessenger {
       this.lastRefusal = `${commandName(h.command)} id ${h.id}: write ${done} of ${total}: ${text} (${errnoName(-errno)})`;
       this.options.log('debug', `${this.lastRefusal}; ${done} writes completed`);
     }
-    const reply = newReply(h, M.WRITE_MULTI_COUNT.size);
-    setU64(reply.view, 16 + M.WRITE_MULTI_COUNT.offset, done);
+    const reply = newReply(h, MSG.WRITE_MULTI_COUNT.size);
+    setU64(reply.view, 16 + MSG.WRITE_MULTI_COUNT.offset, done);
     return reply.bytes;
   }
 
@@ -630,8 +643,8 @@ export class Session implements ConnectionHandler, DmaMessenger {
 
   private dataOffset(): number {
     return this.options.dmaLayout === 'qemu'
-      ? MC.QEMU_DMA_ACCESS_DATA_OFFSET.value
-      : MC.DMA_ACCESS_DATA_OFFSET.value;
+      ? MSG_CONST.QEMU_DMA_ACCESS_DATA_OFFSET.value
+      : MSG_CONST.DMA_ACCESS_DATA_OFFSET.value;
   }
 
   /** The request of one DMA message: address and count (le64; QEMU reads the low le32 of count). */
@@ -642,12 +655,12 @@ export class Session implements ConnectionHandler, DmaMessenger {
     withData: boolean,
   ): { bytes: Uint8Array; view: DataView } {
     const connection = this.connection!;
-    const fixed = MC.DMA_ACCESS_DATA_OFFSET.value;
+    const fixed = MSG_CONST.DMA_ACCESS_DATA_OFFSET.value;
     const msg = newMessage(connection.requestId(), command, TYPE_COMMAND, fixed + (withData ? count : 0));
-    setU64(msg.view, 16 + M.DMA_ACCESS_ADDRESS.offset, address);
+    setU64(msg.view, 16 + MSG.DMA_ACCESS_ADDRESS.offset, address);
     if (this.options.dmaLayout === 'qemu')
-      msg.view.setUint32(16 + M.QEMU_DMA_ACCESS_COUNT.offset, count, true);
-    else setU64(msg.view, 16 + M.DMA_ACCESS_COUNT.offset, count);
+      msg.view.setUint32(16 + MSG.QEMU_DMA_ACCESS_COUNT.offset, count, true);
+    else setU64(msg.view, 16 + MSG.DMA_ACCESS_COUNT.offset, count);
     return msg;
   }
 
@@ -700,10 +713,10 @@ export class Session implements ConnectionHandler, DmaMessenger {
       const request = this.dmaRequest(Command.DMA_READ, addr, n, false);
       const reply = this.roundTrip(request.bytes, 'DMA_READ', addr, n);
       const dataAt = this.dataOffset();
-      const expected = MC.DMA_ACCESS_DATA_OFFSET.value + n;
+      const expected = MSG_CONST.DMA_ACCESS_DATA_OFFSET.value + n;
       if (
         reply.payload.length !== expected ||
-        getU64(view(reply.payload), M.DMA_ACCESS_ADDRESS.offset) !== addr
+        getU64(view(reply.payload), MSG.DMA_ACCESS_ADDRESS.offset) !== addr
       ) {
         throw new DmaFault(
           'unmapped',
