@@ -69,7 +69,7 @@ export class RoundTripError extends Error {
   override readonly name = 'RoundTripError';
 }
 
-const RECEIVE_CHUNK = 16384;
+const RECEIVE_CHUNK = 4096;
 /** recv calls per readiness callback before yielding to the other connections. */
 const READS_PER_TURN = 8;
 

@@ -84,7 +84,7 @@ class FdBag {
   }
 }
 
-type Handler = (h: Header, p: Uint8Array, fds: FdBag) => Uint8Array | null;
+type Handler = (session: Session, h: Header, p: Uint8Array, fds: FdBag) => Uint8Array | null;
 
 const FD_COMMANDS: ReadonlySet<number> = new Set([Command.DMA_MAP, Command.DEVICE_SET_IRQS]);
 const MIGRATION_COMMANDS = [
@@ -134,7 +134,6 @@ export class Session implements ConnectionHandler, DmaMessenger {
   readonly irqs: IrqTable;
   private readonly regions: readonly RegionDescription[];
   private negotiated: Negotiated | undefined;
-  private readonly handlers: ReadonlyMap<number, Handler>;
   private connection: Connection | undefined;
   private commands = 0;
   private readonly byCommand = new Map<number, number>();
@@ -150,40 +149,42 @@ export class Session implements ConnectionHandler, DmaMessenger {
     this.regions = device.regions();
     this.dma = new DmaTable(this, PROTO.SERVER_MAX_DMA_MAPS.value);
     this.irqs = new IrqTable(device.irqs());
-    this.handlers = new Map<number, Handler>([
-      [Command.VERSION, (h, p) => this.version(h, p)],
-      [Command.DMA_MAP, (h, p, f) => this.dmaMap(h, p, f)],
-      [Command.DMA_UNMAP, (h, p) => this.dmaUnmap(h, p)],
-      [Command.DEVICE_GET_INFO, (h, p) => this.deviceInfo(h, p)],
-      [Command.DEVICE_GET_REGION_INFO, (h, p) => this.regionInfo(h, p)],
-      [
-        Command.DEVICE_GET_REGION_IO_FDS,
-        () =>
-          refuse(
-            Errno.ENOTSUP,
-            'region I/O fds (ioeventfd/ioregionfd) are not offered: use REGION_READ/REGION_WRITE',
-          ),
-      ],
-      [Command.DEVICE_GET_IRQ_INFO, (h, p) => this.irqInfo(h, p)],
-      [Command.DEVICE_SET_IRQS, (h, p, f) => this.setIrqs(h, p, f)],
-      [Command.REGION_READ, (h, p) => this.regionRead(h, p)],
-      [Command.REGION_WRITE, (h, p) => this.regionWrite(h, p)],
-      [
-        Command.DMA_READ,
-        () => refuse(Errno.EINVAL, 'DMA_READ goes from server to client, never the other way'),
-      ],
-      [
-        Command.DMA_WRITE,
-        () => refuse(Errno.EINVAL, 'DMA_WRITE goes from server to client, never the other way'),
-      ],
-      [Command.DEVICE_RESET, (h, p) => this.reset(h, p)],
-      [Command.REGION_WRITE_MULTI, (h, p) => this.writeMulti(h, p)],
-      ...MIGRATION_COMMANDS.map((c): [number, Handler] => [
-        c,
-        () => refuse(Errno.ENOTSUP, 'migration and dirty-page tracking are not supported'),
-      ]),
-    ]);
   }
+
+  /** One handler per command (shared by every session). */
+  private static readonly handlers: ReadonlyMap<number, Handler> = new Map<number, Handler>([
+    [Command.VERSION, (s, h, p) => s.version(h, p)],
+    [Command.DMA_MAP, (s, h, p, f) => s.dmaMap(h, p, f)],
+    [Command.DMA_UNMAP, (s, h, p) => s.dmaUnmap(h, p)],
+    [Command.DEVICE_GET_INFO, (s, h, p) => s.deviceInfo(h, p)],
+    [Command.DEVICE_GET_REGION_INFO, (s, h, p) => s.regionInfo(h, p)],
+    [
+      Command.DEVICE_GET_REGION_IO_FDS,
+      () =>
+        refuse(
+          Errno.ENOTSUP,
+          'region I/O fds (ioeventfd/ioregionfd) are not offered: use REGION_READ/REGION_WRITE',
+        ),
+    ],
+    [Command.DEVICE_GET_IRQ_INFO, (s, h, p) => s.irqInfo(h, p)],
+    [Command.DEVICE_SET_IRQS, (s, h, p, f) => s.setIrqs(h, p, f)],
+    [Command.REGION_READ, (s, h, p) => s.regionRead(h, p)],
+    [Command.REGION_WRITE, (s, h, p) => s.regionWrite(h, p)],
+    [
+      Command.DMA_READ,
+      () => refuse(Errno.EINVAL, 'DMA_READ goes from server to client, never the other way'),
+    ],
+    [
+      Command.DMA_WRITE,
+      () => refuse(Errno.EINVAL, 'DMA_WRITE goes from server to client, never the other way'),
+    ],
+    [Command.DEVICE_RESET, (s, h, p) => s.reset(h, p)],
+    [Command.REGION_WRITE_MULTI, (s, h, p) => s.writeMulti(h, p)],
+    ...MIGRATION_COMMANDS.map((c): [number, Handler] => [
+      c,
+      () => refuse(Errno.ENOTSUP, 'migration and dirty-page tracking are not supported'),
+    ]),
+  ]);
 
   /** Starts serving `connection` (created with this session as its handler). */
   start(connection: Connection): void {
@@ -222,8 +223,8 @@ export class Session implements ConnectionHandler, DmaMessenger {
         refuse(Errno.EINVAL, `${bag.size} file descriptor(s) came with a command that takes none`);
       if (!this.negotiated && h.command !== Command.VERSION)
         refuse(Errno.EINVAL, 'VFIO_USER_VERSION must be the first message');
-      const handler = this.handlers.get(h.command) ?? (() => refuse(Errno.ENOSYS, 'no such command'));
-      const reply = handler(h, message.payload, bag);
+      const handler = Session.handlers.get(h.command) ?? (() => refuse(Errno.ENOSYS, 'no such command'));
+      const reply = handler(this, h, message.payload, bag);
       return h.flags & NO_REPLY ? null : reply;
     } catch (e) {
       const { errno, text, close } = this.describe(e);
