@@ -144,6 +144,22 @@ describe('MSI-X', () => {
   });
 });
 
+describe('MSI-X of the PF as it is (function view)', () => {
+  it("the PF's table on its BAR0 is programmed the same way; a config change goes to vector 0's eventfd", async () => {
+    fx = exported({ view: 'pf' });
+    const c = await fx.ready();
+    await c.regionWrite(VFIO.REGION_CONFIG, 4, leBytes(0x2, 2));
+    await c.regionWrite(VFIO.REGION_CONFIG, MSIX_CAP + 2, leBytes(0x8000, 2));
+    // virtio 1.2 §4.1.4.3 common cfg msix_config (2 bytes at 16) = vector 0.
+    await c.regionWrite(0, 16, leBytes(0, 2));
+    const fds = efds(2);
+    ok(await c.setIrqs(VFIO.IRQ_MSIX, 0, 2, TRIGGER_EVENTFD, { fds }));
+    expect(le(await c.regionRead(0, TABLE + 12, 4))).toBe(0);
+    fx.pf.device.raiseConfigChange();
+    expect(fds.map(counter)).toEqual([1, 0]);
+  });
+});
+
 describe('INTx (the guest view emulated pin)', () => {
   it('an asserted line signals once and automasks; UNMASK signals again while it stays asserted', async () => {
     const c = await guest(false);
