@@ -255,6 +255,9 @@ export class FunctionDevice implements VfioUserDevice {
         view.config.clear();
         view.updateIntx();
       }
+      // vfio-pci restores a function's state after its reset, the MSI-X vectors it programmed
+      // included: the vectors the client armed are unmasked in the fresh table again.
+      this.irqsChanged(MSIX);
     } catch (e) {
       refusal(e);
     }

@@ -4,7 +4,7 @@
  * triggers, and the refusals of vfio-pci's rules (drivers/vfio/pci/vfio_pci_intrs.c).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { ERROR, REPLY, TestClient, VFIO, le, leBytes, type Reply } from './client.js';
+import { CMD, ERROR, REPLY, TestClient, VFIO, le, leBytes, type Reply } from './client.js';
 import { E, closeFds, counter, eventfds, exported, openFds, type Exported } from './fixture.js';
 
 let fx: Exported | undefined;
@@ -98,6 +98,14 @@ describe('MSI-X', () => {
     // Only the test's own eventfds (1 + 2 + 3 + 2 refused) remain open.
     expect(openFds() - before).toBe(8);
     for (let v = 0; v < 4; v++) expect(await vectorCtrl(c, v)).toBe(1);
+  });
+
+  it('DEVICE_RESET resets the table; the vectors the client armed are unmasked again', async () => {
+    const c = await guest(true);
+    ok(await c.setIrqs(VFIO.IRQ_MSIX, 0, 2, TRIGGER_EVENTFD, { fds: efds(2) }));
+    ok(await c.ok(CMD.DEVICE_RESET));
+    await c.regionWrite(VFIO.REGION_CONFIG, 4, leBytes(1, 2));
+    expect([await vectorCtrl(c, 0), await vectorCtrl(c, 1), await vectorCtrl(c, 2)]).toEqual([0, 0, 1]);
   });
 
   it('loopback: TRIGGER with DATA_NONE or DATA_BOOL signals the armed eventfds', async () => {
