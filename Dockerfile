@@ -2,8 +2,13 @@
 
 # ---- build: compile TypeScript to dist/ ------------------------------------
 FROM node:20-bookworm-slim AS build
+# npm ci builds the vfio-user native addon (src/vfio-user/native) with node-gyp.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY src/vfio-user/native ./src/vfio-user/native
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY spec-tables ./spec-tables
@@ -22,8 +27,10 @@ ENV NODE_ENV=production \
     PORT=8080 \
     LOG_LEVEL=info
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+# No compiler here: the addon built in the build stage is copied instead of rebuilt.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/src/vfio-user/native/build/Release/vmmr_vfio_user.node ./src/vfio-user/native/build/Release/
 COPY spec-tables ./spec-tables
 USER node
 EXPOSE 8080

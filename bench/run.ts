@@ -50,6 +50,7 @@ const SECTIONS: readonly SectionRunner[] = [
   { id: 'rest', run: (http) => childSection('./rest.js', [], http) },
   { id: 'batch', run: (http) => childSection('./batch.js', [], http) },
   { id: 'scale', run: () => childSection('./scale.js', ['--expose-gc']) },
+  { id: 'vfio-user', run: () => childSection('./vfio-user.js', []) },
 ];
 
 function drawChart(results: Results): void {

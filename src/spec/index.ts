@@ -44,6 +44,9 @@ import scsiCommandsRaw from '../../spec-tables/scsi-commands.json' with { type: 
 import ethernetRaw from '../../spec-tables/ethernet.json' with { type: 'json' };
 import pcapRaw from '../../spec-tables/pcap.json' with { type: 'json' };
 import datapathRaw from '../../spec-tables/datapath.json' with { type: 'json' };
+import vfioPciRaw from '../../spec-tables/vfio-pci.json' with { type: 'json' };
+import vfioUserMessagesRaw from '../../spec-tables/vfio-user-messages.json' with { type: 'json' };
+import vfioUserProtocolRaw from '../../spec-tables/vfio-user-protocol.json' with { type: 'json' };
 import type { AnyTable, Constant, DeviceTypesTable, NamedRegister, Register, Table } from './types.js';
 
 export type * from './types.js';
@@ -174,6 +177,16 @@ export const ethernet = table(ethernetRaw, 'ethernet');
 export const pcap = table(pcapRaw, 'pcap');
 /** Limits and defaults of the data path (vmmr decisions). */
 export const datapath = table(datapathRaw, 'datapath');
+
+// ---------------------------------------------------------------------------------------------
+// vfio-user transport (qemu docs/interop/vfio-user.rst; <linux/vfio.h>)
+
+/** vfio-user message header, command numbers, flags and capability values. */
+export const vfioUserProtocol = table(vfioUserProtocolRaw, 'vfio-user-protocol');
+/** vfio-user message payloads, one group per command (offsets after the header). */
+export const vfioUserMessages = table(vfioUserMessagesRaw, 'vfio-user-messages');
+/** VFIO PCI region/IRQ indexes and structure flags. */
+export const vfioPci = table(vfioPciRaw, 'vfio-pci');
 
 // ---------------------------------------------------------------------------------------------
 // Device types
@@ -346,6 +359,9 @@ export const allTables: readonly AnyTable[] = Object.freeze([
   ethernet,
   pcap,
   datapath,
+  vfioUserProtocol,
+  vfioUserMessages,
+  vfioPci,
   features.common,
   ...Object.values(features.byType),
   ...Object.values(deviceConfigs),

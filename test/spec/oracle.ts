@@ -32,6 +32,7 @@ export const HEADERS = [
   'linux/if_ether.h',
   'linux/errno.h',
   'scsi/scsi.h',
+  'linux/vfio.h',
 ] as const;
 
 type Json = Record<string, unknown>;

@@ -99,6 +99,9 @@ describe('spec table files', () => {
       'ethernet',
       'pcap',
       'datapath',
+      'vfio-user-protocol',
+      'vfio-user-messages',
+      'vfio-pci',
       ...TYPE_NAMES.map((t) => `device-config-${t}`),
       ...TYPE_NAMES.map((t) => `virtio-features-${t}`),
     ];
