@@ -89,6 +89,7 @@ describe('spec table files', () => {
       'ari-cap',
       'mmr-locator',
       'bar-layout',
+      'pc-platform',
       'virtio-ring',
       ...TYPE_NAMES.map((t) => `device-config-${t}`),
       ...TYPE_NAMES.map((t) => `virtio-features-${t}`),
