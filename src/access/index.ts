@@ -180,6 +180,7 @@ export function write(fn: VirtioPciFunction, space: Space, offset: number, width
     switch (space) {
       case 'config': {
         checkRange(space, offset, width, CONFIG_SIZE);
+        fn.events.configWrites++;
         fn.writeConfig(offset, width, lowHalf(value, width));
         return;
       }
@@ -191,6 +192,7 @@ export function write(fn: VirtioPciFunction, space: Space, offset: number, width
       }
       case 'guest-config': {
         checkRange(space, offset, width, CONFIG_SIZE);
+        fn.events.configWrites++;
         const low = lowHalf(value, width);
         guestView(asVf(fn, space)).writeConfig(offset, width, low);
         return;

@@ -1,0 +1,265 @@
+/**
+ * Address decode of one view of the machine: which function answers a configuration access at a
+ * bus/device/function, and which BAR claims an I/O port or a memory address, following the BARs'
+ * current values and decode enables (as QEMU hw/pci/pci.c pci_bar_address maps a BAR).
+ *
+ * Views (a qtest session picks one):
+ * - `guest`: what a legacy guest enumerates — every enabled VF through the translator (its guest
+ *   config space; I/O BAR0 decoded by the guest's Command.IO; the VF memory BAR passed through
+ *   at the guest's BAR2, decoded by the guest's Command.Memory). PFs are not shown.
+ * - `host`: the PFs (BAR0 decoded by Command.Memory) and their raw MMR VFs (config space; VF BAR
+ *   n of VF k at the SR-IOV VF BAR base + k × per-VF size while VF Enable and VF MSE are set).
+ *
+ * Configuration accesses reach PCI segment 0 only (0xCF8/0xCFC and ECAM address one segment);
+ * BARs of every segment share the one address space.
+ *
+ * The claims are cached per machine until a config-space write goes through the access layer
+ * (EventBus.configWrites) or the set of PFs changes, so an access costs a binary search.
+ */
+import type { Space } from '../access/index.js';
+import { DMA_ADDRESS_LIMIT } from '../dma/space.js';
+import type { Machine } from '../machine.js';
+import type { MmrVf } from '../mmr/vf.js';
+import { pciHeader, sriovCap } from '../spec/index.js';
+import type { VirtioPf } from '../sriov/pf.js';
+import { existingGuestView } from '../translator/guest-view.js';
+import type { VirtioPciFunction } from '../virtio/pci-function.js';
+
+export type ViewName = 'guest' | 'host';
+export const VIEWS: readonly ViewName[] = ['guest', 'host'];
+
+const H = pciHeader.registers;
+const HC = pciHeader.constants;
+const S = sriovCap.registers;
+const IO_ADDRESS_MASK = HC.BASE_ADDRESS_IO_MASK.value;
+const MEM_ADDRESS_MASK = HC.BASE_ADDRESS_MEM_MASK.value;
+const TWO_32 = 2 ** 32;
+/** Ports run 0..0xFFFF: an I/O BAR reaching past them is not decoded (QEMU pci_bar_address). */
+const PORT_LIMIT = 0x10000;
+
+/** Where an address landed: one function's space, at an offset, with `limit` bytes left there. */
+export interface Target {
+  readonly fn: VirtioPciFunction;
+  readonly space: Space;
+  readonly offset: number;
+  /** Bytes from `offset` to the end of the BAR. */
+  readonly limit: number;
+  /** The claim's first address (for messages). */
+  readonly base: number;
+}
+
+/** One decoded BAR (or, in the host view, the VF BARs of a PF as one run of equal strides). */
+interface Claim {
+  readonly base: number;
+  readonly end: number;
+  readonly stride: number;
+  /** A single function, or the VFs of a PF indexed by (address - base) / stride. */
+  readonly fns: readonly VirtioPciFunction[];
+  readonly space: Space;
+  /** Enumeration order: the lower one wins where two BARs overlap. */
+  readonly order: number;
+}
+
+/** Claims sorted by base, with the running maximum of their ends for overlap-safe lookups. */
+class ClaimIndex {
+  private readonly claims: Claim[];
+  private readonly maxEnd: number[];
+
+  constructor(claims: Claim[]) {
+    this.claims = claims.sort((a, b) => a.base - b.base || a.order - b.order);
+    this.maxEnd = [];
+    let max = 0;
+    for (const c of this.claims) {
+      max = Math.max(max, c.end);
+      this.maxEnd.push(max);
+    }
+  }
+
+  get size(): number {
+    return this.claims.length;
+  }
+
+  find(address: number): Target | undefined {
+    const claims = this.claims;
+    let lo = 0;
+    let hi = claims.length - 1;
+    let at = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      if (claims[mid]!.base <= address) {
+        at = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    let best: Claim | undefined;
+    for (let i = at; i >= 0 && this.maxEnd[i]! > address; i--) {
+      const c = claims[i]!;
+      if (address < c.end && (!best || c.order < best.order)) best = c;
+    }
+    if (!best) return undefined;
+    const k = Math.floor((address - best.base) / best.stride);
+    const fn = best.fns[best.fns.length === 1 ? 0 : k];
+    if (!fn) return undefined;
+    const offset = address - best.base - (best.fns.length === 1 ? 0 : k * best.stride);
+    return {
+      fn,
+      space: best.space,
+      offset,
+      limit: best.stride - offset,
+      base: best.base + (best.fns.length === 1 ? 0 : k * best.stride),
+    };
+  }
+
+  /** The lowest claim start above `from`, or Infinity. */
+  nextStart(from: number): number {
+    const claims = this.claims;
+    let lo = 0;
+    let hi = claims.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (claims[mid]!.base <= from) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < claims.length ? claims[lo]!.base : Number.POSITIVE_INFINITY;
+  }
+}
+
+function barSpace(index: number): Space {
+  return `bar${index}` as Space;
+}
+
+/** A 64-bit memory BAR pair's address, or 0 (unmapped) when it cannot be decoded. */
+function memoryBarAddress(low: number, high: number, size: number): number {
+  const base = (low & MEM_ADDRESS_MASK) >>> 0;
+  const address = base + high * TWO_32;
+  // QEMU pci_bar_address: address 0 is unmapped, so is a range that wraps or ends at all-ones;
+  // vmmr's addresses are exact numbers below 2^53 (src/dma/space.ts).
+  if (address === 0 || address + size > DMA_ADDRESS_LIMIT) return 0;
+  return address;
+}
+
+function ioBarAddress(value: number, size: number): number {
+  const port = (value & IO_ADDRESS_MASK) >>> 0;
+  return port === 0 || port + size > PORT_LIMIT ? 0 : port;
+}
+
+interface Claims {
+  io: Claim[];
+  mem: Claim[];
+}
+
+function addPfClaims(pf: VirtioPf, order: number, out: Claims): void {
+  const command = pf.config.read(H.COMMAND.offset, H.COMMAND.size);
+  const index = pf.template.barIndex;
+  if (command & HC.COMMAND_MEMORY.value) {
+    const reg = H.BASE_ADDRESS_0.offset + index * 4;
+    const size = pf.barSize();
+    const base = memoryBarAddress(pf.config.read(reg, 4), pf.config.read(reg + 4, 4), size);
+    if (base)
+      out.mem.push({ base, end: base + size, stride: size, fns: [pf], space: barSpace(index), order });
+  }
+  if (pf.vfs.length > 0 && pf.vfMemoryDecodeEnabled()) {
+    const vfIndex = pf.vfTemplate.barIndex;
+    const reg = pf.sriov + S.BAR0.offset + vfIndex * 4;
+    const stride = pf.vfBarSize();
+    const base = memoryBarAddress(pf.config.read(reg, 4), pf.config.read(reg + 4, 4), stride);
+    const end = base + stride * pf.vfs.length;
+    if (base && end <= DMA_ADDRESS_LIMIT) {
+      out.mem.push({ base, end, stride, fns: pf.vfs, space: barSpace(vfIndex), order: order + 1 });
+    }
+  }
+}
+
+function addGuestClaims(vf: MmrVf, order: number, out: Claims): void {
+  const view = existingGuestView(vf);
+  if (!view) return;
+  const command = view.readConfig(H.COMMAND.offset, H.COMMAND.size);
+  if (command & HC.COMMAND_IO.value) {
+    const size = view.ioLength;
+    const base = ioBarAddress(view.readConfig(H.BASE_ADDRESS_0.offset, 4), size);
+    if (base) out.io.push({ base, end: base + size, stride: size, fns: [vf], space: 'io', order });
+  }
+  if (command & HC.COMMAND_MEMORY.value) {
+    const index = vf.template.barIndex;
+    const reg = H.BASE_ADDRESS_0.offset + index * 4;
+    const size = vf.barSize();
+    const base = memoryBarAddress(view.readConfig(reg, 4), view.readConfig(reg + 4, 4), size);
+    if (base)
+      out.mem.push({ base, end: base + size, stride: size, fns: [vf], space: barSpace(index), order });
+  }
+}
+
+/** The function at a routing ID of segment 0 in a view, or undefined (nothing answers). */
+export function functionAt(machine: Machine, view: ViewName, rid: number): VirtioPciFunction | undefined {
+  for (const pf of machine.pfs) {
+    if (pf.domain !== 0) continue;
+    if (pf.rid === rid) return view === 'host' ? pf : undefined;
+    const n = pf.vfIndexAt(rid);
+    if (n >= 0) return pf.vfs[n];
+  }
+  return undefined;
+}
+
+/** The config space a view shows of a function. */
+export function configSpaceOf(view: ViewName): Space {
+  return view === 'guest' ? 'guest-config' : 'config';
+}
+
+/** Every function a view shows, in enumeration order (by PF, then VF index). */
+export function* functionsOf(machine: Machine, view: ViewName): Generator<VirtioPciFunction> {
+  for (const pf of machine.pfs) {
+    if (view === 'host') yield pf;
+    yield* pf.vfs;
+  }
+}
+
+export class AddressDecoder {
+  private machine: Machine | undefined;
+  private pfs: readonly VirtioPf[] | undefined;
+  private writes = -1;
+  private io = new ClaimIndex([]);
+  private mem = new ClaimIndex([]);
+
+  constructor(readonly view: ViewName) {}
+
+  private refresh(machine: Machine): void {
+    if (machine === this.machine && machine.pfs === this.pfs && machine.events.configWrites === this.writes)
+      return;
+    const out: Claims = { io: [], mem: [] };
+    let order = 0;
+    for (const pf of machine.pfs) {
+      if (this.view === 'host') addPfClaims(pf, order, out);
+      order += 2;
+      if (this.view === 'guest') for (const vf of pf.vfs) addGuestClaims(vf, order++, out);
+    }
+    this.io = new ClaimIndex(out.io);
+    this.mem = new ClaimIndex(out.mem);
+    this.machine = machine;
+    this.pfs = machine.pfs;
+    this.writes = machine.events.configWrites;
+  }
+
+  /** The I/O BAR claiming `port`, if any. */
+  ioAt(machine: Machine, port: number): Target | undefined {
+    this.refresh(machine);
+    return this.io.find(port);
+  }
+
+  /** The memory BAR claiming `address`, if any. */
+  memoryAt(machine: Machine, address: number): Target | undefined {
+    this.refresh(machine);
+    return this.mem.find(address);
+  }
+
+  /** The lowest memory BAR start above `address` (Infinity when none): where RAM runs out. */
+  nextMemoryClaim(machine: Machine, address: number): number {
+    this.refresh(machine);
+    return this.mem.nextStart(address);
+  }
+
+  /** How many BARs are decoded (I/O, memory), for inspection and tests. */
+  claimCount(machine: Machine): { io: number; memory: number } {
+    this.refresh(machine);
+    return { io: this.io.size, memory: this.mem.size };
+  }
+}
