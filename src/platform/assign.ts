@@ -9,14 +9,14 @@
  * - guest: each enabled VF's translated I/O BAR0 (ports from 0xC000 up) and its passed-through
  *   memory BAR.
  *
- * Placement: resources sorted by alignment, largest first (as both do), each at the lowest free
- * address of its window aligned to its size. Every vmmr memory BAR is 64-bit non-prefetchable
- * (the legacy block and ISR have read side effects): Linux puts non-prefetchable resources into a
- * bridge's non-prefetchable window, which is 32-bit only (setup-bus.c pbus_select_window_for_type),
- * so they go to the 32-bit window; one that no longer fits there moves to the 64-bit window, as
- * SeaBIOS moves 64-bit BARs of the root bus above 4 GiB when the 32-bit window is full
- * (pci_region_migrate_64bit_entries). A resource that fits nowhere stays unassigned (0), as Linux
- * leaves it ("no space for …") — the report says which.
+ * Placement: resources sorted by alignment, largest first (as both do; then by size), each at the
+ * lowest free address of its window aligned to its alignment. Every vmmr memory BAR is 64-bit
+ * non-prefetchable (the legacy block and ISR have read side effects): Linux puts non-prefetchable
+ * resources into a bridge's non-prefetchable window, which is 32-bit only (setup-bus.c
+ * pbus_select_window_for_type), so they go to the 32-bit window; one that no longer fits there
+ * moves to the 64-bit window, as SeaBIOS moves 64-bit BARs of the root bus above 4 GiB when the
+ * 32-bit window is full (pci_region_migrate_64bit_entries). A resource that fits nowhere stays
+ * unassigned (0), as Linux leaves it ("no space for …") — the report says which.
  *
  * Only unassigned BARs (address 0) get an address: BARs a harness or an earlier run programmed
  * keep theirs and are avoided, so the same call serves startup and every VF enable. Interrupt
@@ -207,7 +207,7 @@ function assignView(machine: Machine, view: ViewName, map: PlatformMap): Assignm
   const report: AssignmentReport = { assigned: [], unassigned: [], interruptLines: [] };
   const pending = resources
     .filter((_, i) => bases[i] === 0)
-    .sort((a, b) => b.align - a.align || a.order - b.order);
+    .sort((a, b) => b.align - a.align || b.size - a.size || a.order - b.order);
   for (const r of pending) {
     const choices: Array<[WindowName, FreeList]> = r.io
       ? [['io', ioFree]]
