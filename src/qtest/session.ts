@@ -373,11 +373,14 @@ export class QtestSession {
   private intercept(words: readonly string[], outbound: boolean): string {
     const command = words[0]!;
     const path = words[1];
-    if (path === undefined) fail(`${command} takes QOM-PATH${outbound ? ' [NAME]' : ''}`);
-    noMoreWords(words, outbound ? 3 : 2, command, `QOM-PATH${outbound ? ' [NAME]' : ''}`);
-    // QEMU's answers (system/qtest.c), for vmmr's one interrupt controller.
+    if (path === undefined) fail(`${command} takes QOM-PATH [NAME]`);
+    noMoreWords(words, 3, command, 'QOM-PATH [NAME]');
+    // QEMU's answers (system/qtest.c), for vmmr's one interrupt controller, whose pins are
+    // unnamed: in and out reach the same lines.
     if (!INTERRUPT_CONTROLLER.has(path)) return 'FAIL Unknown device\n';
-    if (outbound && words[2] !== undefined) return 'FAIL No intercepts installed\n';
+    if (words[2] !== undefined) {
+      return outbound ? 'FAIL No intercepts installed\n' : 'FAIL Interception of named in-GPIOs not yet supported\n';
+    }
     if (this.intercepting) return 'OK\n';
     this.intercepting = true;
     const view = this.view;

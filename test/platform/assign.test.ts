@@ -83,7 +83,9 @@ describe('host view: PF BARs and SR-IOV VF BARs', () => {
       `Region 0: Memory at ${bar0.base.toString(16).padStart(8, '0')} (64-bit, non-prefetchable) [disabled]`,
     );
     // SR-IOV VF BARs: lspci prints the VF BAR base with the per-VF size.
-    expect(out).toMatch(new RegExp(`Region 2: Memory at 0*${vfBar.base.toString(16)} \\(64-bit, non-prefetchable\\)`));
+    expect(out).toMatch(
+      new RegExp(`Region 2: Memory at 0*${vfBar.base.toString(16)} \\(64-bit, non-prefetchable\\)`),
+    );
     expect(out).toMatch(/Interrupt: pin A routed to IRQ 1[01]/);
   });
 
@@ -107,12 +109,17 @@ describe('host view: PF BARs and SR-IOV VF BARs', () => {
     expect(high.base).toBe(0x8000000000);
     const pf = machine.findPf(high.bdf);
     expect(read(pf, 'config', pf.sriov + 0x24 + 12, 4)).toBe(0x80);
-    expect(lspci(hostDump(pf)).stdout).toMatch(/Region 2: Memory at 0*8000000000 \(64-bit, non-prefetchable\)/);
+    expect(lspci(hostDump(pf)).stdout).toMatch(
+      /Region 2: Memory at 0*8000000000 \(64-bit, non-prefetchable\)/,
+    );
   });
 
   it('leaves a BAR that fits nowhere unassigned and says why', () => {
     const machine = machineOf([{ bdf: '0000:01:00.0', type: 'net', totalVfs: 1024 }]);
-    const map = resolvePlatformOptions({ mem32: { base: 0xc0000000, size: MiB }, mem64: { base: 0x8000000000, size: MiB } });
+    const map = resolvePlatformOptions({
+      mem32: { base: 0xc0000000, size: MiB },
+      mem64: { base: 0x8000000000, size: MiB },
+    });
     const { host } = assignAddresses(machine, map);
     expect(host.unassigned).toEqual([
       {
@@ -124,7 +131,7 @@ describe('host view: PF BARs and SR-IOV VF BARs', () => {
       },
     ]);
     const pf = machine.findPf('0000:01:00.0');
-    expect(read(pf, 'config', pf.sriov + 0x24 + 8, 4) & ~0xf).toBe(0);
+    expect((read(pf, 'config', pf.sriov + 0x24 + 8, 4) as number) & ~0xf).toBe(0);
   });
 
   it('keeps BARs already programmed (by a harness or an earlier run) and places the rest around them', () => {
@@ -134,7 +141,10 @@ describe('host view: PF BARs and SR-IOV VF BARs', () => {
     const first = assignAddresses(machine);
     expect(first.host.assigned.some((a) => a.bdf === blk.bdf && a.register === 'BAR0')).toBe(false);
     expect((read(blk, 'config', 0x10, 4) as number) >>> 4).toBe(0xc0000000 >>> 4);
-    expectDisjoint([...first.host.assigned, { bdf: blk.bdf, view: 'host', register: 'BAR0', base: 0xc0000000, size: 16 * KiB, window: 'mem32' }]);
+    expectDisjoint([
+      ...first.host.assigned,
+      { bdf: blk.bdf, view: 'host', register: 'BAR0', base: 0xc0000000, size: 16 * KiB, window: 'mem32' },
+    ]);
     const again = assignAddresses(machine);
     expect(again.host.assigned).toEqual([]);
     expect(again.host.interruptLines).toEqual([]);
@@ -163,7 +173,9 @@ describe('guest view: the translated VFs', () => {
     const out = lspci(formatLspciDump('01:00.2', 'vmmr guest', guestView(vf).snapshot())).stdout;
     expect(out).toContain('Region 0: I/O ports at c040 [disabled]');
     const bar2 = mem.find((a) => a.bdf === vf.bdf)!;
-    expect(out).toContain(`Region 2: Memory at ${bar2.base.toString(16)} (64-bit, non-prefetchable) [disabled]`);
+    expect(out).toContain(
+      `Region 2: Memory at ${bar2.base.toString(16)} (64-bit, non-prefetchable) [disabled]`,
+    );
     // Decode stays off: the guest's Command is as a driver finds it.
     expect(read(vf, 'guest-config', 0x04, 2)).toBe(0);
   });

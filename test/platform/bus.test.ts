@@ -197,7 +197,10 @@ describe('ECAM (PCIe §7.2.2)', () => {
 
   it('sits where the platform options say', () => {
     const { machine } = rig();
-    const map = resolvePlatformOptions({ ecamBase: '0xe0000000', mem32: { base: '0xc0000000', size: '0x20000000' } });
+    const map = resolvePlatformOptions({
+      ecamBase: '0xe0000000',
+      mem32: { base: '0xc0000000', size: '0x20000000' },
+    });
     const guest = new PlatformBus({ view: 'guest', machine: () => machine, map });
     expect(guest.memoryRead(0xe0000000 + (0x20 << 12), 2)).toBe(0x1af4);
     expect(guest.memoryRead(ECAM + (0x20 << 12), 2)).toBe(0);
@@ -232,13 +235,17 @@ describe('I/O BARs of the guest view', () => {
     write(vf0, 'guest-config', 0x10, 4, 0xd040);
     expect(guest.portRead(0xc000 + VIRTIO_PCI_QUEUE_NUM, 2)).toBe(0xffff);
     expect(guest.portRead(0xd040 + VIRTIO_PCI_QUEUE_NUM, 2)).toBe(256);
-    expect(refusedWith(() => guest.portRead(0xd040 + 0x12, 4), 'VMMR_ERR_UNALIGNED').message).toMatch(/io offset 0x12 width 4/);
+    expect(refusedWith(() => guest.portRead(0xd040 + 0x12, 4), 'VMMR_ERR_UNALIGNED').message).toMatch(
+      /io offset 0x12 width 4/,
+    );
   });
 
   it('an access running from an unclaimed port into a BAR is refused', () => {
     const { bus, vf0 } = rig();
     programGuest(vf0, 0xc000, 0xc0000000);
-    expect(refusedWith(() => bus('guest').portRead(0xbffe, 4), 'VMMR_ERR_OUT_OF_RANGE').message).toMatch(/straddles/);
+    expect(refusedWith(() => bus('guest').portRead(0xbffe, 4), 'VMMR_ERR_OUT_OF_RANGE').message).toMatch(
+      /straddles/,
+    );
   });
 
   it('the address decoder caches claims and rebuilds them after any config write', () => {
@@ -276,7 +283,10 @@ describe('memory BARs', () => {
     const { bus, pf, vf0 } = rig();
     programGuest(vf0, 0xc000, 0xc0000000);
     write(pf, 'config', pf.sriov + 0x08, 2, 0x1); // VF Enable, VF MSE clear
-    const e = refusedWith(() => bus('guest').memoryRead(0xc0000000 + LEGACY_BLOCK, 4), 'VMMR_ERR_DECODE_DISABLED');
+    const e = refusedWith(
+      () => bus('guest').memoryRead(0xc0000000 + LEGACY_BLOCK, 4),
+      'VMMR_ERR_DECODE_DISABLED',
+    );
     expect(e.message).toMatch(/VF MSE/);
   });
 
@@ -313,7 +323,9 @@ describe('memory BARs', () => {
     // Inside a BAR an aligned access cannot cross its end (BARs are powers of two): the core
     // refuses the unaligned one that would.
     refusedWith(() => guest.memoryRead(0xc0000000 + vf0.barSize() - 2, 4), 'VMMR_ERR_UNALIGNED');
-    expect(refusedWith(() => guest.memoryRead(0xc0000000 - 2, 4), 'VMMR_ERR_OUT_OF_RANGE').message).toMatch(/straddles/);
+    expect(refusedWith(() => guest.memoryRead(0xc0000000 - 2, 4), 'VMMR_ERR_OUT_OF_RANGE').message).toMatch(
+      /straddles/,
+    );
   });
 });
 

@@ -26,7 +26,8 @@ export class TestRam implements DmaSpace {
   private page(index: number, allocate: boolean): Uint8Array | undefined {
     let p = this.pages.get(index);
     if (!p && allocate) {
-      if (this.pages.size >= this.maxPages) throw new DmaFault('limit', index * PAGE, PAGE, 'the test RAM is full');
+      if (this.pages.size >= this.maxPages)
+        throw new DmaFault('limit', index * PAGE, PAGE, 'the test RAM is full');
       p = new Uint8Array(PAGE);
       this.pages.set(index, p);
     }
