@@ -67,7 +67,8 @@ function serveConnection(socket: Socket, options: QtestServerOptions, log: Qtest
   let batch: string[] | undefined;
   const send = (text: string): void => {
     if (socket.destroyed) return;
-    socket.write(text);
+    // Byte-transparent, as the input is read: a command echoed in an answer comes back as sent.
+    socket.write(text, 'latin1');
     if (socket.writableLength > OUTPUT_LIMIT) {
       log.warn(
         { queued: socket.writableLength, limit: OUTPUT_LIMIT },
