@@ -48,6 +48,7 @@ const SECTIONS: readonly SectionRunner[] = [
   { id: 'rest', run: (http) => childSection('./rest.js', [], http) },
   { id: 'batch', run: (http) => childSection('./batch.js', [], http) },
   { id: 'scale', run: () => childSection('./scale.js', ['--expose-gc']) },
+  { id: 'qtest', run: () => childSection('./qtest.js', []) },
 ];
 
 function drawChart(results: Results): void {

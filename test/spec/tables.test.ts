@@ -90,6 +90,7 @@ describe('spec table files', () => {
       'mmr-locator',
       'bar-layout',
       'pc-platform',
+      'qtest-protocol',
       'virtio-ring',
       ...TYPE_NAMES.map((t) => `device-config-${t}`),
       ...TYPE_NAMES.map((t) => `virtio-features-${t}`),
