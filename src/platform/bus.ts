@@ -201,13 +201,24 @@ export class PlatformBus {
         return;
       case 'data': {
         const t = this.configTarget(port);
-        if (t) write(t.fn, configSpaceOf(this.view), t.offset, width, value);
+        if (t) this.configWrite(t, width, value);
         return;
       }
       default: {
         const target = this.ioTarget(port, width);
         if (target) write(target.fn, target.space, target.offset, width, value);
       }
+    }
+  }
+
+  /** A config write; the decoder then updates just the claims of the function written. */
+  private configWrite(t: ConfigTarget, width: number, value: AccessValue): void {
+    const machine = this.machine;
+    const before = machine.events.configWrites;
+    try {
+      write(t.fn, configSpaceOf(this.view), t.offset, width, value);
+    } finally {
+      this.decoder.afterConfigWrite(machine, t.fn, before);
     }
   }
 
@@ -267,7 +278,7 @@ export class PlatformBus {
       if (!this.inEcam(address + width - 1))
         straddle('address', address, width, 'the end of the ECAM window');
       const t = this.ecamTarget(address);
-      if (t) write(t.fn, configSpaceOf(this.view), t.offset, width, value);
+      if (t) this.configWrite(t, width, value);
       return;
     }
     const target = this.decoder.memoryAt(this.machine, address);

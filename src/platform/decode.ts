@@ -56,27 +56,82 @@ interface Claim {
   /** A single function, or the VFs of a PF indexed by (address - base) / stride. */
   readonly fns: readonly VirtioPciFunction[];
   readonly space: Space;
+  /** The function whose config registers place the claim (a PF for its VFs' run). */
+  readonly owner: VirtioPciFunction;
   /** Enumeration order: the lower one wins where two BARs overlap. */
   readonly order: number;
+}
+
+function byBase(a: Claim, b: Claim): number {
+  return a.base - b.base || a.order - b.order;
 }
 
 /** Claims sorted by base, with the running maximum of their ends for overlap-safe lookups. */
 class ClaimIndex {
   private readonly claims: Claim[];
-  private readonly maxEnd: number[];
+  private readonly maxEnd: number[] = [];
+  private readonly byOwner = new Map<VirtioPciFunction, Claim[]>();
 
   constructor(claims: Claim[]) {
-    this.claims = claims.sort((a, b) => a.base - b.base || a.order - b.order);
-    this.maxEnd = [];
-    let max = 0;
+    this.claims = claims.sort(byBase);
     for (const c of this.claims) {
-      max = Math.max(max, c.end);
-      this.maxEnd.push(max);
+      const list = this.byOwner.get(c.owner);
+      if (list) list.push(c);
+      else this.byOwner.set(c.owner, [c]);
+    }
+    this.reindex(0);
+  }
+
+  /** Recomputes the running maximum of ends from position `from` on. */
+  private reindex(from: number): void {
+    const claims = this.claims;
+    this.maxEnd.length = claims.length;
+    let max = from > 0 ? this.maxEnd[from - 1]! : 0;
+    for (let i = from; i < claims.length; i++) {
+      max = Math.max(max, claims[i]!.end);
+      this.maxEnd[i] = max;
     }
   }
 
   get size(): number {
     return this.claims.length;
+  }
+
+  /** The first position whose claim sorts at or after `c`. */
+  private position(c: Claim): number {
+    let lo = 0;
+    let hi = this.claims.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (byBase(this.claims[mid]!, c) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Replaces the claims `owner` places by `fresh` (one function's registers changed). */
+  replace(owner: VirtioPciFunction, fresh: readonly Claim[]): void {
+    const old = this.byOwner.get(owner) ?? [];
+    const same =
+      old.length === fresh.length &&
+      old.every(
+        (c, i) => c.base === fresh[i]!.base && c.end === fresh[i]!.end && c.space === fresh[i]!.space,
+      );
+    if (same) return;
+    let lowest = this.claims.length;
+    for (const c of old) {
+      const at = this.claims.indexOf(c, this.position(c));
+      this.claims.splice(at, 1);
+      lowest = Math.min(lowest, at);
+    }
+    for (const c of fresh) {
+      const at = this.position(c);
+      this.claims.splice(at, 0, c);
+      lowest = Math.min(lowest, at);
+    }
+    if (fresh.length > 0) this.byOwner.set(owner, [...fresh]);
+    else this.byOwner.delete(owner);
+    this.reindex(lowest);
   }
 
   find(address: number): Target | undefined {
@@ -97,17 +152,12 @@ class ClaimIndex {
       if (address < c.end && (!best || c.order < best.order)) best = c;
     }
     if (!best) return undefined;
-    const k = Math.floor((address - best.base) / best.stride);
-    const fn = best.fns[best.fns.length === 1 ? 0 : k];
+    const k = best.fns.length === 1 ? 0 : Math.floor((address - best.base) / best.stride);
+    const fn = best.fns[k];
     if (!fn) return undefined;
-    const offset = address - best.base - (best.fns.length === 1 ? 0 : k * best.stride);
-    return {
-      fn,
-      space: best.space,
-      offset,
-      limit: best.stride - offset,
-      base: best.base + (best.fns.length === 1 ? 0 : k * best.stride),
-    };
+    const base = best.base + k * best.stride;
+    const offset = address - base;
+    return { fn, space: best.space, offset, limit: best.stride - offset, base };
   }
 
   /** The lowest claim start above `from`, or Infinity. */
@@ -148,7 +198,17 @@ interface Claims {
   mem: Claim[];
 }
 
-function addPfClaims(pf: VirtioPf, order: number, out: Claims): void {
+/**
+ * Enumeration order of a function's claims: PF by PF (in machine.pfs order), the PF first, then
+ * its VFs by index (VF_ORDER_STRIDE leaves room for 65535 VFs and the PF's two claims).
+ */
+const PF_ORDER_STRIDE = 2 ** 17;
+
+function pfOrder(machine: Machine, pf: VirtioPf): number {
+  return machine.pfs.indexOf(pf) * PF_ORDER_STRIDE;
+}
+
+function pfClaims(pf: VirtioPf, order: number, out: Claims): void {
   const command = pf.config.read(H.COMMAND.offset, H.COMMAND.size);
   const index = pf.template.barIndex;
   if (command & HC.COMMAND_MEMORY.value) {
@@ -156,7 +216,15 @@ function addPfClaims(pf: VirtioPf, order: number, out: Claims): void {
     const size = pf.barSize();
     const base = memoryBarAddress(pf.config.read(reg, 4), pf.config.read(reg + 4, 4), size);
     if (base)
-      out.mem.push({ base, end: base + size, stride: size, fns: [pf], space: barSpace(index), order });
+      out.mem.push({
+        base,
+        end: base + size,
+        stride: size,
+        fns: [pf],
+        space: barSpace(index),
+        owner: pf,
+        order,
+      });
   }
   if (pf.vfs.length > 0 && pf.vfMemoryDecodeEnabled()) {
     const vfIndex = pf.vfTemplate.barIndex;
@@ -165,19 +233,19 @@ function addPfClaims(pf: VirtioPf, order: number, out: Claims): void {
     const base = memoryBarAddress(pf.config.read(reg, 4), pf.config.read(reg + 4, 4), stride);
     const end = base + stride * pf.vfs.length;
     if (base && end <= DMA_ADDRESS_LIMIT) {
-      out.mem.push({ base, end, stride, fns: pf.vfs, space: barSpace(vfIndex), order: order + 1 });
+      out.mem.push({ base, end, stride, fns: pf.vfs, space: barSpace(vfIndex), owner: pf, order: order + 1 });
     }
   }
 }
 
-function addGuestClaims(vf: MmrVf, order: number, out: Claims): void {
+function guestClaims(vf: MmrVf, order: number, out: Claims): void {
   const view = existingGuestView(vf);
   if (!view) return;
   const command = view.readConfig(H.COMMAND.offset, H.COMMAND.size);
   if (command & HC.COMMAND_IO.value) {
     const size = view.ioLength;
     const base = ioBarAddress(view.readConfig(H.BASE_ADDRESS_0.offset, 4), size);
-    if (base) out.io.push({ base, end: base + size, stride: size, fns: [vf], space: 'io', order });
+    if (base) out.io.push({ base, end: base + size, stride: size, fns: [vf], space: 'io', owner: vf, order });
   }
   if (command & HC.COMMAND_MEMORY.value) {
     const index = vf.template.barIndex;
@@ -185,7 +253,15 @@ function addGuestClaims(vf: MmrVf, order: number, out: Claims): void {
     const size = vf.barSize();
     const base = memoryBarAddress(view.readConfig(reg, 4), view.readConfig(reg + 4, 4), size);
     if (base)
-      out.mem.push({ base, end: base + size, stride: size, fns: [vf], space: barSpace(index), order });
+      out.mem.push({
+        base,
+        end: base + size,
+        stride: size,
+        fns: [vf],
+        space: barSpace(index),
+        owner: vf,
+        order,
+      });
   }
 }
 
@@ -205,14 +281,6 @@ export function configSpaceOf(view: ViewName): Space {
   return view === 'guest' ? 'guest-config' : 'config';
 }
 
-/** Every function a view shows, in enumeration order (by PF, then VF index). */
-export function* functionsOf(machine: Machine, view: ViewName): Generator<VirtioPciFunction> {
-  for (const pf of machine.pfs) {
-    if (view === 'host') yield pf;
-    yield* pf.vfs;
-  }
-}
-
 export class AddressDecoder {
   private machine: Machine | undefined;
   private pfs: readonly VirtioPf[] | undefined;
@@ -222,21 +290,50 @@ export class AddressDecoder {
 
   constructor(readonly view: ViewName) {}
 
+  private current(machine: Machine): boolean {
+    return (
+      machine === this.machine && machine.pfs === this.pfs && machine.events.configWrites === this.writes
+    );
+  }
+
+  /** Rebuilds every claim unless nothing changed since (O(functions); O(1) when current). */
   private refresh(machine: Machine): void {
-    if (machine === this.machine && machine.pfs === this.pfs && machine.events.configWrites === this.writes)
-      return;
+    if (this.current(machine)) return;
     const out: Claims = { io: [], mem: [] };
-    let order = 0;
     for (const pf of machine.pfs) {
-      if (this.view === 'host') addPfClaims(pf, order, out);
-      order += 2;
-      if (this.view === 'guest') for (const vf of pf.vfs) addGuestClaims(vf, order++, out);
+      const order = pfOrder(machine, pf);
+      if (this.view === 'host') pfClaims(pf, order, out);
+      else for (const vf of pf.vfs) guestClaims(vf, order + 2 + vf.index, out);
     }
     this.io = new ClaimIndex(out.io);
     this.mem = new ClaimIndex(out.mem);
     this.machine = machine;
     this.pfs = machine.pfs;
     this.writes = machine.events.configWrites;
+  }
+
+  /**
+   * After one config write of this view to `fn` (writesBefore = EventBus.configWrites before it):
+   * when nothing else was written meanwhile, only the claims `fn` places are updated — a guest
+   * programming one VF among thousands does not rebuild them all. Otherwise the next access
+   * rebuilds.
+   */
+  afterConfigWrite(machine: Machine, fn: VirtioPciFunction, writesBefore: number): void {
+    if (machine !== this.machine || machine.pfs !== this.pfs || this.writes !== writesBefore) return;
+    if (machine.events.configWrites !== writesBefore + 1) return;
+    const out: Claims = { io: [], mem: [] };
+    if (this.view === 'host') {
+      // A VF's own registers place nothing: its BAR is its PF's to place.
+      if (fn.kind === 'pf') pfClaims(fn as VirtioPf, pfOrder(machine, fn as VirtioPf), out);
+    } else if (fn.kind === 'vf') {
+      const vf = fn as MmrVf;
+      guestClaims(vf, pfOrder(machine, vf.pf) + 2 + vf.index, out);
+    }
+    if (this.view === 'guest' || fn.kind === 'pf') {
+      this.io.replace(fn, out.io);
+      this.mem.replace(fn, out.mem);
+    }
+    this.writes = writesBefore + 1;
   }
 
   /** The I/O BAR claiming `port`, if any. */

@@ -4,6 +4,7 @@
  * come from the PCI/PCIe specifications, the reference's device ID table, <linux/virtio_pci.h>
  * offsets and QEMU's observed behaviour (noted where it is QEMU's), not from the code under test.
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { read, write } from '../../src/access/index.js';
 import { VmmrError } from '../../src/errors.js';
@@ -388,5 +389,69 @@ describe('memory outside BARs: the DMA space', () => {
     expect(guest.portRead(0xc000 + VIRTIO_PCI_QUEUE_NUM, 2)).toBe(0xffff);
     machine = other.machine;
     expect(guest.portRead(0xc000 + VIRTIO_PCI_QUEUE_NUM, 2)).toBe(256);
+  });
+});
+
+describe('decode updates after the view’s own config writes', () => {
+  it('match a full rebuild whatever BARs and Command bits a guest writes (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            vf: fc.integer({ min: 0, max: 1 }),
+            register: fc.constantFrom(0x04, 0x10, 0x18, 0x1c),
+            value: fc.oneof(
+              fc.constantFrom(0, 1, 2, 3, 0xc000, 0xc040, 0xc020, 0xffffffff, 0xc0000000, 0xc0004000),
+              fc.integer({ min: 0, max: 0xffffffff }),
+            ),
+          }),
+          { maxLength: 25 },
+        ),
+        (ops) => {
+          const { machine, vf0, vf1 } = rig();
+          const incremental = new AddressDecoder('guest');
+          const probes = [0xc000, 0xc00c, 0xc020, 0xc03f, 0xc040, 0xc07f, 0xffc0];
+          const memProbes = [0xc0000000, 0xc0001000, 0xc0004000, 0xc0007ffc, 0xffffc000];
+          const same = (): void => {
+            const fresh = new AddressDecoder('guest');
+            for (const p of probes) {
+              const a = incremental.ioAt(machine, p);
+              const b = fresh.ioAt(machine, p);
+              expect([a?.fn.bdf, a?.offset]).toEqual([b?.fn.bdf, b?.offset]);
+            }
+            for (const p of memProbes) {
+              const a = incremental.memoryAt(machine, p);
+              const b = fresh.memoryAt(machine, p);
+              expect([a?.fn.bdf, a?.offset]).toEqual([b?.fn.bdf, b?.offset]);
+            }
+          };
+          same();
+          for (const op of ops) {
+            const vf = op.vf === 0 ? vf0 : vf1;
+            const before = machine.events.configWrites;
+            const width = op.register === 0x04 ? 2 : 4;
+            write(vf, 'guest-config', op.register, width, width === 2 ? op.value & 0xffff : op.value);
+            incremental.afterConfigWrite(machine, vf, before);
+            same();
+          }
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
+  it('host view: a PF enabling VFs through ECAM brings its VF BARs into decode', () => {
+    const machine = new Machine({ pfs: TOPOLOGY.map(resolvePf) });
+    const pf = machine.findPf(NET_PF);
+    const host = new PlatformBus({ view: 'host', machine: () => machine });
+    // The SR-IOV capability is extended config space: ECAM reaches it, 0xCF8/0xCFC do not.
+    const ecam = (offset: number): number => ECAM + (0x18 << 12) + offset;
+    host.memoryWrite(ecam(pf.sriov + 0x24 + 8), 4, 0xd0000000);
+    host.memoryWrite(ecam(pf.sriov + 0x10), 2, 2);
+    expect(host.memoryRead(0xd0000000 + LEGACY_BLOCK + VIRTIO_PCI_QUEUE_NUM, 2)).toBe(0);
+    host.memoryWrite(ecam(pf.sriov + 0x08), 2, 0x9);
+    expect(host.memoryRead(0xd0000000 + pf.vfBarSize() + LEGACY_BLOCK + VIRTIO_PCI_QUEUE_NUM, 2)).toBe(256);
+    host.memoryWrite(ecam(pf.sriov + 0x08), 2, 0x0);
+    expect(host.memoryRead(0xd0000000 + LEGACY_BLOCK + VIRTIO_PCI_QUEUE_NUM, 2)).toBe(0);
   });
 });
