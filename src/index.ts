@@ -14,3 +14,7 @@ export { formatLspciDump } from './dump.js';
 export { DEFAULT_TOPOLOGY, parseTopology, loadTopologyFile, type ResolvedTopology, type ResolvedPf } from './topology.js';
 export type { MmrVf } from './mmr/vf.js';
 export type { VirtioPf } from './sriov/pf.js';
+export { PlatformBus, type DmaProvider, type PlatformBusOptions } from './platform/bus.js';
+export { assignAddresses, type AssignmentReport, type BarAssignment } from './platform/assign.js';
+export { DEFAULT_PLATFORM_MAP, resolvePlatformOptions, type PlatformMap, type PlatformOptions } from './platform/options.js';
+export type { ViewName } from './platform/decode.js';
