@@ -4,7 +4,8 @@
  * answered with one socket write, so pipelined commands cost one system call per chunk.
  *
  * Bounds (spec-tables/qtest-protocol.json): a line longer than MAX_LINE is discarded up to its
- * newline and answered FAIL; a client whose unread output passes OUTPUT_LIMIT is disconnected.
+ * newline and answered FAIL; a client whose unread output passes OUTPUT_LIMIT is disconnected;
+ * past MAX_SESSIONS open sessions a new connection is answered FAIL and closed.
  */
 import { lstat, unlink } from 'node:fs/promises';
 import { createConnection, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
@@ -15,6 +16,7 @@ import { qtestProtocol } from '../spec/index.js';
 import { MAX_LINE, QtestSession } from './session.js';
 
 const OUTPUT_LIMIT = qtestProtocol.constants.OUTPUT_LIMIT.value;
+const MAX_SESSIONS = qtestProtocol.constants.MAX_SESSIONS.value;
 
 /** What the listeners log (a pino logger fits). */
 export interface QtestLog {
@@ -195,9 +197,14 @@ export async function startQtestServer(options: QtestServerOptions): Promise<Qte
   const sessions = new Set<Socket>();
   const servers: Server[] = [];
   const accept = (socket: Socket): void => {
+    socket.on('error', () => undefined);
+    if (sessions.size >= MAX_SESSIONS) {
+      log.warn({ sessions: sessions.size }, 'qtest session refused: too many open');
+      socket.end(`FAIL too many qtest sessions: ${MAX_SESSIONS} are open\n`, 'latin1');
+      return;
+    }
     sessions.add(socket);
     const session = serveConnection(socket, options, log);
-    socket.on('error', () => undefined);
     socket.on('close', () => {
       sessions.delete(socket);
       session.close();

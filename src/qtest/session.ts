@@ -379,7 +379,9 @@ export class QtestSession {
     // unnamed: in and out reach the same lines.
     if (!INTERRUPT_CONTROLLER.has(path)) return 'FAIL Unknown device\n';
     if (words[2] !== undefined) {
-      return outbound ? 'FAIL No intercepts installed\n' : 'FAIL Interception of named in-GPIOs not yet supported\n';
+      return outbound
+        ? 'FAIL No intercepts installed\n'
+        : 'FAIL Interception of named in-GPIOs not yet supported\n';
     }
     if (this.intercepting) return 'OK\n';
     this.intercepting = true;

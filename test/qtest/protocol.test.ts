@@ -441,3 +441,24 @@ describe('bad input: FAIL or a clean close, never a crash', () => {
     expect(await other.command('endianness')).toBe('OK little');
   });
 });
+
+describe('session limit', () => {
+  it(`past ${qtestProtocol.constants.MAX_SESSIONS.value} open sessions a new connection is answered FAIL and closed`, async () => {
+    const r = await rig();
+    try {
+      const max = qtestProtocol.constants.MAX_SESSIONS.value;
+      const open = await Promise.all(Array.from({ length: max }, () => r.vmmr.connect()));
+      expect(await open[max - 1]!.command('endianness')).toBe('OK little');
+      const extra = await r.vmmr.connect('tcp');
+      expect(await extra.nextAnswers(1)).toEqual([`FAIL too many qtest sessions: ${max} are open`]);
+      await extra.whenClosed();
+      await open[0]!.close();
+      for (let i = 0; i < 100 && r.vmmr.server.sessions >= max; i++)
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      const next = await r.vmmr.connect();
+      expect(await next.command('endianness')).toBe('OK little');
+    } finally {
+      await r.vmmr.stop();
+    }
+  });
+});
