@@ -93,12 +93,16 @@ function noMoreWords(words: readonly string[], count: number, command: string, u
   if (words.length > count) fail(`${command} takes ${usage}: unexpected ${JSON.stringify(words[count])}`);
 }
 
+const MAX_BY_WIDTH = [0, 0xff, 0xffff, 0, 0xffffffff];
+
 /** A value checked against a width: QEMU truncates silently, vmmr refuses what does not fit. */
 function fitting(value: number | bigint, width: number, command: string): AccessValue {
-  const max = width === 8 ? U64_MAX : BigInt(2 ** (8 * width) - 1);
-  if (BigInt(value) > max)
-    fail(`${command}: VALUE 0x${value.toString(16)} does not fit in ${width} byte${width === 1 ? '' : 's'}`);
-  return typeof value === 'bigint' && width < 8 ? Number(value) : value;
+  // Numbers are below 2^53: they fit 8 bytes, and the narrower widths are a comparison.
+  if (typeof value === 'number' && (width === 8 || value <= MAX_BY_WIDTH[width]!)) return value;
+  if (typeof value === 'bigint' && width === 8) return value;
+  return fail(
+    `${command}: VALUE 0x${value.toString(16)} does not fit in ${width} byte${width === 1 ? '' : 's'}`,
+  );
 }
 
 function asAddress(value: number | bigint): number {
@@ -155,7 +159,7 @@ export class QtestSession {
       ['memset', (w) => this.memset(w)],
       ['b64read', (w) => this.b64read(w)],
       ['b64write', (w) => this.b64write(w)],
-      ['endianness', (w) => (noMoreWords(w, 1, 'endianness', 'no arguments'), 'OK little\n')],
+      ['endianness', (w) => this.endianness(w)],
       ['clock_step', (w) => this.clockStep(w)],
       ['clock_set', (w) => this.clockSet(w)],
       ['irq_intercept_in', (w) => this.intercept(w, false)],
@@ -345,6 +349,11 @@ export class QtestSession {
       fail(`b64write: B64_DATA holds ${decoded.length} bytes, fewer than SIZE ${size}`);
     if (size > 0) this.bus.writeBytes(asAddress(address), new Uint8Array(decoded.subarray(0, size)));
     return 'OK\n';
+  }
+
+  private endianness(words: readonly string[]): string {
+    noMoreWords(words, 1, 'endianness', 'no arguments');
+    return 'OK little\n';
   }
 
   // ---- virtual clock (vmmr has no timers: the clock moves only when told) ----
