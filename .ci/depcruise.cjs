@@ -5,7 +5,8 @@
  */
 const LAYERS = [
   ['cli'],
-  ['server', 'qtest', 'vfio-user'],
+  ['server'],
+  ['qtest', 'vfio-user'],
   ['views', 'control', 'platform', 'driver-sim'],
   ['access'],
   ['machine'],

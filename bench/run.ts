@@ -51,6 +51,7 @@ const SECTIONS: readonly SectionRunner[] = [
   { id: 'batch', run: (http) => childSection('./batch.js', [], http) },
   { id: 'scale', run: () => childSection('./scale.js', ['--expose-gc']) },
   { id: 'vfio-user', run: () => childSection('./vfio-user.js', []) },
+  { id: 'qtest', run: () => childSection('./qtest.js', []) },
 ];
 
 function drawChart(results: Results): void {

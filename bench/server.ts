@@ -20,7 +20,13 @@ import { BAR_ROUTE, BARE_ANSWER, type ServerKind, type ServerMessage } from './l
 
 async function start(kind: ServerKind): Promise<{ url: string; close(): Promise<void> }> {
   if (kind === 'vmmr') {
-    const config = loadConfig({ HOST: '127.0.0.1', PORT: '0' });
+    // The qtest section passes VMMR_QTEST_SOCKET to serve its protocol too.
+    const qtest = process.env.VMMR_QTEST_SOCKET;
+    const config = loadConfig({
+      HOST: '127.0.0.1',
+      PORT: '0',
+      ...(qtest ? { VMMR_QTEST_SOCKET: qtest } : {}),
+    });
     const server = await startServer(config, DEFAULT_TOPOLOGY, { handleSignals: false, logger: false });
     return { url: server.url, close: () => server.close() };
   }

@@ -41,3 +41,12 @@ export {
 } from './machine/topology.js';
 export type { MmrVf } from './mmr/vf.js';
 export type { VirtioPf } from './mmr/pf.js';
+export { PlatformBus, type DmaProvider, type PlatformBusOptions } from './platform/bus.js';
+export { assignAddresses, type AssignmentReport, type BarAssignment } from './platform/assign.js';
+export {
+  DEFAULT_PLATFORM_MAP,
+  resolvePlatformOptions,
+  type PlatformMap,
+  type PlatformOptions,
+} from './platform/options.js';
+export type { ViewName } from './platform/decode.js';

@@ -28,6 +28,8 @@ export const BARE_ANSWER = {
 export interface ServerOptions {
   /** Run the child under `node --cpu-prof`, writing the profile into this directory at exit. */
   profileDir?: string;
+  /** Extra environment of the child (e.g. VMMR_QTEST_SOCKET). */
+  env?: Record<string, string>;
 }
 
 export interface ServerHandle {
@@ -52,6 +54,7 @@ export async function startServerChild(kind: ServerKind, options: ServerOptions 
     : [];
   const child: ChildProcess = fork(SERVER_SCRIPT, [kind], {
     execArgv,
+    ...(options.env ? { env: { ...process.env, ...options.env } } : {}),
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

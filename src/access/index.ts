@@ -238,12 +238,14 @@ export function write(
         return;
       }
       checkRange(space, offset, width, CONFIG_SIZE);
+      view.vf.events.configWrites++;
       view.writeConfig(offset, width, narrowValue(value, width));
       return;
     }
     const fn = asFunction(target, space);
     if (space === 'config') {
       checkRange(space, offset, width, CONFIG_SIZE);
+      fn.events.configWrites++;
       fn.writeConfig(offset, width, narrowValue(value, width));
       return;
     }

@@ -33,6 +33,11 @@ export type EventListener = (event: VmmrEvent) => void;
 
 export class EventBus {
   private listeners: EventListener[] = [];
+  /**
+   * Config-space writes made through the access layer on this machine (src/access counts them):
+   * address decoders (src/platform) cache which BAR claims which address until it changes.
+   */
+  configWrites = 0;
 
   get active(): boolean {
     return this.listeners.length > 0;

@@ -18,7 +18,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { limitsOf, type Config, type Limits } from './config.js';
 import type { ResolvedTopology } from '../machine/topology.js';
 import { PROTECTED_PREFIX, bearerAuth } from './auth.js';
-import { Emulator } from './emulator.js';
+import { Emulator } from '../machine/emulator.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { Metrics } from './metrics.js';
 import { registerOpenApi } from './openapi.js';

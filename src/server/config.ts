@@ -64,6 +64,10 @@ export interface Config {
   requestTimeout?: number;
   /** VMMR_STATE_FILE: where the machine state is kept across restarts; undefined = not kept. */
   stateFile?: string;
+  /** VMMR_QTEST_SOCKET: Unix socket of the qtest protocol (docs/qtest.md); undefined = none. */
+  qtestSocket?: string;
+  /** VMMR_QTEST_PORT: TCP port of the qtest protocol on HOST (0 = a free one); undefined = none. */
+  qtestPort?: number;
 }
 
 /** The limits of a configuration with the defaults filled in. */
@@ -267,6 +271,31 @@ export function parseStateFile(value: string, setting = 'VMMR_STATE_FILE'): stri
   return value;
 }
 
+/** Longest Unix socket path: sun_path holds 108 bytes with the terminating NUL (unix(7)). */
+const MAX_SOCKET_PATH = 107;
+
+export function parseQtestSocket(value: string, setting = 'VMMR_QTEST_SOCKET'): string {
+  if (value.trim() === '' || value.endsWith('/')) {
+    throw new ConfigError(
+      setting,
+      value,
+      'is not a valid path: expected the path of a Unix socket (leave it unset for none)',
+    );
+  }
+  if (Buffer.byteLength(value) > MAX_SOCKET_PATH) {
+    throw new ConfigError(
+      setting,
+      value,
+      `is too long for a Unix socket path: at most ${MAX_SOCKET_PATH} bytes`,
+    );
+  }
+  return value;
+}
+
+export function parseQtestPort(value: string, setting = 'VMMR_QTEST_PORT'): number {
+  return parsePort(value, setting);
+}
+
 /**
  * Reads HOST, PORT, LOG_LEVEL, VMMR_TOPOLOGY and the VMMR_* limits from `env`; `overrides`
  * (command-line options) win over the environment and are named by their
@@ -314,5 +343,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   if (requestTimeout !== undefined) config.requestTimeout = parseRequestTimeout(requestTimeout);
   const stateFile = env.VMMR_STATE_FILE;
   if (stateFile !== undefined) config.stateFile = parseStateFile(stateFile);
+  const qtestSocket = env.VMMR_QTEST_SOCKET;
+  if (qtestSocket !== undefined) config.qtestSocket = parseQtestSocket(qtestSocket);
+  const qtestPort = env.VMMR_QTEST_PORT;
+  if (qtestPort !== undefined) config.qtestPort = parseQtestPort(qtestPort);
   return config;
 }

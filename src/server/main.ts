@@ -5,7 +5,9 @@
 import { isIP, type AddressInfo } from 'node:net';
 import type { Config } from './config.js';
 import type { ResolvedTopology } from '../machine/topology.js';
+import type { QtestServer } from '../qtest/server.js';
 import { buildApp, type BuildAppOptions, type VmmrApp } from './app.js';
+import { attachQtest } from './qtest.js';
 
 /** Listening failed (address in use, permission denied, unknown host...). */
 export class ListenError extends Error {
@@ -36,6 +38,8 @@ export interface RunningServer {
   /** e.g. "http://127.0.0.1:8080" (actual port when PORT=0). */
   url: string;
   address: AddressInfo;
+  /** The qtest listeners (VMMR_QTEST_SOCKET, VMMR_QTEST_PORT), when configured. */
+  qtest: QtestServer | undefined;
   /** Closes the app and removes the signal handlers; resolves when done. */
   close(): Promise<void>;
 }
@@ -61,6 +65,12 @@ export async function startServer(
   options: StartServerOptions = {},
 ): Promise<RunningServer> {
   const app = await buildApp({ config, topology, logger: options.logger, routes: options.routes });
+
+  // The qtest listeners first: they close with the app (onClose), also when HTTP cannot listen.
+  const qtest = await attachQtest(app, config).catch(async (err: unknown) => {
+    await app.close().catch(() => undefined);
+    throw new ListenError((err as Error).message, (err as NodeJS.ErrnoException).code);
+  });
 
   try {
     await app.listen({ host: config.host, port: config.port });
@@ -122,6 +132,7 @@ export async function startServer(
     app,
     url,
     address,
+    qtest,
     async close() {
       removeHandlers();
       await (closing ?? app.close());

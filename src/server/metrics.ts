@@ -5,7 +5,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { SPACES } from '../access/index.js';
-import type { Emulator } from './emulator.js';
+import type { Emulator } from '../machine/emulator.js';
 
 export type AccessOp = 'read' | 'write';
 

@@ -15,7 +15,7 @@ import type { ServerResponse } from 'node:http';
 import { isVmmrError } from '../base/errors.js';
 import type { VmmrEvent, VmmrEventType } from '../base/events.js';
 import type { MmrVf } from '../mmr/vf.js';
-import type { Emulator, EmulatorListener, TopologyChange } from './emulator.js';
+import type { Emulator, EmulatorListener, TopologyChange } from '../machine/emulator.js';
 
 export interface EventFilter {
   /** Only events of this function (long-form BDF). */

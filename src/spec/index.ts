@@ -19,8 +19,10 @@ import deviceTypesRaw from '../../spec-tables/device-types.json' with { type: 'j
 import mmrLocatorRaw from '../../spec-tables/mmr-locator.json' with { type: 'json' };
 import msixCapRaw from '../../spec-tables/msix-cap.json' with { type: 'json' };
 import msixTableEntryRaw from '../../spec-tables/msix-table-entry.json' with { type: 'json' };
+import pcPlatformRaw from '../../spec-tables/pc-platform.json' with { type: 'json' };
 import pciHeaderRaw from '../../spec-tables/pci-header.json' with { type: 'json' };
 import pcieCapRaw from '../../spec-tables/pcie-cap.json' with { type: 'json' };
+import qtestProtocolRaw from '../../spec-tables/qtest-protocol.json' with { type: 'json' };
 import sriovCapRaw from '../../spec-tables/sriov-cap.json' with { type: 'json' };
 import commonCfgRaw from '../../spec-tables/virtio-common-cfg.json' with { type: 'json' };
 import feat9pRaw from '../../spec-tables/virtio-features-9p.json' with { type: 'json' };
@@ -141,6 +143,10 @@ export const ariCap = table(ariCapRaw, 'ari-cap');
 export const mmrLocator = table(mmrLocatorRaw, 'mmr-locator');
 /** Regions of the PF/VF memory BAR. */
 export const barLayout = table(barLayoutRaw, 'bar-layout');
+/** The PC platform of a qtest session: 0xCF8/0xCFC, ECAM, address windows, INTx routing. */
+export const pcPlatform = table(pcPlatformRaw, 'pc-platform');
+/** Limits of the qtest line protocol (src/qtest). */
+export const qtestProtocol = table(qtestProtocolRaw, 'qtest-protocol');
 
 // ---------------------------------------------------------------------------------------------
 // virtio structures
@@ -345,6 +351,8 @@ export const allTables: readonly AnyTable[] = Object.freeze([
   ariCap,
   mmrLocator,
   barLayout,
+  pcPlatform,
+  qtestProtocol,
   virtioPciCap,
   commonCfg,
   legacy,

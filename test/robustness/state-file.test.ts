@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Machine } from '../../src/machine/machine.js';
 import { STATE_FORMAT, STATE_VERSION, type MachineState } from '../../src/machine/state.js';
 import { formatBdf } from '../../src/pci/bdf.js';
-import { Emulator } from '../../src/server/emulator.js';
+import { Emulator } from '../../src/machine/emulator.js';
 import {
   loadStateFile,
   removeStaleTemporaryFiles,

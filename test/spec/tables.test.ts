@@ -89,6 +89,8 @@ describe('spec table files', () => {
       'ari-cap',
       'mmr-locator',
       'bar-layout',
+      'pc-platform',
+      'qtest-protocol',
       'virtio-ring',
       'virtio-net-hdr',
       'virtio-net-ctrl',

@@ -10,9 +10,9 @@
  */
 import { VmmrError, isVmmrError } from '../base/errors.js';
 import type { VmmrEvent } from '../base/events.js';
-import { Machine, type MachineOptions } from '../machine/machine.js';
-import type { MachineState } from '../machine/state.js';
-import { TopologyError, parseTopology, type ResolvedTopology } from '../machine/topology.js';
+import { Machine, type MachineOptions } from './machine.js';
+import type { MachineState } from './state.js';
+import { TopologyError, parseTopology, type ResolvedTopology } from './topology.js';
 
 /** Something other than a device event changed which functions exist. */
 export type TopologyChange =
