@@ -122,28 +122,19 @@ function stopped(
 export function readBlock(target: AccessTarget, space: Space, offset: number, length: number): Uint8Array {
   checkBlock(target, space, 'read', offset, length);
   const out = new Uint8Array(length);
-  const widest = maxWidthOf(space);
-  const end = offset + length;
-  let at = offset;
-  while (at < end) {
-    let width = widest;
-    while (width > 1 && (at % width !== 0 || at + width > end)) width >>= 1;
+  const view = new DataView(out.buffer);
+  for (const piece of blockPieces(space, offset, length)) {
+    const at = piece.offset - offset;
     let value: AccessValue;
     try {
-      value = read(target, space, at, width);
+      value = read(target, space, piece.offset, piece.width);
     } catch (e) {
-      stopped(e, target, space, 'read', offset, length, at - offset);
+      stopped(e, target, space, 'read', offset, length, at);
     }
-    const base = at - offset;
-    if (typeof value === 'bigint') {
-      const lo = Number(value & 0xffffffffn);
-      const hi = Number(value >> 32n);
-      for (let i = 0; i < 4; i++) out[base + i] = (lo >>> (8 * i)) & 0xff;
-      for (let i = 0; i < 4; i++) out[base + 4 + i] = (hi >>> (8 * i)) & 0xff;
-    } else {
-      for (let i = 0; i < width; i++) out[base + i] = (value >>> (8 * i)) & 0xff;
-    }
-    at += width;
+    if (typeof value === 'bigint') view.setBigUint64(at, value, true);
+    else if (piece.width === 4) view.setUint32(at, value, true);
+    else if (piece.width === 2) view.setUint16(at, value, true);
+    else view.setUint8(at, value);
   }
   return out;
 }
@@ -152,32 +143,21 @@ export function readBlock(target: AccessTarget, space: Space, offset: number, le
 export function writeBlock(target: AccessTarget, space: Space, offset: number, data: Uint8Array): void {
   const length = data.length;
   checkBlock(target, space, 'write', offset, length);
-  const widest = maxWidthOf(space);
-  const end = offset + length;
-  let at = offset;
-  while (at < end) {
-    let width = widest;
-    while (width > 1 && (at % width !== 0 || at + width > end)) width >>= 1;
-    const base = at - offset;
-    let value: AccessValue;
-    if (width === 8) {
-      const lo = littleEndian(data, base, 4);
-      const hi = littleEndian(data, base + 4, 4);
-      value = (BigInt(hi) << 32n) | BigInt(lo);
-    } else {
-      value = littleEndian(data, base, width);
-    }
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  for (const piece of blockPieces(space, offset, length)) {
+    const at = piece.offset - offset;
+    const value: AccessValue =
+      piece.width === 8
+        ? view.getBigUint64(at, true)
+        : piece.width === 4
+          ? view.getUint32(at, true)
+          : piece.width === 2
+            ? view.getUint16(at, true)
+            : view.getUint8(at);
     try {
-      write(target, space, at, width, value);
+      write(target, space, piece.offset, piece.width, value);
     } catch (e) {
-      stopped(e, target, space, 'write', offset, length, base);
+      stopped(e, target, space, 'write', offset, length, at);
     }
-    at += width;
   }
-}
-
-function littleEndian(data: Uint8Array, at: number, width: number): number {
-  let value = 0;
-  for (let i = width - 1; i >= 0; i--) value = value * 256 + data[at + i]!;
-  return value;
 }

@@ -85,6 +85,13 @@ function asFunction(target: AccessTarget, space: Space): VirtioPciFunction {
   );
 }
 
+/** The guest view of an `io` / `guest-config` access, after its range check. */
+function guestTarget(target: AccessTarget, space: Space, offset: number, width: number): GuestView {
+  const view = asView(target, space);
+  checkRange(space, offset, width, space === 'io' ? view.ioLength : CONFIG_SIZE);
+  return view;
+}
+
 function functionOf(target: AccessTarget): VirtioPciFunction {
   return target instanceof GuestView ? target.vf : target;
 }
@@ -200,13 +207,8 @@ export function read(target: AccessTarget, space: Space, offset: number, width: 
     checkShape(space, offset, width);
     checkLive(target);
     if (isGuestSpace(space)) {
-      const view = asView(target, space);
-      if (space === 'io') {
-        checkRange(space, offset, width, view.ioLength);
-        return view.ioRead(offset, width);
-      }
-      checkRange(space, offset, width, CONFIG_SIZE);
-      return view.readConfig(offset, width);
+      const view = guestTarget(target, space, offset, width);
+      return space === 'io' ? view.ioRead(offset, width) : view.readConfig(offset, width);
     }
     const fn = asFunction(target, space);
     if (space === 'config') {
@@ -231,15 +233,14 @@ export function write(
     checkShape(space, offset, width);
     checkLive(target);
     if (isGuestSpace(space)) {
-      const view = asView(target, space);
+      const view = guestTarget(target, space, offset, width);
+      const narrow = narrowValue(value, width);
       if (space === 'io') {
-        checkRange(space, offset, width, view.ioLength);
-        view.ioWrite(offset, width, narrowValue(value, width));
-        return;
+        view.ioWrite(offset, width, narrow);
+      } else {
+        view.vf.events.configWrites++;
+        view.writeConfig(offset, width, narrow);
       }
-      checkRange(space, offset, width, CONFIG_SIZE);
-      view.vf.events.configWrites++;
-      view.writeConfig(offset, width, narrowValue(value, width));
       return;
     }
     const fn = asFunction(target, space);

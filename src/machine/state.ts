@@ -44,16 +44,21 @@ const QueueSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/** The device registers every version of the format has kept as they are. */
+const DeviceRegisterFields = {
+  status: Uint(0xff),
+  isr: Uint(0xff),
+  generation: Uint(0xff),
+  queueSelect: Uint(0xffff),
+  configVector: Uint(0xffff),
+  deviceFeatureSelect: Uint(0xffffffff),
+  driverFeatureSelect: Uint(0xffffffff),
+  driverFeatures: Hex64,
+};
+
 const DeviceStateSchema = Type.Object(
   {
-    status: Uint(0xff),
-    isr: Uint(0xff),
-    generation: Uint(0xff),
-    queueSelect: Uint(0xffff),
-    configVector: Uint(0xffff),
-    deviceFeatureSelect: Uint(0xffffffff),
-    driverFeatureSelect: Uint(0xffffffff),
-    driverFeatures: Hex64,
+    ...DeviceRegisterFields,
     queues: Type.Union([Type.Array(QueueSchema), Type.Null()], {
       description: 'null until a queue is programmed',
     }),
@@ -128,14 +133,7 @@ const V1_ENTRY_DWORDS = 4;
 
 const DeviceStateV1Schema = Type.Object(
   {
-    status: Uint(0xff),
-    isr: Uint(0xff),
-    generation: Uint(0xff),
-    queueSelect: Uint(0xffff),
-    configVector: Uint(0xffff),
-    deviceFeatureSelect: Uint(0xffffffff),
-    driverFeatureSelect: Uint(0xffffffff),
-    driverFeatures: Hex64,
+    ...DeviceRegisterFields,
     queues: Type.Union([Type.Array(Uint(0xffffffff)), Type.Null()]),
     config: Type.Union([Type.Array(Uint(0xff)), Type.Null()]),
     msix: Type.Union([Type.Array(Uint(0xffffffff)), Type.Null()]),

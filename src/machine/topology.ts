@@ -20,15 +20,10 @@ import {
 } from '../base/schema-errors.js';
 import { isMacText, MAC_FORM, notUnicast, parseMac } from '../mmr/identity.js';
 import { BDF_FORM, formatBdf, parseBdf, type Bdf } from '../pci/bdf.js';
-import {
-  deepFreeze,
-  deviceConfigs,
-  VIRTIO_TYPE_NAMES,
-  virtioRing,
-  type VirtioTypeName,
-} from '../spec/index.js';
+import { deepFreeze, deviceConfigs, VIRTIO_TYPE_NAMES, virtioRing } from '../spec/index.js';
+import type { PfDefinition } from '../mmr/pf.js';
 import { vfIndexAt } from '../sriov/routing.js';
-import { ACCESS_POLICIES, NOTIFY_ROUTES, type AccessPolicy, type NotifyRoute } from '../virtio/model.js';
+import { ACCESS_POLICIES, NOTIFY_ROUTES } from '../virtio/model.js';
 import defaultTopologyJson from './topology-default.json' with { type: 'json' };
 
 export const PF_DEFAULTS = {
@@ -120,17 +115,10 @@ export interface ResolvedVfOverride {
   serial?: string;
 }
 
-export interface ResolvedPf {
+/** A topology PF entry with every default filled: what a PF is (PfDefinition), by address. */
+export interface ResolvedPf extends Omit<PfDefinition, 'domain' | 'rid' | 'overrides'> {
   /** Always the long, lower-case form "0000:01:00.0". */
   bdf: string;
-  type: VirtioTypeName;
-  totalVfs: number;
-  initialVfs: number;
-  firstVfOffset: number;
-  vfStride: number;
-  queueSize: number;
-  policy: AccessPolicy;
-  notify: NotifyRoute;
   /** Keyed by the long, lower-case VF BDF. */
   vfs: Record<string, ResolvedVfOverride>;
 }
