@@ -10,7 +10,6 @@ import {
 import type { EventBus } from '../base/events.js';
 import { ConfigStore } from '../pci/config-space.js';
 import { IntxPin } from '../pci/intx.js';
-import type { MsixTable } from '../pci/msix.js';
 import { applyRegisterTable } from '../pci/registers.js';
 import { layoutSriov, SriovCapability, type VfBudget } from '../sriov/capability.js';
 import { lastVfRid, vfIndexAt, vfRid } from '../sriov/routing.js';
@@ -67,7 +66,6 @@ export class VirtioPf extends VirtioPciFunction {
   readonly vfTemplate: FunctionTemplate;
   readonly config: ConfigStore;
   readonly device: VirtioDevice;
-  readonly msix: MsixTable;
   readonly sriovCapability: SriovCapability;
   readonly ari: number;
   /** Offset of the MMR locator in every VF's config space. */
@@ -144,7 +142,6 @@ export class VirtioPf extends VirtioPciFunction {
     this.sriovCapability = new SriovCapability(this.config, sriovBase, sriov, budget, (enabled) =>
       this.vfEnableEdge(enabled),
     );
-    this.msix = this.createMsix(this.config);
     this.device = new VirtioDevice(this.template.model, this);
     this.intx = new IntxPin(this.config, (level) => {
       if (this.events.active) this.events.emit({ type: 'interrupt', bdf: this.bdf, mode: 'intx', level });

@@ -1,6 +1,5 @@
 import type { EventBus } from '../base/events.js';
 import { ConfigStore } from '../pci/config-space.js';
-import type { MsixTable } from '../pci/msix.js';
 import { VirtioDevice } from '../virtio/device.js';
 import { VirtioPciFunction, type FunctionTemplate } from '../virtio/pci-function.js';
 import type { VirtioPf } from './pf.js';
@@ -28,7 +27,6 @@ export class MmrVf extends VirtioPciFunction {
   readonly kind = 'vf';
   readonly config: ConfigStore;
   readonly device: VirtioDevice;
-  readonly msix: MsixTable;
   observer: VfObserver | undefined;
 
   constructor(
@@ -37,7 +35,6 @@ export class MmrVf extends VirtioPciFunction {
   ) {
     super();
     this.config = new ConfigStore(pf.vfTemplate.config);
-    this.msix = this.createMsix(this.config);
     this.device = new VirtioDevice(pf.vfTemplate.model, this);
   }
 

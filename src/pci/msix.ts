@@ -23,9 +23,15 @@ export interface MsixMessage {
   data: number;
 }
 
-/** Where a function's MSI-X messages go, and who hears of vectors left pending. */
-export interface MsixSink {
+/**
+ * A function with an MSI-X capability: its config space (Message Control), the slot its table and
+ * PBA live in (undefined while at reset), and where its messages go.
+ */
+export interface MsixFunction {
+  readonly config: ConfigStore;
+  msixSlots: Uint32Array | undefined;
   deliver(message: MsixMessage): void;
+  /** A vector fired while masked: its pending bit is set. */
   pending(vector: number): void;
 }
 
@@ -37,150 +43,135 @@ export interface MsixState {
 }
 
 /**
- * The MSI-X capability of a function (PCI 3.0 §6.8; QEMU hw/pci/msix.c): Message Control in
- * config space (Enable, Function Mask), the vector table and the pending bit array in a BAR.
- * Table and PBA are allocated on the first write that changes them (most functions of a large
- * machine never program one). A vector signalled while the function or the vector is masked
- * sets its pending bit; unmasking delivers it and clears the bit (§6.8.2.9).
+ * The MSI-X capability of the functions of one template (PCI 3.0 §6.8; QEMU hw/pci/msix.c):
+ * Message Control in config space (Enable, Function Mask), the vector table and the pending bit
+ * array in a BAR. One MsixTable serves every function of the template (flyweight); a function's
+ * own table and PBA are allocated on the first write that changes them (most functions of a large
+ * machine never program one). A vector signalled while the function or the vector is masked sets
+ * its pending bit; unmasking delivers it and clears the bit (§6.8.2.9).
  */
 export class MsixTable {
-  private slots: Uint32Array | undefined;
+  private readonly tableDwords: number;
+  private readonly pbaDwords: number;
 
   constructor(
     readonly vectors: number,
-    private readonly config: ConfigStore,
     private readonly capability: number,
-    private readonly sink: MsixSink,
-  ) {}
-
-  private flags(): number {
-    return this.config.read(this.capability + FLAGS.offset, FLAGS.size);
+  ) {
+    this.tableDwords = vectors * ENTRY_DWORDS;
+    this.pbaDwords = Math.ceil(vectors / 32);
   }
 
-  get enabled(): boolean {
-    return (this.flags() & FLAGS_ENABLE) !== 0;
+  private flags(f: MsixFunction): number {
+    return f.config.read(this.capability + FLAGS.offset, FLAGS.size);
   }
 
-  get functionMasked(): boolean {
-    return (this.flags() & FLAGS_MASKALL) !== 0;
+  enabled(f: MsixFunction): boolean {
+    return (this.flags(f) & FLAGS_ENABLE) !== 0;
   }
 
-  private get tableDwords(): number {
-    return this.vectors * ENTRY_DWORDS;
+  functionMasked(f: MsixFunction): boolean {
+    return (this.flags(f) & FLAGS_MASKALL) !== 0;
   }
 
-  private get pbaDwords(): number {
-    return Math.ceil(this.vectors / 32);
-  }
-
-  private dword(index: number): number {
-    if (this.slots) return this.slots[index]!;
+  private dword(f: MsixFunction, index: number): number {
+    const slots = f.msixSlots;
+    if (slots) return slots[index]!;
     return index < this.tableDwords && index % ENTRY_DWORDS === CTRL_DWORD ? VECTOR_CTRL_RESET : 0;
   }
 
-  private own(): Uint32Array {
-    if (!this.slots) {
+  private own(f: MsixFunction): Uint32Array {
+    if (!f.msixSlots) {
       const slots = new Uint32Array(this.tableDwords + this.pbaDwords);
       for (let v = 0; v < this.vectors; v++) slots[v * ENTRY_DWORDS + CTRL_DWORD] = VECTOR_CTRL_RESET;
-      this.slots = slots;
+      f.msixSlots = slots;
     }
-    return this.slots;
+    return f.msixSlots;
   }
 
   /** Table dword at a byte offset inside the table. */
-  readTable(offset: number): number {
-    return this.dword(offset >>> 2);
+  readTable(f: MsixFunction, offset: number): number {
+    return this.dword(f, offset >>> 2);
   }
 
   /** Vector Control keeps only its writable bits (Mask; bits 31:1 are reserved, §6.8.2.9). */
-  writeTable(offset: number, value: number): void {
+  writeTable(f: MsixFunction, offset: number, value: number): void {
     const index = offset >>> 2;
     const isControl = index % ENTRY_DWORDS === CTRL_DWORD;
-    this.own()[index] = (isControl ? value & VECTOR_CTRL_WRITABLE : value) >>> 0;
-    if (isControl) this.deliverPending();
+    this.own(f)[index] = (isControl ? value & VECTOR_CTRL_WRITABLE : value) >>> 0;
+    if (isControl) this.deliverPending(f);
   }
 
-  readPba(offset: number): number {
-    return this.dword(this.tableDwords + (offset >>> 2));
+  readPba(f: MsixFunction, offset: number): number {
+    return this.dword(f, this.tableDwords + (offset >>> 2));
   }
 
-  vectorMasked(vector: number): boolean {
-    return (this.dword(vector * ENTRY_DWORDS + CTRL_DWORD) & MASKBIT) !== 0;
+  vectorMasked(f: MsixFunction, vector: number): boolean {
+    return (this.dword(f, vector * ENTRY_DWORDS + CTRL_DWORD) & MASKBIT) !== 0;
   }
 
-  isPending(vector: number): boolean {
-    return ((this.dword(this.tableDwords + (vector >>> 5)) >>> (vector & 31)) & 1) === 1;
+  isPending(f: MsixFunction, vector: number): boolean {
+    return ((this.dword(f, this.tableDwords + (vector >>> 5)) >>> (vector & 31)) & 1) === 1;
   }
 
-  private setPending(vector: number, on: boolean): void {
-    const slots = this.own();
+  private setPending(f: MsixFunction, vector: number, on: boolean): void {
+    const slots = this.own(f);
     const index = this.tableDwords + (vector >>> 5);
     const bit = 1 << (vector & 31);
     slots[index] = on ? slots[index]! | bit : slots[index]! & ~bit;
   }
 
-  private message(vector: number): MsixMessage {
+  private message(f: MsixFunction, vector: number): MsixMessage {
     const base = vector * ENTRY_DWORDS;
     return {
       vector,
-      addressLow: this.dword(base + LOWER_ADDR_DWORD),
-      addressHigh: this.dword(base + UPPER_ADDR_DWORD),
-      data: this.dword(base + DATA_DWORD),
+      addressLow: this.dword(f, base + LOWER_ADDR_DWORD),
+      addressHigh: this.dword(f, base + UPPER_ADDR_DWORD),
+      data: this.dword(f, base + DATA_DWORD),
     };
   }
 
   /** A vector fires: delivered now, or left pending while the function or the vector is masked. */
-  signal(vector: number): void {
+  signal(f: MsixFunction, vector: number): void {
     if (vector >= this.vectors) return;
-    if (this.functionMasked || this.vectorMasked(vector)) {
-      this.setPending(vector, true);
-      this.sink.pending(vector);
+    if (this.functionMasked(f) || this.vectorMasked(f, vector)) {
+      this.setPending(f, vector, true);
+      f.pending(vector);
       return;
     }
-    this.sink.deliver(this.message(vector));
+    f.deliver(this.message(f, vector));
   }
 
   /** After an unmask (entry or function), pending vectors are delivered and their bits clear. */
-  deliverPending(): void {
-    if (!this.slots || !this.enabled || this.functionMasked) return;
+  deliverPending(f: MsixFunction): void {
+    if (!f.msixSlots || !this.enabled(f) || this.functionMasked(f)) return;
     for (let v = 0; v < this.vectors; v++) {
-      if (this.isPending(v) && !this.vectorMasked(v)) {
-        this.setPending(v, false);
-        this.sink.deliver(this.message(v));
+      if (this.isPending(f, v) && !this.vectorMasked(f, v)) {
+        this.setPending(f, v, false);
+        f.deliver(this.message(f, v));
       }
     }
   }
 
-  /** Function reset: every vector masked, nothing pending. */
-  reset(): void {
-    this.slots = undefined;
-  }
-
-  get pristine(): boolean {
-    return this.slots === undefined;
-  }
-
-  getState(): MsixState | null {
-    if (!this.slots) return null;
+  getState(f: MsixFunction): MsixState | null {
+    if (!f.msixSlots) return null;
     const vectors: MsixState['vectors'] = [];
+    const pending: number[] = [];
     for (let v = 0; v < this.vectors; v++) {
-      const m = this.message(v);
+      const m = this.message(f, v);
       vectors.push({
         address: hex64(m.addressLow, m.addressHigh),
         data: m.data,
-        masked: this.vectorMasked(v),
+        masked: this.vectorMasked(f, v),
       });
+      if (this.isPending(f, v)) pending.push(v);
     }
-    const pending: number[] = [];
-    for (let v = 0; v < this.vectors; v++) if (this.isPending(v)) pending.push(v);
     return { vectors, pending };
   }
 
-  setState(state: MsixState | null): void {
-    if (state === null) {
-      this.slots = undefined;
-      return;
-    }
+  /** The slots a state describes (null: at reset); a malformed state is refused, nothing kept. */
+  restore(state: MsixState | null): Uint32Array | undefined {
+    if (state === null) return undefined;
     if (state.vectors.length !== this.vectors) {
       throw new Error(`MSI-X state has ${state.vectors.length} vectors, the function has ${this.vectors}`);
     }
@@ -202,6 +193,6 @@ export class MsixTable {
       const index = this.tableDwords + (v >>> 5);
       slots[index] = slots[index]! | (1 << (v & 31));
     }
-    this.slots = slots;
+    return slots;
   }
 }

@@ -10,7 +10,6 @@ import {
   legacyHeaderMsix,
   legacyHeaderNoMsix,
 } from './legacy.js';
-import type { MsixTable } from '../pci/msix.js';
 import { ALL_ONES_64, joinHalves } from './registers.js';
 
 /**
@@ -78,7 +77,10 @@ function writeOnly(what: string): VmmrError {
 /** What an access to the BAR reaches: the virtio device and the function's MSI-X table. */
 export interface BarTarget {
   readonly device: VirtioDevice;
-  readonly msix: MsixTable;
+  msixEnabled(): boolean;
+  readMsixTable(offset: number): number;
+  writeMsixTable(offset: number, value: number): void;
+  readMsixPba(offset: number): number;
 }
 
 /**
@@ -158,7 +160,7 @@ export class BarDecoder {
       case 'COMMON_CFG':
         return commonCfgBlock.read(dev, rel, width, strict);
       case 'LEGACY':
-        return legacyRead(dev, t.msix.enabled, rel, width, strict);
+        return legacyRead(dev, t.msixEnabled(), rel, width, strict);
       case 'DEVICE_CFG':
         return readDeviceConfig(dev, rel, width, strict);
       case 'ISR':
@@ -170,7 +172,7 @@ export class BarDecoder {
       case 'MSIX_TABLE':
       case 'MSIX_PBA':
         if (!msixWidthOk(width, strict, msixName(r.name))) return widthMask(width);
-        return r.name === 'MSIX_TABLE' ? t.msix.readTable(rel) : t.msix.readPba(rel);
+        return r.name === 'MSIX_TABLE' ? t.readMsixTable(rel) : t.readMsixPba(rel);
     }
     throw unmapped(offset, r.name);
   }
@@ -185,7 +187,7 @@ export class BarDecoder {
       case 'COMMON_CFG':
         return commonCfgBlock.read64(dev, rel, strict);
       case 'LEGACY':
-        return legacyRead64(dev, t.msix.enabled, rel, strict);
+        return legacyRead64(dev, t.msixEnabled(), rel, strict);
       case 'DEVICE_CFG':
         return readDeviceConfig64(dev, rel, strict);
       case 'ISR':
@@ -195,9 +197,9 @@ export class BarDecoder {
         if (strict) throw writeOnly('notify region');
         return ALL_ONES_64;
       case 'MSIX_TABLE':
-        return joinHalves(t.msix.readTable(rel), t.msix.readTable(rel + 4));
+        return joinHalves(t.readMsixTable(rel), t.readMsixTable(rel + 4));
       case 'MSIX_PBA':
-        return joinHalves(t.msix.readPba(rel), t.msix.readPba(rel + 4));
+        return joinHalves(t.readMsixPba(rel), t.readMsixPba(rel + 4));
     }
     throw unmapped(offset, r.name);
   }
@@ -213,7 +215,7 @@ export class BarDecoder {
         commonCfgBlock.write(dev, rel, width, value, strict);
         return;
       case 'LEGACY':
-        legacyWrite(dev, t.msix.enabled, rel, width, value, strict);
+        legacyWrite(dev, t.msixEnabled(), rel, width, value, strict);
         return;
       case 'DEVICE_CFG':
         writeDeviceConfig(dev, rel, width, value, strict);
@@ -227,7 +229,7 @@ export class BarDecoder {
         return;
       }
       case 'MSIX_TABLE':
-        if (msixWidthOk(width, strict, 'MSI-X table')) t.msix.writeTable(rel, value);
+        if (msixWidthOk(width, strict, 'MSI-X table')) t.writeMsixTable(rel, value);
         return;
       case 'MSIX_PBA':
         if (strict) throw readOnly('MSI-X PBA');
@@ -246,7 +248,7 @@ export class BarDecoder {
         commonCfgBlock.write64(dev, rel, low, high, strict);
         return;
       case 'LEGACY':
-        legacyWrite64(dev, t.msix.enabled, rel, low, high, strict);
+        legacyWrite64(dev, t.msixEnabled(), rel, low, high, strict);
         return;
       case 'DEVICE_CFG':
         writeDeviceConfig64(dev, rel, low, high, strict);
@@ -260,8 +262,8 @@ export class BarDecoder {
         return;
       }
       case 'MSIX_TABLE':
-        t.msix.writeTable(rel, low);
-        t.msix.writeTable(rel + 4, high);
+        t.writeMsixTable(rel, low);
+        t.writeMsixTable(rel + 4, high);
         return;
       case 'MSIX_PBA':
         if (strict) throw readOnly('MSI-X PBA');

@@ -6,10 +6,10 @@ import { applyRegisterTable, placeMemoryBar } from '../pci/registers.js';
 import { ConfigTemplate } from '../pci/config-space.js';
 import { PciFunction } from '../pci/function.js';
 import { hex64 } from '../base/hex.js';
-import { MsixTable, type MsixMessage, type MsixSink, type MsixState } from '../pci/msix.js';
-import type { ConfigChange, ConfigStore } from '../pci/config-space.js';
+import { MsixTable, type MsixFunction, type MsixMessage, type MsixState } from '../pci/msix.js';
+import type { ConfigChange } from '../pci/config-space.js';
 import type { VirtioDevice, DeviceHost, DeviceState } from './device.js';
-import { BarDecoder, BAR_LAYOUT_SIZE, NOTIFY_OFF_MULTIPLIER } from './memory-bar.js';
+import { BarDecoder, BAR_LAYOUT_SIZE, NOTIFY_OFF_MULTIPLIER, type BarTarget } from './memory-bar.js';
 import type { DeviceModel } from './model.js';
 
 const H = pciHeader.registers;
@@ -59,6 +59,8 @@ export interface FunctionTemplate {
   readonly barIndex: number;
   readonly model: DeviceModel;
   readonly bar: BarDecoder;
+  /** The MSI-X capability's behaviour, shared by the template's functions. */
+  readonly msix: MsixTable;
 }
 
 function addVirtioCap(
@@ -175,6 +177,7 @@ export function buildFunctionTemplate(
   return {
     config: t,
     caps: { pcie, msix, common, notify, isr, device, pciCfg },
+    msix: new MsixTable(model.msixVectors, msix),
     layout,
     barIndex,
     model,
@@ -188,10 +191,11 @@ const FLR = pcieCap.constants.DEVCTL_BCR_FLR.value;
  * A PCI function carrying a virtio device: config side effects (MSI-X enable/mask, FLR, the
  * PCI_CFG access window) and decode of its memory BAR.
  */
-export abstract class VirtioPciFunction extends PciFunction implements DeviceHost, MsixSink {
+export abstract class VirtioPciFunction extends PciFunction implements DeviceHost, MsixFunction, BarTarget {
   abstract readonly template: FunctionTemplate;
   abstract readonly device: VirtioDevice;
-  abstract readonly msix: MsixTable;
+  /** This function's MSI-X table and PBA; undefined while at reset (see MsixTable). */
+  msixSlots: Uint32Array | undefined = undefined;
   abstract readonly events: EventBus;
   abstract identityByte(k: number): number;
   abstract updateIntx(): void;
@@ -206,25 +210,32 @@ export abstract class VirtioPciFunction extends PciFunction implements DeviceHos
     return this.template.model.policy === 'strict';
   }
 
-  /** The MSI-X table of a function of this template over its config space. */
-  protected createMsix(config: ConfigStore): MsixTable {
-    return new MsixTable(this.template.model.msixVectors, config, this.template.caps.msix, this);
-  }
-
   private msixFlags(): number {
     return this.config.read(this.template.caps.msix + MSIX.FLAGS.offset, MSIX.FLAGS.size);
   }
 
   msixEnabled(): boolean {
-    return this.msix.enabled;
+    return this.template.msix.enabled(this);
   }
 
   msixFunctionMasked(): boolean {
-    return this.msix.functionMasked;
+    return this.template.msix.functionMasked(this);
   }
 
   signalMsix(vector: number): void {
-    this.msix.signal(vector);
+    this.template.msix.signal(this, vector);
+  }
+
+  readMsixTable(offset: number): number {
+    return this.template.msix.readTable(this, offset);
+  }
+
+  writeMsixTable(offset: number, value: number): void {
+    this.template.msix.writeTable(this, offset, value);
+  }
+
+  readMsixPba(offset: number): number {
+    return this.template.msix.readPba(this, offset);
   }
 
   deliver(message: MsixMessage): void {
@@ -273,7 +284,7 @@ export abstract class VirtioPciFunction extends PciFunction implements DeviceHos
     }
     if (this.msixFlags() !== msixBefore) {
       this.updateIntx();
-      this.msix.deliverPending();
+      this.template.msix.deliverPending(this);
     }
     this.afterConfigWrite(offset, width);
   }
@@ -284,7 +295,7 @@ export abstract class VirtioPciFunction extends PciFunction implements DeviceHos
   /** PCIe FLR (§6.6.2): config space and device back to reset; Initiate FLR reads 0. */
   functionLevelReset(): void {
     this.config.clear();
-    this.msix.reset();
+    this.msixSlots = undefined;
     this.device.functionReset();
   }
 
@@ -325,7 +336,7 @@ export abstract class VirtioPciFunction extends PciFunction implements DeviceHos
   }
 
   get pristine(): boolean {
-    return this.config.overlaySize === 0 && this.device.pristine && this.msix.pristine;
+    return this.config.overlaySize === 0 && this.device.pristine && this.msixSlots === undefined;
   }
 
   getState(): FunctionState {
@@ -333,14 +344,14 @@ export abstract class VirtioPciFunction extends PciFunction implements DeviceHos
       bdf: this.bdf,
       config: this.config.changes(),
       device: this.device.getState(),
-      msix: this.msix.getState(),
+      msix: this.template.msix.getState(this),
     };
   }
 
   setState(state: FunctionState): void {
     this.config.restoreChanges(state.config);
     this.device.setState(state.device);
-    this.msix.setState(state.msix);
+    this.msixSlots = this.template.msix.restore(state.msix);
   }
 
   /** The memory BARs this function implements, as [index, size]. */

@@ -216,7 +216,7 @@ export function snapshotFunction(fn: VirtioPciFunction, translator: Translator):
     fn,
     kind: fn.kind,
     config: fn.config.snapshot(),
-    device: JSON.stringify({ device: fn.device.getState(), msix: fn.msix.getState() }),
+    device: JSON.stringify({ device: fn.device.getState(), msix: fn.template.msix.getState(fn) }),
     guest: view?.snapshot(),
   };
 }
@@ -277,7 +277,7 @@ export function dumpFunction(fn: VirtioPciFunction): FunctionDump {
     bdf: fn.bdf,
     kind: fn.kind,
     config: Buffer.from(fn.config.snapshot()).toString('hex'),
-    device: JSON.stringify({ device: fn.device.getState(), msix: fn.msix.getState() }),
+    device: JSON.stringify({ device: fn.device.getState(), msix: fn.template.msix.getState(fn) }),
     bars: bars.join(', '),
   };
 }
