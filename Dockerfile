@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 
 # ---- build: compile TypeScript to dist/ ------------------------------------
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 # npm ci builds the vfio-user native addon (src/vfio-user/native) with node-gyp.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
@@ -16,7 +16,7 @@ COPY src ./src
 RUN npm run build
 
 # ---- runtime: production dependencies + compiled output only ---------------
-FROM node:20-bookworm-slim AS runtime
+FROM node:24-bookworm-slim AS runtime
 # tini reaps zombies and forwards SIGTERM/SIGINT to node (graceful shutdown).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends tini \

@@ -72,12 +72,30 @@ describe('Dockerfile', () => {
     expect(all.length).toBeGreaterThanOrEqual(2);
   });
 
-  it('builds and runs on node >= 20 bookworm-slim', () => {
-    for (const stage of all) {
+  it('builds and runs on one supported Node.js LTS major (even, >= 22) of bookworm-slim', () => {
+    const majors = all.map((stage) => {
       const m = /^node:(\d+)(?:\.\d+)*-bookworm-slim(?:@sha256:[0-9a-f]{64})?$/.exec(stage.image);
       expect(m, `FROM ${stage.image}`).not.toBeNull();
-      expect(Number(m?.[1])).toBeGreaterThanOrEqual(20);
+      return Number(m?.[1]);
+    });
+    expect(new Set(majors).size).toBe(1);
+    const major = majors[0] as number;
+    expect(major % 2, 'LTS lines are the even majors').toBe(0);
+    expect(major).toBeGreaterThanOrEqual(22);
+  });
+
+  it('is the Node.js major the suite runs on in CI', () => {
+    const major = Number(/^node:(\d+)/.exec((all[0] as Stage).image)?.[1]);
+    if (process.env['CI'] === 'true') {
+      expect(Number(process.versions.node.split('.')[0])).toBe(major);
     }
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+      engines: { node: string };
+    };
+    const floor = /^>=(\d+)/.exec(pkg.engines.node);
+    expect(floor, `engines.node ${pkg.engines.node}`).not.toBeNull();
+    expect(Number(floor?.[1])).toBeLessThanOrEqual(major);
+    expect(Number(floor?.[1])).toBeGreaterThanOrEqual(22);
   });
 
   it('builds with npm ci and npm run build in the build stage', () => {
