@@ -19,7 +19,7 @@ import {
   type Register,
   type VirtioTypeName,
 } from '../../src/spec/index.js';
-import { loadRawTables } from './oracle.js';
+import { loadRawTables } from '../support/spec-oracle.js';
 
 function notFrozen(value: unknown, path: string, out: string[], seen = new Set<unknown>()): string[] {
   if (typeof value !== 'object' || value === null || seen.has(value)) return out;
