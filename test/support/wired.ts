@@ -55,7 +55,7 @@ export function netDriverOn(
 ): { driver: NetDriver; transport: RegisterTransport; headerSize: number } {
   const t = transport(machine, bdf, 'net', setup);
   const legacy = setup.via !== 'modern';
-  const mergeable = setup.names.includes('MRG_RXBUF');
+  const mergeable = (t.negotiated.lo & bits('net', ['MRG_RXBUF']).lo) !== 0;
   const headerSize = legacy && !mergeable ? 10 : 12;
   const driver = new NetDriver(t, {
     arena: new DmaArena(0x10_0000, 0x1000_0000),
