@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { NetDevice } from '../../src/devices/net/device.js';
 import { legacy, virtioStatus } from '../../src/spec/index.js';
-import { mac } from '../datapath/frames.js';
+import { mac } from '../support/frames.js';
 import { netDriverOn, transport, wiredMachine, type DriverSetup } from '../support/wired.js';
 
 const PF = '0000:01:00.0';

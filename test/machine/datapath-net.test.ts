@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { NetDevice } from '../../src/devices/net/device.js';
 import type { Machine } from '../../src/machine/machine.js';
-import { arp, ethernet, icmpEcho, ip, ipv4, mac, tcpdumpPackets } from '../datapath/frames.js';
+import { arp, ethernet, icmpEcho, ip, ipv4, mac, tcpdumpPackets } from '../support/frames.js';
 import { netDriverOn, wiredMachine } from '../support/wired.js';
 
 const PF = '0000:01:00.0';

@@ -10,7 +10,7 @@ import { setNumVfs } from '../../src/control/sriov.js';
 import { NetDevice } from '../../src/devices/net/device.js';
 import type { SplitRingDriver } from '../../src/driver-sim/rings.js';
 import { barLayout, commonCfg, msixCap, virtioStatus } from '../../src/spec/index.js';
-import { mac } from '../datapath/frames.js';
+import { mac } from '../support/frames.js';
 import { netDriverOn, wiredMachine } from '../support/wired.js';
 
 const PF = '0000:01:00.0';
