@@ -16,6 +16,7 @@
  *   its mask (§4.1.4.5, §4.1.5.3). A broken queue sets DEVICE_NEEDS_RESET with a config change.
  * - Nothing exists for a function until it is used: an idle VF has no entry here at all.
  */
+import { VmmrError } from '../base/errors.js';
 import type { EventBus } from '../base/events.js';
 import type { DeviceBackend, DeviceContext, DeviceEvent, FeatureBits } from '../devices/context.js';
 import { NetSwitch } from '../devices/net/switch.js';
@@ -118,6 +119,17 @@ export class FunctionDataPath implements DeviceContext {
 
   get backend(): DeviceBackend {
     return (this.backendObject ??= this.hub.createBackend(this, this.fn));
+  }
+
+  /** The back-end as the class a route or action needs, or a refusal naming what the function is. */
+  backendAs<T extends DeviceBackend>(kind: new (...args: never[]) => T, what: string): T {
+    const device = this.backend;
+    if (device instanceof kind) return device;
+    throw new VmmrError(
+      'VMMR_ERR_BAD_REQUEST',
+      `${this.fn.bdf} is a ${this.device.model.type} function: this is for ${what} functions`,
+      { bdf: this.fn.bdf },
+    );
   }
 
   get existingBackend(): DeviceBackend | undefined {
