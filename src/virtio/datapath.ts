@@ -29,6 +29,7 @@ import {
   ringFeatures,
   VirtqueueError,
   type QueueInfo,
+  type QueueRunState,
   type Virtqueue,
 } from '../virtqueue/index.js';
 import { deviceBackends } from './backends.js';
@@ -105,6 +106,8 @@ export class FunctionDataPath implements DeviceContext {
   private featureCache: FeatureBits = { lo: 0, hi: 0 };
   /** Queues notified while Bus Master was clear, processed once it is set. */
   private readonly held = new Set<number>();
+  /** Run states from a snapshot, taken by each queue when it is next built. */
+  private restoredRuns: (QueueRunState | null)[] | undefined;
 
   constructor(
     readonly fn: DataPathFunction,
@@ -169,14 +172,11 @@ export class FunctionDataPath implements DeviceContext {
   private build(index: number, program: QueueProgram, lo: number, hi: number): Virtqueue | undefined {
     const ring = ringFeatures(lo, hi);
     const addresses = { desc: program.desc, driver: program.driver, device: program.device };
+    const run = this.restoredRuns?.[index] ?? undefined;
+    if (this.restoredRuns) this.restoredRuns[index] = null;
     try {
-      const queue = createQueue(this.dma, {
-        index,
-        size: program.size,
-        format: ring.format,
-        addresses,
-        features: ring,
-      });
+      const setup = { index, size: program.size, format: ring.format, addresses, features: ring };
+      const queue = createQueue(this.dma, setup, run);
       this.built[index] = { queue, program, lo, hi };
       return queue;
     } catch (e) {
@@ -244,8 +244,21 @@ export class FunctionDataPath implements DeviceContext {
     for (const q of queues) this.hub.schedule(this, q);
   }
 
+  /** The run state of every queue the device built (null for the others), for snapshots. */
+  runStates(): (QueueRunState | null)[] | undefined {
+    if (!this.built.some((b) => b !== undefined)) return undefined;
+    return this.fn.device.model.queueNames.map((_, i) => this.built[i]?.queue.getState() ?? null);
+  }
+
+  /** Run states of a snapshot: each queue continues from its own when the device rebuilds it. */
+  restoreRunStates(states: readonly (QueueRunState | null)[]): void {
+    this.built.length = 0;
+    this.restoredRuns = [...states];
+  }
+
   /** Device reset: queues dropped, the back-end forgets what was in flight. */
   reset(): void {
+    this.restoredRuns = undefined;
     this.built.length = 0;
     this.held.clear();
     this.backendObject?.reset();
