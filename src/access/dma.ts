@@ -1,6 +1,6 @@
 /**
  * DMA memory of a function as a harness reaches it: what the device would see behind its IOMMU
- * (docs/data-path.md "DMA over REST"). Reads and writes of 1..MAX_DMA_LENGTH bytes, or single
+ * (docs/data-path.md "REST"). Reads and writes of 1..MAX_DMA_LENGTH bytes, or single
  * little-endian values of 1, 2, 4 or 8 bytes (the batch space `dma`); every refusal names the
  * function, the address and the length, and says why (outside the space, above 2^53, or the
  * VMMR_DMA_LIMIT budget spent).
