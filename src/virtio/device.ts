@@ -1,4 +1,4 @@
-import { legacy, virtioRing, virtioStatus } from '../spec/index.js';
+import { features, legacy, virtioRing, virtioStatus } from '../spec/index.js';
 import type { EventBus, ResetReason } from '../base/events.js';
 import { bytesToHex, hex64, hexToBytes, parseHex64 } from '../base/hex.js';
 import type { DeviceModel } from './model.js';
@@ -9,6 +9,7 @@ const ISR_CONFIG = legacy.constants.ISR_CONFIG.value;
 const QUEUE_ADDR_SHIFT = legacy.constants.QUEUE_ADDR_SHIFT.value;
 const VRING_ALIGN = legacy.constants.VRING_ALIGN.value;
 const FEATURES_OK = virtioStatus.constants.FEATURES_OK.value;
+const BAD_FEATURE = 1 << features.common.constants.BAD_FEATURE.value;
 
 /** What a device needs from the PCI function that carries it. */
 export interface DeviceHost {
@@ -121,9 +122,20 @@ export class VirtioDevice {
     else if (select === 1) this.driverFeaturesHi = value >>> 0;
   }
 
-  /** Legacy GUEST_FEATURES: the 32 visible bits; the upper half is not negotiable there. */
+  /** The bits of a legacy GUEST_FEATURES value that the device does not offer. */
+  unofferedLegacyFeatures(value: number): number {
+    return (value & ~this.model.featuresLo) >>> 0;
+  }
+
+  /**
+   * Legacy GUEST_FEATURES, as QEMU (hw/virtio/virtio-pci.c virtio_ioport_write, hw/virtio/virtio.c
+   * virtio_set_features): a driver that sets VIRTIO_F_BAD_FEATURE cannot negotiate and gets the
+   * type's fallback set; the value is masked with what the device offers; the upper half is not
+   * negotiable there.
+   */
   setLegacyDriverFeatures(value: number): void {
-    this.driverFeaturesLo = value >>> 0;
+    const requested = value & BAD_FEATURE ? this.model.badFeaturesLo : value;
+    this.driverFeaturesLo = (requested & this.model.featuresLo) >>> 0;
     this.driverFeaturesHi = 0;
   }
 

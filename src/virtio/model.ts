@@ -49,6 +49,8 @@ export interface DeviceModel {
   readonly msixVectors: number;
   readonly featuresLo: number;
   readonly featuresHi: number;
+  /** Features 31:0 a legacy driver gets when it sets VIRTIO_F_BAD_FEATURE (QEMU's fallback, masked with the offer). */
+  readonly badFeaturesLo: number;
   readonly config: DeviceConfigLayout;
   /** The field carrying the function's identity (net: MAC), derived per function. */
   readonly identityField: ConfigField | undefined;
@@ -79,6 +81,31 @@ function featureBits(type: VirtioTypeName, transitional: boolean): [number, numb
   const own: AnyTable = features.byType[type];
   for (const name of features.offeredByType[type] as readonly string[]) set(own.constants[name]!.value);
   return [lo, hi];
+}
+
+/** Bits 31:0 of QEMU's bad_features for a type (hw/net/virtio-net.c virtio_net_bad_features; other types have none). */
+function badFeatureBits(type: VirtioTypeName): number {
+  const own: AnyTable = features.byType[type];
+  let lo = 0;
+  for (const name of features.badFeaturesByType[type] as readonly string[]) {
+    const bit = own.constants[name]!.value;
+    if (bit < 32) lo = (lo | (1 << bit)) >>> 0;
+  }
+  return lo;
+}
+
+/** The names of the set bits of a 32-bit feature word (feature bits 31:0) of a type, as "NAME (bit n)". */
+export function featureNamesLo(type: VirtioTypeName, word: number): string[] {
+  const names: string[] = [];
+  const tables: AnyTable[] = [features.byType[type], features.common];
+  for (let bit = 0; bit < 32; bit++) {
+    if (((word >>> bit) & 1) === 0) continue;
+    const name = tables
+      .flatMap((t) => Object.entries(t.constants))
+      .find(([, c]) => c.value === bit && !c.alias)?.[0];
+    names.push(`${name ?? 'reserved'} (bit ${bit})`);
+  }
+  return names;
 }
 
 function configLayout(type: VirtioTypeName): DeviceConfigLayout {
@@ -128,6 +155,7 @@ export function buildModel(options: ModelOptions): DeviceModel {
     msixVectors: info.msixVectors,
     featuresLo,
     featuresHi,
+    badFeaturesLo: (badFeatureBits(options.type) & featuresLo) >>> 0,
     config,
     identityField: options.type === 'net' ? config.fields.find((f) => f.name === NET_MAC_FIELD) : undefined,
     legacyLength,

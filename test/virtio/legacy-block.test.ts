@@ -1,0 +1,146 @@
+/**
+ * The legacy block's header registers where QEMU (hw/virtio/virtio-pci.c virtio_ioport_read /
+ * virtio_ioport_write, hw/virtio/virtio.c virtio_set_features) and the virtio spec's legacy
+ * register table (virtio 1.2 §4.1.4.10) are the reference: QUEUE_NOTIFY reads, GUEST_FEATURES
+ * masking and the bad-feature fallback, under both access policies.
+ */
+import { describe, expect, it } from 'vitest';
+import type { MmrVf } from '../../src/mmr/vf.js';
+import { TYPES, rd, refusal, withVfs, wr, type TypeName } from '../core/helpers.js';
+
+// <linux/virtio_pci.h>
+const HOST_FEATURES = 0;
+const GUEST_FEATURES = 4;
+const QUEUE_SEL = 14;
+const QUEUE_NOTIFY = 16;
+const BLOCK = 0x1000;
+// <linux/virtio_config.h>, <linux/virtio_net.h>: bit numbers
+const VIRTIO_NET_F_CSUM = 0;
+const VIRTIO_NET_F_MTU = 3;
+const VIRTIO_NET_F_MAC = 5;
+const VIRTIO_NET_F_HOST_TSO4 = 11;
+const VIRTIO_NET_F_HOST_ECN = 13;
+const VIRTIO_NET_F_STATUS = 16;
+const VIRTIO_NET_F_CTRL_VQ = 17;
+const VIRTIO_F_NOTIFY_ON_EMPTY = 24;
+const VIRTIO_F_ANY_LAYOUT = 27;
+const VIRTIO_RING_F_INDIRECT_DESC = 28;
+const VIRTIO_RING_F_EVENT_IDX = 29;
+/** QEMU include/hw/virtio/virtio.h VIRTIO_F_BAD_FEATURE. */
+const VIRTIO_F_BAD_FEATURE = 30;
+
+const bit = (n: number): number => 2 ** n;
+const L = (vf: MmrVf, off: number, w: number): number => rd(vf, 'bar2', BLOCK + off, w);
+const setL = (vf: MmrVf, off: number, w: number, v: number): void => wr(vf, 'bar2', BLOCK + off, w, v);
+const vfOf = (type: TypeName, policy: 'strict' | 'compat'): MmrVf => withVfs(type, 1, { policy }).vf;
+
+/** What a net VF offers to a legacy driver (docs/device-model.md "The legacy block"). */
+const NET_OFFER =
+  bit(VIRTIO_NET_F_MTU) +
+  bit(VIRTIO_NET_F_MAC) +
+  bit(VIRTIO_NET_F_STATUS) +
+  bit(VIRTIO_NET_F_CTRL_VQ) +
+  bit(VIRTIO_F_NOTIFY_ON_EMPTY) +
+  bit(VIRTIO_F_ANY_LAYOUT) +
+  bit(VIRTIO_RING_F_INDIRECT_DESC) +
+  bit(VIRTIO_RING_F_EVENT_IDX);
+
+describe('QUEUE_NOTIFY is readable (the spec table marks it R+W) and reads all-ones, as QEMU', () => {
+  for (const policy of ['strict', 'compat'] as const) {
+    it(`${policy}: a 2-byte read returns 0xffff and changes nothing`, () => {
+      const vf = vfOf('net', policy);
+      setL(vf, QUEUE_SEL, 2, 1);
+      expect(L(vf, QUEUE_NOTIFY, 2)).toBe(0xffff);
+      expect(L(vf, QUEUE_SEL, 2)).toBe(1);
+    });
+  }
+
+  it('compat: a 4-byte read at 16 is all-ones too (QEMU: virtio_ioport_read default 0xFFFFFFFF)', () => {
+    expect(L(vfOf('net', 'compat'), QUEUE_NOTIFY, 4)).toBe(0xffffffff);
+  });
+
+  it('strict: a read at another width is still refused, naming the register', () => {
+    refusal(() => L(vfOf('net', 'strict'), QUEUE_NOTIFY, 1), 'VMMR_ERR_WIDTH_MISMATCH', 'QUEUE_NOTIFY');
+  });
+});
+
+describe('GUEST_FEATURES keeps only offered bits (QEMU virtio_set_features masks with host_features)', () => {
+  it('the net offer is the bits docs/device-model.md lists', () => {
+    expect(L(vfOf('net', 'strict'), HOST_FEATURES, 4)).toBe(NET_OFFER);
+  });
+
+  for (const type of TYPES) {
+    it(`compat ${type}: writing 0x3fffffff reads back what HOST_FEATURES offers of it`, () => {
+      const vf = vfOf(type, 'compat');
+      const offer = L(vf, HOST_FEATURES, 4);
+      setL(vf, GUEST_FEATURES, 4, 0x3fff_ffff);
+      expect(L(vf, GUEST_FEATURES, 4)).toBe((offer & 0x3fff_ffff) >>> 0);
+    });
+  }
+
+  it('compat: an offered subset reads back unchanged', () => {
+    const vf = vfOf('net', 'compat');
+    const subset = bit(VIRTIO_NET_F_MAC) + bit(VIRTIO_F_ANY_LAYOUT);
+    setL(vf, GUEST_FEATURES, 4, subset);
+    expect(L(vf, GUEST_FEATURES, 4)).toBe(subset);
+  });
+
+  it('strict: a value with unoffered bits is refused naming them, and GUEST_FEATURES keeps its value', () => {
+    const vf = vfOf('net', 'strict');
+    setL(vf, GUEST_FEATURES, 4, bit(VIRTIO_NET_F_MAC));
+    const e = refusal(
+      () =>
+        setL(
+          vf,
+          GUEST_FEATURES,
+          4,
+          bit(VIRTIO_NET_F_MAC) + bit(VIRTIO_NET_F_CSUM) + bit(VIRTIO_NET_F_HOST_ECN),
+        ),
+      'VMMR_ERR_BAD_VALUE',
+      'GUEST_FEATURES',
+    );
+    expect(e.message).toMatch(/CSUM \(bit 0\)/);
+    expect(e.message).toMatch(/HOST_ECN \(bit 13\)/);
+    expect(e.message).not.toMatch(/\bMAC \(bit 5\)/);
+    expect(e.message).toMatch(/bar2 offset 0x1004 width 4/);
+    expect(L(vf, GUEST_FEATURES, 4)).toBe(bit(VIRTIO_NET_F_MAC));
+  });
+
+  it('strict: an offered subset is taken', () => {
+    const vf = vfOf('block', 'strict');
+    const offer = L(vf, HOST_FEATURES, 4);
+    setL(vf, GUEST_FEATURES, 4, offer);
+    expect(L(vf, GUEST_FEATURES, 4)).toBe(offer);
+  });
+});
+
+describe('VIRTIO_F_BAD_FEATURE (bit 30): a legacy driver that cannot negotiate', () => {
+  it("compat net: QEMU's fallback, virtio_net_bad_features (MAC, CSUM, HOST_TSO4/6, HOST_ECN) masked with the offer = MAC", () => {
+    const vf = vfOf('net', 'compat');
+    setL(
+      vf,
+      GUEST_FEATURES,
+      4,
+      bit(VIRTIO_F_BAD_FEATURE) + bit(VIRTIO_NET_F_CTRL_VQ) + bit(VIRTIO_NET_F_HOST_TSO4),
+    );
+    expect(L(vf, GUEST_FEATURES, 4)).toBe(bit(VIRTIO_NET_F_MAC));
+  });
+
+  for (const type of TYPES.filter((t) => t !== 'net')) {
+    it(`compat ${type}: no fallback set in QEMU (no bad_features), so nothing is negotiated`, () => {
+      const vf = vfOf(type, 'compat');
+      setL(vf, GUEST_FEATURES, 4, L(vf, HOST_FEATURES, 4));
+      setL(vf, GUEST_FEATURES, 4, (L(vf, HOST_FEATURES, 4) | bit(VIRTIO_F_BAD_FEATURE)) >>> 0);
+      expect(L(vf, GUEST_FEATURES, 4)).toBe(0);
+    });
+  }
+
+  it('strict: bit 30 is never offered, so the write is refused naming VIRTIO_F_BAD_FEATURE', () => {
+    const e = refusal(
+      () => setL(vfOf('net', 'strict'), GUEST_FEATURES, 4, bit(VIRTIO_F_BAD_FEATURE)),
+      'VMMR_ERR_BAD_VALUE',
+      'GUEST_FEATURES',
+    );
+    expect(e.message).toMatch(/BAD_FEATURE \(bit 30\)/);
+  });
+});
