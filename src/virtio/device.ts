@@ -10,6 +10,13 @@ const QUEUE_ADDR_SHIFT = legacy.constants.QUEUE_ADDR_SHIFT.value;
 const VRING_ALIGN = legacy.constants.VRING_ALIGN.value;
 const FEATURES_OK = virtioStatus.constants.FEATURES_OK.value;
 const BAD_FEATURE = 1 << features.common.constants.BAD_FEATURE.value;
+const VERSION_1_HI = 1 << (features.common.constants.VERSION_1.value - 32);
+
+/** A device-config field a driver write may not change, and why. */
+export interface ReadOnlyField {
+  readonly name: string;
+  readonly why: string;
+}
 
 /** What a device needs from the PCI function that carries it. */
 export interface DeviceHost {
@@ -384,21 +391,40 @@ export class VirtioDevice {
     return value;
   }
 
-  /** The first field in [offset, offset + width) that a driver may not write, if any. */
-  readOnlyFieldIn(offset: number, width: number): string | undefined {
+  /**
+   * Whether the driver is a legacy one: a transitional function whose driver has not negotiated
+   * VIRTIO_F_VERSION_1 (the test of QEMU hw/net/virtio-net.c virtio_net_set_config). A
+   * non-transitional function (the PF) has no legacy interface.
+   */
+  private get legacyDriver(): boolean {
+    return this.model.transitional && (this.driverFeaturesHi & VERSION_1_HI) === 0;
+  }
+
+  private driverMayWrite(i: number): boolean {
+    const layout = this.model.config;
+    return layout.writableBytes[i] === 1 && (layout.legacyOnlyBytes[i] === 0 || this.legacyDriver);
+  }
+
+  /** The first field in [offset, offset + width) that the driver may not write now, if any. */
+  readOnlyFieldIn(offset: number, width: number): ReadOnlyField | undefined {
     const layout = this.model.config;
     for (let i = offset; i < offset + width; i++) {
-      if (!layout.writableBytes[i]) return layout.fieldAt[i]?.name ?? 'reserved bytes';
+      if (this.driverMayWrite(i)) continue;
+      const name = layout.fieldAt[i]?.name ?? 'reserved bytes';
+      if (!layout.legacyOnlyBytes[i]) return { name, why: 'it is read-only' };
+      const who = this.model.transitional
+        ? 'the driver negotiated VIRTIO_F_VERSION_1'
+        : 'this non-transitional function has no legacy interface (a modern driver uses VIRTIO_F_VERSION_1)';
+      return { name, why: `only a legacy driver may write it (virtio 1.2 §5.1.4.3) and ${who}` };
     }
     return undefined;
   }
 
-  /** A driver write of 1..4 little-endian bytes: only driver-writable bytes change. */
+  /** A driver write of 1..4 little-endian bytes: only the bytes the driver may write change. */
   writeConfig(offset: number, width: number, value: number): void {
-    const writable = this.model.config.writableBytes;
     let bytes: Uint8Array | undefined;
     for (let i = 0; i < width; i++) {
-      if (!writable[offset + i]) continue;
+      if (!this.driverMayWrite(offset + i)) continue;
       bytes ??= this.ownConfig();
       bytes[offset + i] = Math.floor(value / 2 ** (8 * i)) & 0xff;
     }

@@ -342,10 +342,8 @@ function checkConfigWritable(dev: VirtioDevice, offset: number, width: number): 
   if (field !== undefined) {
     throw new VmmrError(
       'VMMR_ERR_READ_ONLY',
-      `device config field ${field} of ${dev.model.type} is read-only`,
-      {
-        register: field,
-      },
+      `device config field ${field.name} of ${dev.model.type} takes no write: ${field.why}`,
+      { register: field.name },
     );
   }
 }

@@ -23,6 +23,8 @@ export interface ConfigField {
   readonly offset: number;
   readonly size: number;
   readonly writable: boolean;
+  /** Writable only by a legacy driver (net mac, virtio 1.2 §5.1.4.3). */
+  readonly legacyOnly: boolean;
 }
 
 export interface DeviceConfigLayout {
@@ -32,6 +34,8 @@ export interface DeviceConfigLayout {
   readonly defaults: Uint8Array;
   /** 1 where the driver may write the byte. */
   readonly writableBytes: Uint8Array;
+  /** 1 where only a legacy driver may write the byte. */
+  readonly legacyOnlyBytes: Uint8Array;
   /** Field covering each byte (for refusals that name the field). */
   readonly fieldAt: readonly (ConfigField | undefined)[];
 }
@@ -114,10 +118,17 @@ function configLayout(type: VirtioTypeName): DeviceConfigLayout {
   const fields: ConfigField[] = [];
   const defaults = new Uint8Array(size);
   const writableBytes = new Uint8Array(size);
+  const legacyOnlyBytes = new Uint8Array(size);
   const fieldAt: (ConfigField | undefined)[] = new Array(size).fill(undefined);
   for (const [name, reg] of Object.entries(table.registers)) {
     if (reg.offset + reg.size > size) continue;
-    const field: ConfigField = { name, offset: reg.offset, size: reg.size, writable: reg.access === 'rw' };
+    const field: ConfigField = {
+      name,
+      offset: reg.offset,
+      size: reg.size,
+      writable: reg.access === 'rw',
+      legacyOnly: reg.legacyOnly === true,
+    };
     fields.push(field);
     const reset = reg.reset ?? 0;
     for (let i = 0; i < reg.size; i++) {
@@ -127,10 +138,11 @@ function configLayout(type: VirtioTypeName): DeviceConfigLayout {
           ? Math.floor(reset / 2 ** (8 * i)) & 0xff
           : 0;
       writableBytes[reg.offset + i] = field.writable ? 1 : 0;
+      legacyOnlyBytes[reg.offset + i] = field.legacyOnly ? 1 : 0;
       fieldAt[reg.offset + i] = field;
     }
   }
-  return { size, fields, defaults, writableBytes, fieldAt };
+  return { size, fields, defaults, writableBytes, legacyOnlyBytes, fieldAt };
 }
 
 const NET_MAC_FIELD: keyof typeof deviceConfigs.net.registers = 'MAC';
