@@ -12,6 +12,8 @@ import { derivedMacByte, derivedSerial } from './identity.js';
 export interface VfObserver {
   /** The ISR or the interrupt mode changed: re-evaluate an emulated INTx pin. */
   updateIntx(): void;
+  /** The VF took a Function Level Reset: what the observer emulates of its header resets too. */
+  functionReset(): void;
   /** The VF goes away: an asserted pin drops. */
   release(): void;
 }
@@ -70,6 +72,12 @@ export class MmrVf extends VirtioPciFunction {
 
   updateIntx(): void {
     this.observer?.updateIntx();
+  }
+
+  /** PCIe FLR of the VF: its config and device, then the header its observer emulates. */
+  override functionLevelReset(): void {
+    super.functionLevelReset();
+    this.observer?.functionReset();
   }
 
   memoryDecodeEnabled(): boolean {

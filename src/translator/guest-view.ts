@@ -139,6 +139,15 @@ export class GuestView implements VfObserver {
     return this.vf.device.isr !== 0 && !this.vf.msixEnabled();
   }
 
+  /**
+   * The VF took an FLR (PCIe §6.6.2): the guest header goes back to its reset values — Command 0,
+   * so I/O decode is off — as Linux drivers/vfio/pci/virtio clears its Command copy on reset.
+   */
+  functionReset(): void {
+    this.config.clear();
+    this.updateIntx();
+  }
+
   /** The VF went away: an asserted pin drops. */
   release(): void {
     this.intx.release();
