@@ -225,7 +225,9 @@ export class BarDecoder {
         return;
       case 'NOTIFY': {
         const queue = notifyQueue(dev, rel, width, strict);
-        if (queue !== undefined) dev.notify(queue, 'notify-region');
+        if (queue === undefined) return;
+        if (strict) checkNotifyValue(queue, value);
+        dev.notify(queue, 'notify-region');
         return;
       }
       case 'MSIX_TABLE':
@@ -297,6 +299,21 @@ function notifyQueue(dev: VirtioDevice, rel: number, width: number, strict: bool
     `notify region: a driver notification is a 2-byte write of the queue index at notify + queue * ${NOTIFY_OFF_MULTIPLIER}` +
       ` (queues 0..${dev.numQueues - 1})`,
     { register: `notify queue ${Math.floor(queue)}` },
+  );
+}
+
+/**
+ * Without VIRTIO_F_NOTIFICATION_DATA (never offered) a driver notification carries the queue index
+ * (virtio 1.2 §4.1.5.2): strict refuses another value; compat, like QEMU's
+ * virtio_pci_notify_write, takes the queue from the address alone.
+ */
+function checkNotifyValue(queue: number, value: number): void {
+  if (value === queue) return;
+  throw new VmmrError(
+    'VMMR_ERR_BAD_VALUE',
+    `notify queue ${queue}: a driver notification writes the queue index ${queue}, not 0x${value.toString(16)}` +
+      ' (VIRTIO_F_NOTIFICATION_DATA is not offered)',
+    { register: `notify queue ${queue}` },
   );
 }
 

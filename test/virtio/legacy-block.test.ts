@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { MmrVf } from '../../src/mmr/vf.js';
-import { TYPES, rd, refusal, withVfs, wr, type TypeName } from '../core/helpers.js';
+import { TYPES, rd, record, refusal, withVfs, wr, type TypeName } from '../core/helpers.js';
 
 // <linux/virtio_pci.h>
 const HOST_FEATURES = 0;
@@ -142,5 +142,37 @@ describe('VIRTIO_F_BAD_FEATURE (bit 30): a legacy driver that cannot negotiate',
       'GUEST_FEATURES',
     );
     expect(e.message).toMatch(/BAD_FEATURE \(bit 30\)/);
+  });
+});
+
+describe('the notify region identifies the queue by its address (virtio 1.2 §4.1.5.2)', () => {
+  const NOTIFY = 0x400;
+  const MULTIPLIER = 4;
+
+  it('strict: the value must be the queue index (no VIRTIO_F_NOTIFICATION_DATA); another is refused', () => {
+    const { machine, vf } = withVfs('net', 1);
+    const events = record(machine);
+    wr(vf, 'bar2', NOTIFY + 1 * MULTIPLIER, 2, 1);
+    const e = refusal(
+      () => wr(vf, 'bar2', NOTIFY + 1 * MULTIPLIER, 2, 2),
+      'VMMR_ERR_BAD_VALUE',
+      'notify queue 1',
+    );
+    expect(e.message).toMatch(/queue index 1, not 0x2/);
+    expect(events).toEqual([{ type: 'notify', bdf: vf.bdf, queue: 1, via: 'notify-region' }]);
+  });
+
+  it('compat: the value is ignored, as QEMU virtio_pci_notify_write', () => {
+    const { machine, vf } = withVfs('net', 1, { policy: 'compat' });
+    const events = record(machine);
+    wr(vf, 'bar2', NOTIFY + 2 * MULTIPLIER, 2, 0xbeef);
+    expect(events).toEqual([{ type: 'notify', bdf: vf.bdf, queue: 2, via: 'notify-region' }]);
+  });
+
+  it('a queue never set up is still reported (QEMU drops it in virtio_queue_notify); no back-end work follows', () => {
+    const { machine, vf } = withVfs('rng', 1);
+    const events = record(machine);
+    wr(vf, 'bar2', NOTIFY, 2, 0);
+    expect(events).toEqual([{ type: 'notify', bdf: vf.bdf, queue: 0, via: 'notify-region' }]);
   });
 });
