@@ -14,6 +14,8 @@ export interface VfObserver {
   updateIntx(): void;
   /** The VF took a Function Level Reset: what the observer emulates of its header resets too. */
   functionReset(): void;
+  /** The device set the VF's Bus Master (compat); an emulated Command shows it too. */
+  busMasterSet(): void;
   /** The VF goes away: an asserted pin drops. */
   release(): void;
 }
@@ -72,6 +74,11 @@ export class MmrVf extends VirtioPciFunction {
 
   updateIntx(): void {
     this.observer?.updateIntx();
+  }
+
+  override setBusMaster(): void {
+    super.setBusMaster();
+    this.observer?.busMasterSet();
   }
 
   /** PCIe FLR of the VF: its config and device, then the header its observer emulates. */

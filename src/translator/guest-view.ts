@@ -155,6 +155,11 @@ export class GuestView implements VfObserver {
     return this.vf.device.isr !== 0 && !this.vf.msixEnabled();
   }
 
+  /** The device set Bus Master on the VF (compat, as QEMU): the guest's Command shows it. */
+  busMasterSet(): void {
+    this.config.write(H.COMMAND.offset, H.COMMAND.size, this.command() | HC.COMMAND_MASTER.value);
+  }
+
   /**
    * The VF took an FLR (PCIe §6.6.2): the guest header goes back to its reset values — Command 0,
    * so I/O decode is off — as Linux drivers/vfio/pci/virtio clears its Command copy on reset.

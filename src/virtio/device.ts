@@ -9,6 +9,8 @@ const ISR_CONFIG = legacy.constants.ISR_CONFIG.value;
 const QUEUE_ADDR_SHIFT = legacy.constants.QUEUE_ADDR_SHIFT.value;
 const VRING_ALIGN = legacy.constants.VRING_ALIGN.value;
 const FEATURES_OK = virtioStatus.constants.FEATURES_OK.value;
+const DRIVER_OK = virtioStatus.constants.DRIVER_OK.value;
+const ACK_DRIVER = virtioStatus.constants.ACKNOWLEDGE.value | virtioStatus.constants.DRIVER.value;
 const BAD_FEATURE = 1 << features.common.constants.BAD_FEATURE.value;
 const VERSION_1_HI = 1 << (features.common.constants.VERSION_1.value - 32);
 
@@ -29,6 +31,8 @@ export interface DeviceHost {
   updateIntx(): void;
   /** Byte k of the function's identity field (net: its MAC), derived from its BDF unless overridden. */
   identityByte(k: number): number;
+  /** Sets Command.Bus Master (compat: QEMU's answer to a legacy STATUS write of ACKNOWLEDGE | DRIVER). */
+  setBusMaster(): void;
 }
 
 /** Per-queue state, stored as QUEUE_FIELDS u32 slots per queue in one array. */
@@ -165,11 +169,22 @@ export class VirtioDevice {
         (this.driverFeaturesHi & ~this.model.featuresHi) === 0;
       if (path === 'legacy' || !subset) next &= ~FEATURES_OK;
     }
+    this.changeStatus(next);
+    // QEMU virtio_ioport_write: Linux before 2.6.34 drives the device without setting Bus Master.
+    if (path === 'legacy' && value === ACK_DRIVER && this.model.policy === 'compat') this.host.setBusMaster();
+  }
+
+  private changeStatus(next: number): void {
     const from = this.status;
     this.status = next;
     if (from !== next && this.host.events.active) {
       this.host.events.emit({ type: 'status', bdf: this.host.bdf, from, to: next });
     }
+  }
+
+  /** Compat: a config write leaving Bus Master clear takes DRIVER_OK away (QEMU virtio_write_config). */
+  busMasterOff(): void {
+    if (this.status & DRIVER_OK) this.changeStatus(this.status & ~DRIVER_OK);
   }
 
   /** Device reset (§2.4): everything the driver set goes back to its reset value. */

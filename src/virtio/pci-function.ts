@@ -287,6 +287,23 @@ export abstract class VirtioPciFunction extends PciFunction implements DeviceHos
       this.template.msix.deliverPending(this);
     }
     this.afterConfigWrite(offset, width);
+    if (
+      !this.policyStrict &&
+      offset <= H.COMMAND.offset &&
+      offset + width > H.COMMAND.offset &&
+      !this.busMaster()
+    )
+      this.device.busMasterOff();
+  }
+
+  private busMaster(): boolean {
+    return (this.config.read(H.COMMAND.offset, H.COMMAND.size) & HC.COMMAND_MASTER.value) !== 0;
+  }
+
+  /** Compat: QEMU sets Bus Master when a legacy driver writes STATUS ACKNOWLEDGE | DRIVER. */
+  setBusMaster(): void {
+    const command = this.config.read(H.COMMAND.offset, H.COMMAND.size);
+    this.config.write(H.COMMAND.offset, H.COMMAND.size, command | HC.COMMAND_MASTER.value);
   }
 
   /** Subclass side effects of a config write (Command, SR-IOV…). */
