@@ -176,3 +176,55 @@ describe('the notify region identifies the queue by its address (virtio 1.2 §4.
     expect(events).toEqual([{ type: 'notify', bdf: vf.bdf, queue: 0, via: 'notify-region' }]);
   });
 });
+
+describe('one addressing rule: the header is registers, device config is bytes (virtio 1.3 legacy admin commands)', () => {
+  const CONFIG = 20; // VIRTIO_PCI_CONFIG_OFF(0): MSI-X disabled
+  const QUEUE_NUM = 12;
+  const NET_STATUS = 6; // struct virtio_net_config.status
+
+  it('strict: an access inside one header register, or across two, is refused naming the register', () => {
+    const vf = vfOf('net', 'strict');
+    refusal(() => L(vf, QUEUE_NUM + 1, 1), 'VMMR_ERR_WIDTH_MISMATCH', 'QUEUE_NUM');
+    refusal(() => L(vf, HOST_FEATURES + 2, 2), 'VMMR_ERR_WIDTH_MISMATCH', 'HOST_FEATURES');
+    refusal(() => L(vf, QUEUE_NUM, 4), 'VMMR_ERR_WIDTH_MISMATCH', 'QUEUE_NUM');
+  });
+
+  it('compat: as QEMU virtio_ioport_read, a register answers at its own offset only, truncated', () => {
+    const vf = vfOf('net', 'compat');
+    expect(L(vf, QUEUE_NUM, 1)).toBe(L(vf, QUEUE_NUM, 2) & 0xff);
+    expect(L(vf, QUEUE_NUM + 1, 1)).toBe(0xff);
+  });
+
+  for (const policy of ['strict', 'compat'] as const) {
+    it(`${policy}: device config is byte-addressable: any width, across fields, inside a field, the same bytes`, () => {
+      const vf = vfOf('net', policy);
+      const bytes = Array.from({ length: 12 }, (_, i) => L(vf, CONFIG + i, 1));
+      const le = (at: number, n: number): number =>
+        bytes.slice(at, at + n).reduceRight((v, b) => v * 256 + b!, 0);
+      expect(L(vf, CONFIG + 4, 4)).toBe(le(4, 4)); // mac[4..5] and status
+      expect(L(vf, CONFIG + NET_STATUS + 1, 1)).toBe(le(NET_STATUS + 1, 1)); // inside status
+      expect(L(vf, CONFIG + 8, 4)).toBe(le(8, 4)); // max_virtqueue_pairs and mtu
+      expect(rd(vf, 'bar2', 0x200 + 4, 4)).toBe(le(4, 4)); // the modern DEVICE_CFG: same bytes
+    });
+  }
+});
+
+describe('the vector of a queue that does not exist reads NO_VECTOR (vmmr decision; QEMU stores it)', () => {
+  const MSI_QUEUE_VECTOR = 22;
+  const MSIX_ENABLE = 0x8000;
+  const COMMON_QUEUE_SELECT = 22;
+  const COMMON_QUEUE_MSIX_VECTOR = 26;
+
+  for (const policy of ['strict', 'compat'] as const) {
+    it(`${policy}: legacy and modern, the write is not taken and reads back 0xffff`, () => {
+      const vf = vfOf('net', policy);
+      wr(vf, 'config', vf.template.caps.msix + 2, 2, MSIX_ENABLE);
+      setL(vf, QUEUE_SEL, 2, 3); // net has queues 0..2
+      setL(vf, MSI_QUEUE_VECTOR, 2, 1);
+      expect(L(vf, MSI_QUEUE_VECTOR, 2)).toBe(0xffff);
+      wr(vf, 'bar2', COMMON_QUEUE_SELECT, 2, 7);
+      wr(vf, 'bar2', COMMON_QUEUE_MSIX_VECTOR, 2, 1);
+      expect(rd(vf, 'bar2', COMMON_QUEUE_MSIX_VECTOR, 2)).toBe(0xffff);
+    });
+  }
+});
