@@ -151,7 +151,7 @@ describe('driver-writable fields and read-only refusals', () => {
     [TypeName, Array<[string, number, 1 | 2 | 4, number]>]
   >) {
     it(`${type}: ${fields.map((f) => f[0]).join(', ')} take writes and go back to their default on reset`, () => {
-      // the net MAC is writable by a legacy driver only: not through the PF (test/virtio/device-config.test.ts)
+      // the net MAC is writable by a legacy driver only: not through the PF (test/virtio/net-mac.test.ts)
       for (const v of views(type).filter((view) => type !== 'net' || view.fn.kind === 'vf')) {
         for (const [name, offset, width, value] of fields) {
           const before = rd(v.fn, v.bar, v.base + offset, width);
