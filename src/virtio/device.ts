@@ -14,6 +14,7 @@ const DRIVER_OK = virtioStatus.constants.DRIVER_OK.value;
 const ACK_DRIVER = virtioStatus.constants.ACKNOWLEDGE.value | virtioStatus.constants.DRIVER.value;
 const BAD_FEATURE = 1 << features.common.constants.BAD_FEATURE.value;
 const VERSION_1_HI = 1 << (features.common.constants.VERSION_1.value - 32);
+const NET_CTRL_MAC_ADDR = 1 << features.byType.net.constants.CTRL_MAC_ADDR.value;
 
 /** A device-config field a driver write may not change, and why. */
 export interface ReadOnlyField {
@@ -472,9 +473,18 @@ export class VirtioDevice {
     return this.model.transitional && (this.driverFeaturesHi & VERSION_1_HI) === 0;
   }
 
+  /**
+   * A net driver that negotiated VIRTIO_NET_F_CTRL_MAC_ADDR sets its MAC through the control
+   * queue only (QEMU virtio_net_set_config takes a config write of the MAC only without it).
+   */
+  private get macThroughControlQueue(): boolean {
+    return this.model.type === 'net' && (this.driverFeaturesLo & NET_CTRL_MAC_ADDR) !== 0;
+  }
+
   private driverMayWrite(i: number): boolean {
     const layout = this.model.config;
-    return layout.writableBytes[i] === 1 && (layout.legacyOnlyBytes[i] === 0 || this.legacyDriver);
+    if (layout.writableBytes[i] !== 1) return false;
+    return layout.legacyOnlyBytes[i] === 0 || (this.legacyDriver && !this.macThroughControlQueue);
   }
 
   /** The first field in [offset, offset + width) that the driver may not write now, if any. */
@@ -484,6 +494,11 @@ export class VirtioDevice {
       if (this.driverMayWrite(i)) continue;
       const name = layout.fieldAt[i]?.name ?? 'reserved bytes';
       if (!layout.legacyOnlyBytes[i]) return { name, why: 'it is read-only' };
+      if (this.legacyDriver && this.macThroughControlQueue)
+        return {
+          name,
+          why: 'the driver negotiated VIRTIO_NET_F_CTRL_MAC_ADDR: it sets the MAC through the control queue',
+        };
       const who = this.model.transitional
         ? 'the driver negotiated VIRTIO_F_VERSION_1'
         : 'this non-transitional function has no legacy interface (a modern driver uses VIRTIO_F_VERSION_1)';

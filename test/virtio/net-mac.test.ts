@@ -15,6 +15,8 @@ const LEGACY_CFG = 0x1000 + 20; // VIRTIO_PCI_CONFIG_OFF(0): MSI-X disabled
 const DRIVER_FEATURE_SELECT = 0x08; // struct virtio_pci_common_cfg.guest_feature_select
 const DRIVER_FEATURE = 0x0c; // struct virtio_pci_common_cfg.guest_feature
 const VIRTIO_F_VERSION_1_HI = 1 << (32 - 32);
+const VIRTIO_NET_F_CTRL_MAC_ADDR = 23; // <linux/virtio_net.h>
+const LEGACY_GUEST_FEATURES = 0x1000 + 4; // VIRTIO_PCI_GUEST_FEATURES
 
 type Policy = 'strict' | 'compat';
 
@@ -86,6 +88,17 @@ for (const policy of ['strict', 'compat'] as const) {
       expect(mac(vf, 'bar2', LEGACY_CFG)).toBe(0x1234_5602);
       expect(mac(vf, 'bar2', DEVICE_CFG)).toBe(0x1234_5602);
       wr(vf, 'bar2', 0x1000 + 18, 1, 0); // STATUS 0: reset
+      expect(mac(vf, 'bar2', LEGACY_CFG)).toBe(before);
+    });
+
+    it('VF legacy driver with VIRTIO_NET_F_CTRL_MAC_ADDR: the MAC goes through the control queue only (QEMU virtio_net_set_config)', () => {
+      const { vf } = withVfs('net', 1, { policy });
+      wr(vf, 'bar2', LEGACY_GUEST_FEATURES, 4, 1 << VIRTIO_NET_F_CTRL_MAC_ADDR);
+      const before = mac(vf, 'bar2', LEGACY_CFG);
+      const write = (): void => wr(vf, 'bar2', LEGACY_CFG, 1, 0x06);
+      if (policy === 'strict')
+        expect(refusal(write, 'VMMR_ERR_READ_ONLY', 'MAC').message).toMatch(/CTRL_MAC_ADDR/);
+      else write();
       expect(mac(vf, 'bar2', LEGACY_CFG)).toBe(before);
     });
 
