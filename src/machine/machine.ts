@@ -57,7 +57,7 @@ function isGuestSpace(space: string): boolean {
  */
 export class Machine {
   readonly events = new EventBus();
-  readonly translator = new Translator();
+  readonly translator = new Translator((vf) => this.sources.get(vf.pf)?.vfs[vf.bdf]?.legacyOnly === true);
   readonly maxVfs: number;
   private pfList: VirtioPf[] = [];
   private readonly sources = new Map<VirtioPf, ResolvedPf>();
@@ -208,8 +208,10 @@ export class Machine {
 
   private functionState(fn: VirtioPciFunction): FunctionState {
     const state = fn.getState();
-    const guest = fn.kind === 'vf' ? this.translator.stateOf(fn as MmrVf) : undefined;
-    return guest ? { ...state, guest } : state;
+    if (fn.kind !== 'vf') return state;
+    const guest = this.translator.stateOf(fn as MmrVf);
+    const legacyOnly = this.translator.legacyOnlyOf(fn as MmrVf);
+    return { ...state, ...(guest ? { guest } : {}), ...(legacyOnly !== undefined ? { legacyOnly } : {}) };
   }
 
   private pristine(fn: VirtioPciFunction): boolean {
@@ -244,10 +246,10 @@ export class Machine {
     for (const f of state.functions.filter((f) => !isPf(f))) {
       const fn = machine.find(f.bdf);
       fn.setState(f);
-      if (f.guest) {
+      if (f.guest || f.legacyOnly !== undefined) {
         if (fn.kind !== 'vf')
           throw new VmmrError('VMMR_ERR_STATE', `${fn.bdf} is a PF: it has no guest view to restore`);
-        machine.translator.restore(fn as MmrVf, f.guest);
+        machine.translator.restore(fn as MmrVf, f.guest ?? [], f.legacyOnly);
       }
     }
     return machine;

@@ -91,6 +91,11 @@ export const FunctionStateSchema = Type.Object(
     guest: Type.Optional(
       Type.Array(ConfigChangeSchema, { description: "the translator guest view's own config changes" }),
     ),
+    legacyOnly: Type.Optional(
+      Type.Boolean({
+        description: "the guest view's legacyOnly option, when it differs from the topology's",
+      }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -45,6 +45,24 @@ const MAX_QUEUE_SIZE = virtioRing.constants.VIRTQUEUE_MAX_SIZE.value;
 const u16 = (description: string, minimum = 0): ReturnType<typeof Type.Integer> =>
   Type.Integer({ minimum, maximum: 0xffff, description });
 
+/** The views a vfio-user export serves (docs/vfio-user.md "Views"). */
+export const EXPORT_VIEWS = ['guest', 'function'] as const;
+export type ExportViewName = (typeof EXPORT_VIEWS)[number];
+
+export const TopologyVfioUserSchema = Type.Object(
+  {
+    socket: Type.String({
+      minLength: 1,
+      description: 'a socket path: absolute, or a name inside VMMR_SOCKET_DIR',
+    }),
+    view: Type.Optional(Type.Enum([...EXPORT_VIEWS], { description: `one of ${EXPORT_VIEWS.join(', ')}` })),
+  },
+  {
+    additionalProperties: false,
+    description: 'an object with "socket" and an optional "view" (guest or function)',
+  },
+);
+
 export const TopologyVfOverrideSchema = Type.Object(
   {
     mac: Type.Optional(Type.String({ description: `a unicast MAC address: ${MAC_FORM}` })),
@@ -55,8 +73,15 @@ export const TopologyVfOverrideSchema = Type.Object(
         description: `printable ASCII of at most ${MAX_BLK_SERIAL} characters`,
       }),
     ),
+    legacyOnly: Type.Optional(
+      Type.Boolean({ description: 'true or false: the guest view hides the modern virtio capabilities' }),
+    ),
+    vfioUser: Type.Optional(TopologyVfioUserSchema),
   },
-  { additionalProperties: false, description: 'an object with optional "mac" and "serial"' },
+  {
+    additionalProperties: false,
+    description: 'an object with optional "mac", "serial", "legacyOnly" and "vfioUser"',
+  },
 );
 
 export const TopologyPfSchema = Type.Object(
@@ -113,6 +138,10 @@ export interface ResolvedVfOverride {
   /** Lower-case "52:54:00:12:34:56". */
   mac?: string;
   serial?: string;
+  /** The guest view opens with the modern virtio capabilities hidden (docs/device-model.md). */
+  legacyOnly?: boolean;
+  /** Exported over vfio-user while the VF is enabled (docs/vfio-user.md "Starting and stopping"). */
+  vfioUser?: { socket: string; view: ExportViewName };
 }
 
 /** A topology PF entry with every default filled: what a PF is (PfDefinition), by address. */
@@ -303,6 +332,9 @@ function resolveOverrides(
         throw fail(`${vfAt}.serial`, `"serial" applies only to a block PF, this PF is ${pf.type}`);
       resolved.serial = override.serial;
     }
+    if (override.legacyOnly !== undefined) resolved.legacyOnly = override.legacyOnly;
+    if (override.vfioUser !== undefined)
+      resolved.vfioUser = { socket: override.vfioUser.socket, view: override.vfioUser.view ?? 'guest' };
     vfs[vfBdf] = resolved;
   }
   return vfs;

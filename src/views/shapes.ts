@@ -166,6 +166,9 @@ export const GuestSummarySchema = Type.Object({
   ioEnabled: Type.Boolean(),
   memoryEnabled: Type.Boolean(),
   intxAsserted: Type.Boolean(),
+  legacyOnly: Type.Boolean({
+    description: 'the modern virtio capabilities are hidden from the guest (a legacy driver binds unforced)',
+  }),
   trace: Type.Object({ enabled: Type.Boolean(), depth: Type.Integer(), recorded: Type.Integer() }),
 });
 export type GuestSummary = Static<typeof GuestSummarySchema>;

@@ -49,6 +49,8 @@ export interface FunctionState {
   msix: MsixState | null;
   /** A VF's translator guest view: its config dwords that differ from the guest template. */
   guest?: ConfigChange[];
+  /** A VF's guest view option `legacyOnly`, when it differs from the VF's topology entry. */
+  legacyOnly?: boolean;
 }
 
 /** A function template: config image, capability offsets and BAR placement (shared by VFs). */

@@ -95,6 +95,11 @@ const CASES: Readonly<Record<string, Case[]>> = {
       expect: 200,
     },
   ],
+  'PUT /api/v1/functions/:bdf/guest': [
+    { method: 'PUT', url: `/api/v1/functions/${VF1}/guest`, payload: { legacyOnly: true }, expect: 200 },
+    { method: 'PUT', url: `/api/v1/functions/${VF1}/guest`, payload: { legacyOnly: 1 }, expect: 400 },
+    { method: 'PUT', url: `/api/v1/functions/${NET_PF}/guest`, payload: { legacyOnly: true }, expect: 422 },
+  ],
   'GET /api/v1/functions/:bdf/guest/config': [
     { method: 'GET', url: `/api/v1/functions/${VF1}/guest/config`, expect: 200 },
   ],
