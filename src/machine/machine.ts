@@ -57,7 +57,7 @@ function isGuestSpace(space: string): boolean {
  */
 export class Machine {
   readonly events = new EventBus();
-  readonly translator = new Translator((vf) => this.sources.get(vf.pf)?.vfs[vf.bdf]?.legacyOnly === true);
+  readonly translator = new Translator((vf) => this.definitionOf(vf.pf).vfs[vf.bdf]?.legacyOnly === true);
   readonly maxVfs: number;
   private pfList: VirtioPf[] = [];
   private readonly sources = new Map<VirtioPf, ResolvedPf>();
@@ -95,6 +95,13 @@ export class Machine {
     this.pfByKey.set(bdfKey(def.domain, def.rid), pf);
     this.sources.set(pf, resolved);
     return pf;
+  }
+
+  /** The topology entry a PF was made from (its per-VF overrides included). */
+  definitionOf(pf: VirtioPf): ResolvedPf {
+    const resolved = this.sources.get(pf);
+    if (!resolved) throw new VmmrError('VMMR_ERR_NO_FUNCTION', `PF ${pf.bdf} is not part of this machine`);
+    return resolved;
   }
 
   removePf(bdf: string): VirtioPf {
@@ -226,7 +233,7 @@ export class Machine {
     return {
       format: STATE_FORMAT,
       version: STATE_VERSION,
-      pfs: this.pfList.map((pf) => this.sources.get(pf)!),
+      pfs: this.pfList.map((pf) => this.definitionOf(pf)),
       functions,
     };
   }
