@@ -23,6 +23,9 @@ const QUEUE_SEL = 14;
 const QUEUE_NOTIFY = 16;
 const STATUS = 18;
 const ISR = 19;
+const MSI_QUEUE_VECTOR = 22;
+const CAP_ID_MSIX = 0x11;
+const MSIX_ENABLE = 0x8000;
 const ACK_DRIVER = 1 | 2;
 const DRIVER_OK = 4;
 /** struct virtio_net_hdr without MRG_RXBUF (<linux/virtio_net.h>). */
@@ -79,9 +82,28 @@ const io = {
     ok(await c.regionWrite(BAR0, port, leBytes(value, width))),
 };
 
-/** Linux's legacy probe (drivers/virtio/virtio_pci_legacy.c), no features, rx and tx placed by PFN. */
-async function probe({ c, space }: Client): Promise<{ rx: SplitRingDriver; tx: SplitRingDriver }> {
+/** MSI-X Enable in the guest config's MSI-X capability, found by walking the list (PCI 3.0 §6.7). */
+async function enableMsix(c: TestClient): Promise<void> {
+  for (let at = le(await c.regionRead(VFIO.REGION_CONFIG, 0x34, 1)); at !== 0;) {
+    if (le(await c.regionRead(VFIO.REGION_CONFIG, at, 1)) === CAP_ID_MSIX) {
+      ok(await c.regionWrite(VFIO.REGION_CONFIG, at + 2, leBytes(MSIX_ENABLE, 2)));
+      return;
+    }
+    at = le(await c.regionRead(VFIO.REGION_CONFIG, at + 1, 1));
+  }
+  throw new Error('no MSI-X capability in the guest config');
+}
+
+/**
+ * Linux's legacy probe (drivers/virtio/virtio_pci_legacy.c), no features, rx and tx placed by
+ * PFN; with `msix`, queue q signals vector q + 1 (VIRTIO_MSI_QUEUE_VECTOR).
+ */
+async function probe(
+  { c, space }: Client,
+  msix = false,
+): Promise<{ rx: SplitRingDriver; tx: SplitRingDriver }> {
   ok(await c.regionWrite(VFIO.REGION_CONFIG, 0x04, leBytes(0x0005, 2))); // I/O Space | Bus Master
+  if (msix) await enableMsix(c);
   await io.write(c, STATUS, 1, 0);
   await io.write(c, STATUS, 1, ACK_DRIVER);
   await io.write(c, GUEST_FEATURES, 4, 0);
@@ -95,6 +117,7 @@ async function probe({ c, space }: Client): Promise<{ rx: SplitRingDriver; tx: S
     expect(size).toBe(256);
     rings.push(SplitRingDriver.legacy(space, pfn, size, ringFeatures(0, 0)));
     await io.write(c, QUEUE_PFN, 4, pfn);
+    if (msix) await io.write(c, MSI_QUEUE_VECTOR, 2, queue + 1);
   }
   await io.write(c, STATUS, 1, ACK_DRIVER | DRIVER_OK);
   return { rx: rings[0]!, tx: rings[1]! };
@@ -134,6 +157,21 @@ describe.each(modes)('net VF guest view, client memory through %s', (_name, open
     await until(() => counter(fd) === 1);
     expect(tx.takeUsed()).toHaveLength(1);
     expect(await io.read(client.c, ISR, 1)).toBe(1);
+  });
+
+  it("with MSI-X: the used buffer signals the tx queue vector's eventfd, and no other", async () => {
+    const client = await open();
+    const fds = eventfds(3);
+    cleanups.push(() => closeFds(fds));
+    const { tx } = await probe(client, true);
+    ok(await client.c.setIrqs(VFIO.IRQ_MSIX, 0, 3, VFIO.DATA_EVENTFD | VFIO.ACTION_TRIGGER, { fds }));
+    const frame = ethernet(mac('ff:ff:ff:ff:ff:ff'), mac('52:54:00:00:00:01'), 0x88b5, new Uint8Array(46));
+    client.space.write(TX_BUFFER + NET_HDR, frame, 0, frame.length);
+    tx.add([{ address: TX_BUFFER, length: NET_HDR + frame.length, writable: false }]);
+    await io.write(client.c, QUEUE_NOTIFY, 2, TX);
+    await until(() => tx.takeUsed().length === 1);
+    await until(() => counter(fds[2]!) === 1);
+    expect([counter(fds[0]!), counter(fds[1]!)]).toEqual([0, 0]);
   });
 
   it('a frame injected into the VF lands in the receive buffer in client memory', async () => {
