@@ -11,6 +11,10 @@
  *   rounds, against a trivial baseline call measured in the same rounds. One access resolves
  *   the VF by BDF with machine.find (as the HTTP layer does) and reads its legacy STATUS.
  *
+ * - vfio-user exports: 1,024 guest views of net VFs exported from one process, each with a
+ *   client that negotiated and mapped 64 KiB, doing REGION_READs and device DMA in rounds, then
+ *   again beside a stuck client (bench/lib/vfio-user-fleet.ts, a child process of its own).
+ *
  * `node --expose-gc dist/bench/scale.js` prints the section; with --json it prints the section
  * as one JSON line instead (for bench/run.ts).
  */
@@ -39,6 +43,8 @@ import {
   type RateCase,
 } from './lib/measure.js';
 import { formatSection, type Row, type Section } from './lib/results.js';
+import type { FleetFigures } from './lib/vfio-user-fleet.js';
+import { PROTO } from '../src/vfio-user/protocol.js';
 
 export const SCALE_COUNTS = [1000, 10000, 60000] as const;
 const HEAP_GOAL_BYTES = 1024;
@@ -190,6 +196,31 @@ export async function measureMemory(n: number): Promise<MemoryFigures> {
   };
 }
 
+const FLEET_EXPORTS = 1024;
+/** A round beside a stuck client may take at most this many times a round without it. */
+const STUCK_GOAL = 2;
+
+function runFleet(n: number): FleetFigures {
+  const script = fileURLToPath(new URL('./lib/vfio-user-fleet.js', import.meta.url));
+  const child = spawnSync(process.execPath, [...MEMORY_CHILD_FLAGS, script, 'server', String(n)], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 20,
+  });
+  if (child.status !== 0)
+    throw new Error(`vfio-user fleet of ${n} failed (${child.status}): ${child.stderr}`);
+  return JSON.parse(child.stdout.trim().split('\n').pop() ?? '') as FleetFigures;
+}
+
+function fleetNotes(f: FleetFigures): string[] {
+  const b = (x: number): string => `${Math.round(x).toLocaleString('en-US')} B`;
+  return [
+    `vfio-user, ${f.exports.toLocaleString('en-US')} exports in one process: ${b(f.heapPerExport)} and ${f.fdsPerExport} fd per listening export; ` +
+      `per connected client (VERSION + one 64 KiB DMA map): ${b(f.heapPerConnection)} heap, ${b(f.externalPerConnection)} outside it (the map included), ${f.fdsPerConnection.toFixed(2)} fd`,
+    `vfio-user rounds (median of 9): one REGION_READ from every client ${f.readRoundMs.toFixed(1)} ms; 4 KiB device DMA through every client's map ${f.dmaRoundMs.toFixed(1)} ms; ` +
+      `REGION_READs beside a stuck client ${f.readRoundWithStuckMs.toFixed(1)} ms (its queue held at ${b(f.stuckQueuedBytes)})`,
+  ];
+}
+
 function runChild(n: number): MemoryFigures {
   const script = fileURLToPath(import.meta.url);
   const child = spawnSync(process.execPath, [...MEMORY_CHILD_FLAGS, script, '--memory', String(n)], {
@@ -304,6 +335,7 @@ function metricRow(metric: string, counts: readonly number[], value: (k: number)
 export function runScale(counts: readonly number[] = SCALE_COUNTS): Section {
   const started = now();
   const mem = counts.map(runChild);
+  const fleet = runFleet(FLEET_EXPORTS);
   const { figures, baselineNs } = measureAccess(counts);
   const a = (k: number): AccessFigures => figures[k]!;
   const m = (k: number): MemoryFigures => mem[k]!;
@@ -369,6 +401,18 @@ export function runScale(counts: readonly number[] = SCALE_COUNTS): Section {
         value: flatAll,
         met: flatAll <= FLAT_GOAL,
       },
+      {
+        name: `vfio-user: a round of REGION_READs to ${FLEET_EXPORTS.toLocaleString('en-US')} exports beside a stuck client ÷ without it`,
+        goal: `<= ${STUCK_GOAL}`,
+        value: fleet.readRoundWithStuckMs / fleet.readRoundMs,
+        met: fleet.readRoundWithStuckMs / fleet.readRoundMs <= STUCK_GOAL,
+      },
+      {
+        name: "vfio-user: reply bytes queued for the stuck client (bounded by the server's high-water mark)",
+        goal: `<= ${PROTO.SERVER_OUTPUT_HIGH_WATER.value}`,
+        value: fleet.stuckQueuedBytes,
+        met: fleet.stuckQueuedBytes <= PROTO.SERVER_OUTPUT_HIGH_WATER.value,
+      },
     ],
     chart: {
       xLabel: 'VFs enabled',
@@ -401,8 +445,9 @@ export function runScale(counts: readonly number[] = SCALE_COUNTS): Section {
       'RSS moves in whole pages and V8 keeps freed pages, so RSS per VF is only meaningful at large N',
       `access: machine.find(BDF string) + a 1-byte read of the legacy STATUS, ${RANDOM_VFS} pseudo-random VFs per N; ` +
         `"first ${SAME_SET}" draws from VFs 0..${SAME_SET - 1} only, so any growth left with N would be the lookup's own`,
+      ...fleetNotes(fleet),
     ],
-    raw: { memory: mem, access: figures, baselineNs },
+    raw: { memory: mem, access: figures, baselineNs, vfioUser: fleet },
     seconds: (now() - started) / 1000,
   };
 }

@@ -36,6 +36,11 @@ export type VmmrErrorCode =
   | 'VMMR_ERR_TOO_MANY'
   // The request needs a setting this server was started without (VMMR_STATE_FILE).
   | 'VMMR_ERR_NOT_CONFIGURED'
+  // vfio-user exports (src/vfio-user/exports.ts): the function is exported already, is not
+  // exported, or its socket cannot be listened on (another server there, listen failed).
+  | 'VMMR_ERR_EXPORTED'
+  | 'VMMR_ERR_NOT_EXPORTED'
+  | 'VMMR_ERR_SOCKET'
   | 'VMMR_ERR_INTERNAL';
 
 /** The access (or object) a refusal is about. */

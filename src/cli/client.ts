@@ -237,6 +237,16 @@ export class ApiClient {
     return (text === '' ? {} : JSON.parse(text)) as T;
   }
 
+  async post<T>(path: string, body: unknown): Promise<T> {
+    const res = await this.send('POST', path, {}, body, 'application/json');
+    return (await res.body.json()) as T;
+  }
+
+  async delete(path: string): Promise<void> {
+    const res = await this.send('DELETE', path, {}, undefined, 'application/json');
+    await res.body.dump();
+  }
+
   async getText(path: string, query: Query = {}, accept = 'text/plain'): Promise<string> {
     const res = await this.send('GET', path, query, undefined, `${accept}, application/problem+json;q=0.9`);
     return res.body.text();

@@ -7,6 +7,7 @@
 export { packageVersion } from '../server/version.js';
 import { packageVersion } from '../server/version.js';
 import { Command, CommanderError } from 'commander';
+import { registerAttachCommand } from './attach.js';
 import { registerBarCommand } from './bar.js';
 import { registerCfgCommand } from './cfg.js';
 import { processIo, type CliIo } from './context.js';
@@ -32,6 +33,7 @@ export const COMMANDS: readonly RegisterCommand[] = [
   registerIoCommand,
   registerDumpCommand,
   registerEventsCommand,
+  registerAttachCommand,
 ];
 
 export function buildProgram(io: CliIo = processIo): Command {

@@ -99,7 +99,7 @@ function isGuestSpace(space: string): boolean {
  */
 export class Machine {
   readonly events = new EventBus();
-  readonly translator = new Translator();
+  readonly translator = new Translator((vf) => this.definitionOf(vf.pf).vfs[vf.bdf]?.legacyOnly === true);
   readonly maxVfs: number;
   readonly dataPath: DataPathHub;
   private pfList: VirtioPf[] = [];
@@ -143,6 +143,13 @@ export class Machine {
     this.pfByKey.set(bdfKey(def.domain, def.rid), pf);
     this.sources.set(pf, resolved);
     return pf;
+  }
+
+  /** The topology entry a PF was made from (its per-VF overrides included). */
+  definitionOf(pf: VirtioPf): ResolvedPf {
+    const resolved = this.sources.get(pf);
+    if (!resolved) throw new VmmrError('VMMR_ERR_NO_FUNCTION', `PF ${pf.bdf} is not part of this machine`);
+    return resolved;
   }
 
   removePf(bdf: string): VirtioPf {
@@ -271,12 +278,14 @@ export class Machine {
   private functionState(fn: VirtioPciFunction): FunctionState {
     const state = fn.getState();
     const guest = fn.kind === 'vf' ? this.translator.stateOf(fn as MmrVf) : undefined;
+    const legacyOnly = fn.kind === 'vf' ? this.translator.legacyOnlyOf(fn as MmrVf) : undefined;
     const path = this.dataPath.existing(fn);
     const dma = path?.dma.getState();
     const queues = path?.runStates();
     return {
       ...state,
       ...(guest ? { guest } : {}),
+      ...(legacyOnly !== undefined ? { legacyOnly } : {}),
       ...(dma && Object.keys(dma.pages).length > 0 ? { dma } : {}),
       ...(queues ? { queues } : {}),
     };
@@ -316,7 +325,7 @@ export class Machine {
     return {
       format: STATE_FORMAT,
       version: STATE_VERSION,
-      pfs: this.pfList.map((pf) => this.sources.get(pf)!),
+      pfs: this.pfList.map((pf) => this.definitionOf(pf)),
       functions,
     };
   }
@@ -341,10 +350,10 @@ export class Machine {
       const fn = machine.find(f.bdf);
       fn.setState(f);
       machine.restoreDataPath(fn, f);
-      if (f.guest) {
+      if (f.guest || f.legacyOnly !== undefined) {
         if (fn.kind !== 'vf')
           throw new VmmrError('VMMR_ERR_STATE', `${fn.bdf} is a PF: it has no guest view to restore`);
-        machine.translator.restore(fn as MmrVf, f.guest);
+        machine.translator.restore(fn as MmrVf, f.guest ?? [], f.legacyOnly);
       }
     }
     return machine;

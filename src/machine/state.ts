@@ -135,6 +135,11 @@ export const FunctionStateSchema = Type.Object(
         description: "the device's run state of each queue it used (null: not used)",
       }),
     ),
+    legacyOnly: Type.Optional(
+      Type.Boolean({
+        description: "the guest view's legacyOnly option, when it differs from the topology's",
+      }),
+    ),
   },
   { additionalProperties: false },
 );

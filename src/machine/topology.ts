@@ -52,6 +52,24 @@ const SECTOR_SIZE = deviceConfigs.block.constants.SECTOR_SIZE.value;
 const u16 = (description: string, minimum = 0): ReturnType<typeof Type.Integer> =>
   Type.Integer({ minimum, maximum: 0xffff, description });
 
+/** The views a vfio-user export serves (docs/vfio-user.md "Views"). */
+export const EXPORT_VIEWS = ['guest', 'function'] as const;
+export type ExportViewName = (typeof EXPORT_VIEWS)[number];
+
+export const TopologyVfioUserSchema = Type.Object(
+  {
+    socket: Type.String({
+      minLength: 1,
+      description: 'a socket path: absolute, or a name inside VMMR_SOCKET_DIR',
+    }),
+    view: Type.Optional(Type.Enum([...EXPORT_VIEWS], { description: `one of ${EXPORT_VIEWS.join(', ')}` })),
+  },
+  {
+    additionalProperties: false,
+    description: 'an object with "socket" and an optional "view" (guest or function)',
+  },
+);
+
 const SWITCH_NAME = Type.String({
   minLength: 1,
   maxLength: 64,
@@ -74,10 +92,15 @@ export const TopologyVfOverrideSchema = Type.Object(
     switch: Type.Optional(SWITCH_NAME),
     image: Type.Optional(IMAGE_PATH),
     readOnly: Type.Optional(READ_ONLY),
+    legacyOnly: Type.Optional(
+      Type.Boolean({ description: 'true or false: the guest view hides the modern virtio capabilities' }),
+    ),
+    vfioUser: Type.Optional(TopologyVfioUserSchema),
   },
   {
     additionalProperties: false,
-    description: 'an object with optional "mac", "serial", "switch", "image" and "readOnly"',
+    description:
+      'an object with optional "mac", "serial", "switch", "image", "readOnly", "legacyOnly" and "vfioUser"',
   },
 );
 
@@ -149,6 +172,10 @@ export interface ResolvedVfOverride {
   switch?: string;
   image?: string;
   readOnly?: boolean;
+  /** The guest view opens with the modern virtio capabilities hidden (docs/device-model.md). */
+  legacyOnly?: boolean;
+  /** Exported over vfio-user while the VF is enabled (docs/vfio-user.md "Starting and stopping"). */
+  vfioUser?: { socket: string; view: ExportViewName };
 }
 
 /** Where the back-ends of a PF's functions come from (absent: defaults, docs/data-path.md "Settings"). */
@@ -354,6 +381,9 @@ function resolveOverrides(
       resolved.serial = override.serial;
     }
     Object.assign(resolved, backendFields(pf.type, override, vfAt, fail));
+    if (override.legacyOnly !== undefined) resolved.legacyOnly = override.legacyOnly;
+    if (override.vfioUser !== undefined)
+      resolved.vfioUser = { socket: override.vfioUser.socket, view: override.vfioUser.view ?? 'guest' };
     vfs[vfBdf] = resolved;
   }
   return vfs;

@@ -38,6 +38,8 @@ import { clientErrorHandler } from './client-errors.js';
 import { traceRoutes } from './routes/trace.js';
 import { SseHub } from './sse.js';
 import { validatorCompiler } from './validation.js';
+import { VfioUserExports } from '../vfio-user/exports.js';
+import { vfioUserRoutes } from './routes/vfio-user.js';
 
 /** The fastify instance type used throughout the server (TypeBox type provider). */
 export type VmmrApp = FastifyInstance<
@@ -60,6 +62,8 @@ export interface AppContext {
   sse: SseHub;
   /** Every route registered (method, URL template, hidden from the OpenAPI document or not). */
   routes: RegisteredRoute[];
+  /** The vfio-user exports (VMMR_SOCKET_DIR, docs/vfio-user.md). */
+  vfioUser: VfioUserExports;
 }
 
 export interface RegisteredRoute {
@@ -112,6 +116,7 @@ export const ROUTE_MODULES: readonly RouteModule[] = [
   traceRoutes,
   stateRoutes,
   stateFileRoutes,
+  vfioUserRoutes,
 ];
 
 /**
@@ -221,7 +226,21 @@ export async function buildApp(opts: BuildAppOptions): Promise<VmmrApp> {
     keepaliveMs: opts.sseKeepaliveMs ?? DEFAULT_SSE_KEEPALIVE_MS,
   });
   const routes: RegisteredRoute[] = [];
-  const ctx: AppContext = { config, limits, topology: opts.topology, emulator, metrics, sse, routes };
+  const vfioUser = new VfioUserExports({
+    emulator,
+    socketDir: config.socketDir,
+    log: (level, message) => app.log[level]({ transport: 'vfio-user' }, message),
+  });
+  const ctx: AppContext = {
+    config,
+    limits,
+    topology: opts.topology,
+    emulator,
+    metrics,
+    sse,
+    routes,
+    vfioUser,
+  };
   app.decorate('vmmr', ctx);
   restoreAtStartup(app, ctx);
 
@@ -268,9 +287,16 @@ export async function buildApp(opts: BuildAppOptions): Promise<VmmrApp> {
   app.addHook('preClose', async () => {
     sse.closeAll('shutdown');
   });
+  app.addHook('onClose', async () => vfioUser.closeAll());
 
   for (const register of [...ROUTE_MODULES, ...(opts.routes ?? [])]) {
     await register(app, ctx);
+  }
+  try {
+    vfioUser.startTopologyExports();
+  } catch (e) {
+    await app.close();
+    throw e;
   }
   return app;
 }

@@ -70,6 +70,8 @@ export interface Config {
   qtestSocket?: string;
   /** VMMR_QTEST_PORT: TCP port of the qtest protocol on HOST (0 = a free one); undefined = none. */
   qtestPort?: number;
+  /** VMMR_SOCKET_DIR: the directory every vfio-user socket is in (docs/vfio-user.md); undefined = no exports. */
+  socketDir?: string;
 }
 
 /** The limits of a configuration with the defaults filled in. */
@@ -308,6 +310,17 @@ export function parseQtestSocket(value: string, setting = 'VMMR_QTEST_SOCKET'): 
   return value;
 }
 
+export function parseSocketDir(value: string, setting = 'VMMR_SOCKET_DIR'): string {
+  if (!value.startsWith('/')) {
+    throw new ConfigError(
+      setting,
+      value,
+      'is not a valid directory: expected the absolute path of the directory for vfio-user sockets (leave it unset for no exports)',
+    );
+  }
+  return value;
+}
+
 export function parseQtestPort(value: string, setting = 'VMMR_QTEST_PORT'): number {
   return parsePort(value, setting);
 }
@@ -365,5 +378,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   if (qtestSocket !== undefined) config.qtestSocket = parseQtestSocket(qtestSocket);
   const qtestPort = env.VMMR_QTEST_PORT;
   if (qtestPort !== undefined) config.qtestPort = parseQtestPort(qtestPort);
+  const socketDir = env.VMMR_SOCKET_DIR;
+  if (socketDir !== undefined) config.socketDir = parseSocketDir(socketDir);
   return config;
 }

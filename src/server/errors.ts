@@ -27,6 +27,7 @@ export const STATUS_BY_CODE: Readonly<Record<VmmrErrorCode, number>> = {
   // Nothing there.
   VMMR_ERR_NOT_FOUND: 404,
   VMMR_ERR_NO_FUNCTION: 404,
+  VMMR_ERR_NOT_EXPORTED: 404,
   // The device's current state refuses it: change the state first.
   VMMR_ERR_DECODE_DISABLED: 409,
   VMMR_ERR_IO_DISABLED: 409,
@@ -34,6 +35,8 @@ export const STATUS_BY_CODE: Readonly<Record<VmmrErrorCode, number>> = {
   VMMR_ERR_TOPOLOGY: 409,
   VMMR_ERR_LIMIT: 409,
   VMMR_ERR_NOT_CONFIGURED: 409,
+  VMMR_ERR_EXPORTED: 409,
+  VMMR_ERR_SOCKET: 409,
   // A VF address whose VF is not enabled (it existed, or may exist, but is gone now).
   VMMR_ERR_VF_DISABLED: 410,
   VMMR_ERR_TOO_LARGE: 413,
@@ -72,6 +75,9 @@ const TITLES: Readonly<Record<VmmrErrorCode, string>> = {
   VMMR_ERR_TOO_LARGE: 'Request too large',
   VMMR_ERR_TOO_MANY: 'Too many at once',
   VMMR_ERR_NOT_CONFIGURED: 'Not configured on this server',
+  VMMR_ERR_EXPORTED: 'Already exported',
+  VMMR_ERR_NOT_EXPORTED: 'Not exported',
+  VMMR_ERR_SOCKET: 'Socket unavailable',
   VMMR_ERR_UNMAPPED: 'Nothing decoded there',
   VMMR_ERR_WIDTH_MISMATCH: 'Width does not match the register',
   VMMR_ERR_READ_ONLY: 'Register is read-only',

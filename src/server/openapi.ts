@@ -17,6 +17,10 @@ export const TAGS = [
   { name: 'device', description: 'The device side: interrupts and device configuration changes' },
   { name: 'events', description: 'Server-Sent Events' },
   { name: 'state', description: 'Snapshot, restore, reset' },
+  {
+    name: 'vfio-user',
+    description: 'Functions exported to a VMM over vfio-user (Unix sockets in VMMR_SOCKET_DIR)',
+  },
 ];
 
 const DESCRIPTION = `Emulated virtio transitional MMR PCIe devices: SR-IOV PFs whose VFs carry the legacy virtio

@@ -1,7 +1,8 @@
-import { barLayout, deviceTypes, pciHeader, legacy } from '../spec/index.js';
+import { barLayout, capabilityIds, deviceTypes, pciHeader, legacy, virtioPciCap } from '../spec/index.js';
 import { VmmrError, isVmmrError } from '../base/errors.js';
 import { LEGACY_BLOCK_OFFSET } from '../mmr/locator.js';
 import type { MmrVf, VfObserver } from '../mmr/vf.js';
+import { listCapabilities } from '../pci/capabilities.js';
 import { ConfigStore, ConfigTemplate } from '../pci/config-space.js';
 import { IntxPin } from '../pci/intx.js';
 import { NOTIFY_OFF_MULTIPLIER } from '../virtio/memory-bar.js';
@@ -15,6 +16,9 @@ const EXT_START = pciHeader.constants.EXT_CAP_START.value;
 const QUEUE_NOTIFY = legacy.registers.QUEUE_NOTIFY;
 const NOTIFY_REGION = barLayout.registers.NOTIFY.offset;
 const IO_FLAG_BITS = 0x3;
+const CAP_ID_VNDR = capabilityIds.constants.CAP_ID_VNDR.value;
+const CAP_NEXT = capabilityIds.registers.CAP_LIST_NEXT.offset;
+const VIRTIO_CAP_LEN = virtioPciCap.registers.CAP_LEN.offset;
 
 /**
  * The guest's header of a VF shown through the translator (docs/device-model.md "The translator's guest view", as Linux
@@ -58,6 +62,46 @@ export function alignedPieces(port: number, width: number): Array<{ port: number
   return pieces;
 }
 
+/**
+ * What a legacy-only guest view answers itself instead of passing through: the config bytes of a
+ * VF without its virtio vendor capabilities (virtio 1.2 §4.1.4 "Virtio Structure PCI
+ * Capabilities", capability ID 0x09), as QEMU's `disable-modern=on` leaves them out
+ * (hw/virtio/virtio-pci.c adds the modern capabilities only for a modern device). The list is
+ * relinked around them (each visible capability's Next names the next visible one) and their
+ * bytes read 0 and ignore writes. Linux's modern probe then finds no common configuration and
+ * leaves the transitional device to the legacy driver (drivers/virtio/virtio_pci_modern_dev.c
+ * vp_modern_probe).
+ */
+export interface HiddenCapabilities {
+  /** 1 where the guest view answers a config byte itself. */
+  readonly own: Uint8Array;
+  /** The byte it answers there. */
+  readonly value: Uint8Array;
+}
+
+export function hideModernCapabilities(source: ConfigTemplate): HiddenCapabilities {
+  const own = new Uint8Array(EXT_START);
+  const value = new Uint8Array(EXT_START);
+  const caps = listCapabilities({ read: (offset, size) => source.get(offset, size) }).filter(
+    (c) => c.kind === 'standard',
+  );
+  const visible = caps.filter((c) => c.id !== CAP_ID_VNDR);
+  for (const cap of caps) {
+    if (cap.id !== CAP_ID_VNDR) continue;
+    const length = Math.max(source.get(cap.offset + VIRTIO_CAP_LEN, 1), CAP_NEXT + 1);
+    // Capabilities start on dwords (PCI 3.0 §6.7): hiding whole dwords keeps every aligned
+    // access either wholly hidden or wholly passed through.
+    own.fill(1, cap.offset, Math.min(EXT_START, cap.offset + Math.ceil(length / 4) * 4));
+  }
+  const link = (at: number, next: number): void => {
+    own[at] = 1;
+    value[at] = next;
+  };
+  link(H.CAPABILITY_LIST.offset, visible[0]?.offset ?? 0);
+  visible.forEach((cap, i) => link(cap.offset + CAP_NEXT, visible[i + 1]?.offset ?? 0));
+  return { own, value };
+}
+
 function refuse(
   code: 'VMMR_ERR_IO_DISABLED' | 'VMMR_ERR_OUT_OF_RANGE' | 'VMMR_ERR_BAD_WIDTH' | 'VMMR_ERR_UNALIGNED',
   message: string,
@@ -75,12 +119,20 @@ export class GuestView implements VfObserver {
   readonly config: ConfigStore;
   private readonly intx: IntxPin;
   trace: TraceRing | undefined;
+  /** The modern capabilities are hidden (the `legacyOnly` option); undefined: all pass through. */
+  private hidden: HiddenCapabilities | undefined;
 
-  /** `template` comes from buildGuestTemplate for this VF's template and BAR size (the translator shares it). */
+  /**
+   * `template` comes from buildGuestTemplate for this VF's template and BAR size, `modern` from
+   * hideModernCapabilities for the VF's template (the translator shares both).
+   */
   constructor(
     readonly vf: MmrVf,
     template: ConfigTemplate,
+    private readonly modern: HiddenCapabilities,
+    legacyOnly = false,
   ) {
+    this.legacyOnly = legacyOnly;
     this.config = new ConfigStore(template);
     this.intx = new IntxPin(this.config, (level) => {
       const events = this.vf.events;
@@ -110,6 +162,15 @@ export class GuestView implements VfObserver {
     return (this.command() & HC.COMMAND_MEMORY.value) !== 0;
   }
 
+  /** Whether the guest sees only the legacy interface (the virtio vendor capabilities hidden). */
+  get legacyOnly(): boolean {
+    return this.hidden !== undefined;
+  }
+
+  set legacyOnly(on: boolean) {
+    this.hidden = on ? this.modern : undefined;
+  }
+
   // ---- guest config space ----
 
   private passesThrough(offset: number): boolean {
@@ -117,11 +178,27 @@ export class GuestView implements VfObserver {
   }
 
   readConfig(offset: number, width: number): number {
-    if (this.passesThrough(offset)) return this.vf.readConfig(offset, width);
-    return this.config.read(offset, width);
+    const value = this.passesThrough(offset)
+      ? this.vf.readConfig(offset, width)
+      : this.config.read(offset, width);
+    return this.hidden ? this.answerHidden(this.hidden, offset, width, value) : value;
+  }
+
+  /** `value` with the bytes a legacy-only view answers itself replaced. */
+  private answerHidden(hidden: HiddenCapabilities, offset: number, width: number, value: number): number {
+    let out = value;
+    for (let i = 0; i < width && offset + i < EXT_START; i++) {
+      if (hidden.own[offset + i] === 0) continue;
+      const shift = 8 * i;
+      out = (out & ~(0xff << shift)) | (hidden.value[offset + i]! << shift);
+    }
+    return out >>> 0;
   }
 
   writeConfig(offset: number, width: number, value: number): void {
+    // A hidden capability is reserved space: writes are ignored (its Next bytes are read-only).
+    if (this.hidden && offset < EXT_START && this.hidden.own[offset] === 1 && this.passesThrough(offset))
+      return;
     if (this.passesThrough(offset)) {
       this.vf.writeConfig(offset, width, value);
       return;
@@ -141,6 +218,8 @@ export class GuestView implements VfObserver {
     const own = this.config.snapshot();
     const vf = this.vf.config.snapshot();
     own.set(vf.subarray(STD_HEADER_END, EXT_START), STD_HEADER_END);
+    const hidden = this.hidden;
+    if (hidden) for (let i = 0; i < EXT_START; i++) if (hidden.own[i] === 1) own[i] = hidden.value[i]!;
     return own;
   }
 

@@ -1,16 +1,34 @@
 import type { MmrVf } from '../mmr/vf.js';
 import type { ConfigChange, ConfigTemplate } from '../pci/config-space.js';
 import type { FunctionTemplate } from '../virtio/pci-function.js';
-import { buildGuestTemplate, GuestView } from './guest-view.js';
+import {
+  buildGuestTemplate,
+  GuestView,
+  hideModernCapabilities,
+  type HiddenCapabilities,
+} from './guest-view.js';
 
 /**
  * The I/O-to-MMIO translator of a machine: owns the guest view of every VF a guest has looked
  * at (opened on first use), and the guest config templates they share — one per VF template
- * and VF BAR size, since the VF BAR size follows the PF's System Page Size.
+ * and VF BAR size, since the VF BAR size follows the PF's System Page Size. A view opens with
+ * the `legacyOnly` option its VF's topology entry gives (`legacyOnlyAtStart`).
  */
 export class Translator {
   private readonly views = new Map<MmrVf, GuestView>();
   private readonly templates = new Map<FunctionTemplate, Map<number, ConfigTemplate>>();
+  private readonly hidden = new Map<FunctionTemplate, HiddenCapabilities>();
+
+  constructor(private readonly legacyOnlyAtStart: (vf: MmrVf) => boolean = () => false) {}
+
+  private hiddenFor(vf: MmrVf): HiddenCapabilities {
+    let hidden = this.hidden.get(vf.template);
+    if (!hidden) {
+      hidden = hideModernCapabilities(vf.template.config);
+      this.hidden.set(vf.template, hidden);
+    }
+    return hidden;
+  }
 
   private templateFor(vf: MmrVf): ConfigTemplate {
     let bySize = this.templates.get(vf.template);
@@ -31,7 +49,7 @@ export class Translator {
   view(vf: MmrVf): GuestView {
     let view = this.views.get(vf);
     if (!view) {
-      view = new GuestView(vf, this.templateFor(vf));
+      view = new GuestView(vf, this.templateFor(vf), this.hiddenFor(vf), this.legacyOnlyAtStart(vf));
       vf.observer = view;
       this.views.set(vf, view);
     }
@@ -55,7 +73,14 @@ export class Translator {
 
   /** Whether a VF's guest view holds anything a snapshot must keep. */
   pristine(vf: MmrVf): boolean {
-    return (this.views.get(vf)?.config.overlaySize ?? 0) === 0;
+    const view = this.views.get(vf);
+    return !view || (view.config.overlaySize === 0 && view.legacyOnly === this.legacyOnlyAtStart(vf));
+  }
+
+  /** The `legacyOnly` option of a VF's view when it differs from the topology's, for a snapshot. */
+  legacyOnlyOf(vf: MmrVf): boolean | undefined {
+    const view = this.views.get(vf);
+    return view && view.legacyOnly !== this.legacyOnlyAtStart(vf) ? view.legacyOnly : undefined;
   }
 
   /** The guest config changes of a VF's view, when it has any. */
@@ -64,8 +89,9 @@ export class Translator {
     return view && view.config.overlaySize > 0 ? view.config.changes() : undefined;
   }
 
-  restore(vf: MmrVf, changes: readonly ConfigChange[]): void {
+  restore(vf: MmrVf, changes: readonly ConfigChange[], legacyOnly?: boolean): void {
     const view = this.view(vf);
+    if (legacyOnly !== undefined) view.legacyOnly = legacyOnly;
     view.config.restoreChanges(changes);
     view.updateIntx();
   }

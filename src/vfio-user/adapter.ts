@@ -286,6 +286,8 @@ export class FunctionDevice implements VfioUserDevice {
     this.sink = sink;
     this.arming = arming;
     this.dma = dma;
+    // The device's DMA goes to the client's maps (shared fds, or DMA_READ/DMA_WRITE messages).
+    this.fn.hub.path(this.fn).useDma(dma);
     this.stopRouting = this.router.route(this.fn.bdf, (e) => this.interrupt(e));
     if (this.interrupts[INTX]!.count > 0) sink.level(INTX, 0, this.intxAsserted());
   }
@@ -330,6 +332,7 @@ export class FunctionDevice implements VfioUserDevice {
   detach(): void {
     this.stopRouting?.();
     this.stopRouting = undefined;
+    this.fn.hub.existing(this.fn)?.useDma(undefined);
     if (this.msixTable) for (let v = 0; v < this.interrupts[MSIX]!.count; v++) this.setVectorMask(v, true);
     this.sink = undefined;
     this.arming = undefined;

@@ -25,6 +25,7 @@ import {
   virtioStatus,
   type Constant,
 } from '../spec/index.js';
+import type { GuestView } from '../translator/guest-view.js';
 import type { Translator } from '../translator/translator.js';
 import type { VirtioPciFunction } from '../virtio/pci-function.js';
 import { lspciName } from './naming.js';
@@ -302,7 +303,11 @@ function describeIdentity(fn: VirtioPciFunction): { mac?: string; serial?: strin
 
 function describeGuest(vf: MmrVf, translator: Translator): GuestSummary | undefined {
   const view = translator.existing(vf);
-  if (!view) return undefined;
+  return view ? describeGuestView(view) : undefined;
+}
+
+/** The state of an open guest view. */
+export function describeGuestView(view: GuestView): GuestSummary {
   return {
     vendorId: hex(view.config.read(H.VENDOR_ID.offset, H.VENDOR_ID.size), H.VENDOR_ID.size),
     deviceId: hex(view.config.read(H.DEVICE_ID.offset, H.DEVICE_ID.size), H.DEVICE_ID.size),
@@ -310,6 +315,7 @@ function describeGuest(vf: MmrVf, translator: Translator): GuestSummary | undefi
     ioEnabled: view.ioEnabled,
     memoryEnabled: view.memoryEnabled,
     intxAsserted: view.intxAsserted,
+    legacyOnly: view.legacyOnly,
     trace: view.trace
       ? { enabled: true, depth: view.trace.depth, recorded: view.trace.recorded }
       : { enabled: false, depth: 0, recorded: 0 },

@@ -166,6 +166,9 @@ export const GuestSummarySchema = Type.Object({
   ioEnabled: Type.Boolean(),
   memoryEnabled: Type.Boolean(),
   intxAsserted: Type.Boolean(),
+  legacyOnly: Type.Boolean({
+    description: 'the modern virtio capabilities are hidden from the guest (a legacy driver binds unforced)',
+  }),
   trace: Type.Object({ enabled: Type.Boolean(), depth: Type.Integer(), recorded: Type.Integer() }),
 });
 export type GuestSummary = Static<typeof GuestSummarySchema>;
@@ -308,3 +311,34 @@ export const BalloonStateSchema = Type.Object({
   stats: Type.Record(Type.String(), Type.Number()),
 });
 export type BalloonStateView = Static<typeof BalloonStateSchema>;
+/** A vfio-user client connected to an export (src/vfio-user/exports.ts). */
+export const VfioUserClientSchema = Type.Object({
+  negotiated: Type.Boolean({ description: 'VERSION was exchanged' }),
+  commands: Type.Integer({ description: 'commands received' }),
+  byCommand: Type.Record(Type.String(), Type.Integer(), { description: 'commands received, by name' }),
+  refusals: Type.Integer({ description: 'error replies sent (and posted writes refused)' }),
+  lastRefusal: Type.Union([Type.String(), Type.Null()], { description: 'the last refusal, with its reason' }),
+  dmaMaps: Type.Integer({ description: 'DMA regions the client has mapped' }),
+  irqFds: Type.Integer({ description: 'eventfds the client has handed over' }),
+  interruptsDelivered: Type.Integer(),
+  interruptsDropped: Type.Integer({ description: 'eventfd writes dropped (counter at its maximum)' }),
+  queuedBytes: Type.Integer({ description: 'reply bytes waiting for the client to read them' }),
+});
+
+export const VfioUserExportSchema = Type.Object({
+  bdf: Type.String(),
+  view: Type.Union([Type.Literal('guest'), Type.Literal('function')], {
+    description:
+      "guest: the translator's transitional device with an I/O BAR0; function: the function as it is",
+  }),
+  socket: Type.String({ description: 'the Unix socket path (mode 0600, inside VMMR_SOCKET_DIR)' }),
+  source: Type.Union([Type.Literal('api'), Type.Literal('topology')], {
+    description: 'started over the API, or by the topology entry of the VF',
+  }),
+  since: Type.String({ description: 'when the socket started listening (ISO 8601)' }),
+  refusedClients: Type.Integer({ description: 'clients turned away while one was connected' }),
+  client: Type.Union([VfioUserClientSchema, Type.Null()], { description: 'the connected client, if any' }),
+});
+export type VfioUserExport = Static<typeof VfioUserExportSchema>;
+
+export const VfioUserExportListSchema = Type.Object({ items: Type.Array(VfioUserExportSchema) });

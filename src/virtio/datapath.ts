@@ -22,6 +22,7 @@ import type { DeviceBackend, DeviceContext, DeviceEvent, FeatureBits } from '../
 import { NetSwitch } from '../devices/net/switch.js';
 import { DmaBudget } from '../dma/budget.js';
 import { SparseRam } from '../dma/sparse-ram.js';
+import type { DmaSpace } from '../dma/space.js';
 import { datapath, features } from '../spec/index.js';
 import {
   createQueue,
@@ -100,7 +101,10 @@ function hexAddress(n: number): string {
 
 /** A function's side of the data path: its DMA space, queues and back-end (a DeviceContext). */
 export class FunctionDataPath implements DeviceContext {
+  /** vmmr's own DMA memory of the function (used while no transport supplies one). */
   readonly dma: SparseRam;
+  /** A transport's DMA space (a vfio-user client's maps) while it is attached. */
+  private transportDma: DmaSpace | undefined;
   private backendObject: DeviceBackend | undefined;
   private readonly built: (BuiltQueue | undefined)[] = [];
   private featureCache: FeatureBits = { lo: 0, hi: 0 };
@@ -118,6 +122,22 @@ export class FunctionDataPath implements DeviceContext {
 
   private get device(): VirtioDevice {
     return this.fn.device;
+  }
+
+  /** What the device's rings and buffers are read from and written to. */
+  get space(): DmaSpace {
+    return this.transportDma ?? this.dma;
+  }
+
+  /**
+   * A transport supplies the function's DMA space (undefined: back to vmmr's own memory). Queues
+   * are rebuilt over the new space when next used; what the back-end had in flight is forgotten.
+   */
+  useDma(space: DmaSpace | undefined): void {
+    if (this.transportDma === space) return;
+    this.transportDma = space;
+    this.built.length = 0;
+    this.backendObject?.reset();
   }
 
   get backend(): DeviceBackend {
@@ -176,7 +196,7 @@ export class FunctionDataPath implements DeviceContext {
     if (this.restoredRuns) this.restoredRuns[index] = null;
     try {
       const setup = { index, size: program.size, format: ring.format, addresses, features: ring };
-      const queue = createQueue(this.dma, setup, run);
+      const queue = createQueue(this.space, setup, run);
       this.built[index] = { queue, program, lo, hi };
       return queue;
     } catch (e) {

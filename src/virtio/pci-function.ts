@@ -57,6 +57,8 @@ export interface FunctionState {
   dma?: DmaSpaceState;
   /** The device's run state of each queue it used (null for the others; absent: none used). */
   queues?: (QueueRunState | null)[];
+  /** A VF's guest view option `legacyOnly`, when it differs from the VF's topology entry. */
+  legacyOnly?: boolean;
 }
 
 /** A function template: config image, capability offsets and BAR placement (shared by VFs). */

@@ -7,9 +7,21 @@ import type { LightMyRequestResponse } from 'fastify';
 import type { VmmrErrorCode } from '../../src/base/errors.js';
 import { STATUS_BY_CODE } from '../../src/server/errors.js';
 import type { VmmrApp } from '../../src/server/app.js';
-import { BLK_PF, NET_PF, NOWHERE, VF1, call, enableVfs, problem, testApp } from '../support/server.js';
+import {
+  BLK_PF,
+  NET_PF,
+  NOWHERE,
+  VF1,
+  call,
+  enableVfs,
+  problem,
+  socketDir,
+  testApp,
+} from '../support/server.js';
 
 type Scenario = (app: VmmrApp) => Promise<LightMyRequestResponse>;
+
+const SOCKET_DIR = socketDir();
 
 const fn = (bdf: string): string => `/api/v1/functions/${bdf}`;
 
@@ -101,6 +113,21 @@ const SCENARIOS: Record<VmmrErrorCode, { env?: Record<string, string>; run: Scen
     },
   },
   VMMR_ERR_NOT_CONFIGURED: { run: (app) => call(app, 'POST', '/api/v1/state/save') },
+  VMMR_ERR_EXPORTED: {
+    env: { VMMR_SOCKET_DIR: SOCKET_DIR },
+    run: async (app) => {
+      await call(app, 'POST', `${fn(NET_PF)}/vfio-user`, { socket: 'errors-a.sock', view: 'function' });
+      return call(app, 'POST', `${fn(NET_PF)}/vfio-user`, { socket: 'errors-b.sock', view: 'function' });
+    },
+  },
+  VMMR_ERR_NOT_EXPORTED: { run: (app) => call(app, 'DELETE', `${fn(NET_PF)}/vfio-user`) },
+  VMMR_ERR_SOCKET: {
+    env: { VMMR_SOCKET_DIR: SOCKET_DIR },
+    run: async (app) => {
+      await call(app, 'POST', `${fn(NET_PF)}/vfio-user`, { socket: 'errors-c.sock', view: 'function' });
+      return call(app, 'POST', `${fn(BLK_PF)}/vfio-user`, { socket: 'errors-c.sock', view: 'function' });
+    },
+  },
   VMMR_ERR_INTERNAL: { run: (app) => call(app, 'GET', '/test/boom') },
 };
 

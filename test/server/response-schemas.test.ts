@@ -9,7 +9,17 @@ import type { TSchema } from 'typebox';
 import { Compile } from 'typebox/compile';
 import type { LightMyRequestResponse } from 'fastify';
 import type { VmmrApp } from '../../src/server/app.js';
-import { BLK_PF, NET_PF, NOWHERE, VF1, call, testApp, type Method } from '../support/server.js';
+import {
+  BLK_PF,
+  NET_PF,
+  NOWHERE,
+  VF1,
+  VF2,
+  call,
+  socketDir,
+  testApp,
+  type Method,
+} from '../support/server.js';
 
 const CON_PF = '0000:41:00.0';
 const BAL_PF = '0000:42:00.0';
@@ -109,6 +119,11 @@ const CASES: Readonly<Record<string, Case[]>> = {
       payload: { data: '0011223344556677' },
       expect: 200,
     },
+  ],
+  'PUT /api/v1/functions/:bdf/guest': [
+    { method: 'PUT', url: `/api/v1/functions/${VF1}/guest`, payload: { legacyOnly: true }, expect: 200 },
+    { method: 'PUT', url: `/api/v1/functions/${VF1}/guest`, payload: { legacyOnly: 1 }, expect: 400 },
+    { method: 'PUT', url: `/api/v1/functions/${NET_PF}/guest`, payload: { legacyOnly: true }, expect: 422 },
   ],
   'GET /api/v1/functions/:bdf/guest/config': [
     { method: 'GET', url: `/api/v1/functions/${VF1}/guest/config`, expect: 200 },
@@ -245,6 +260,41 @@ const CASES: Readonly<Record<string, Case[]>> = {
   'PUT /api/v1/functions/:bdf/balloon': [
     { method: 'PUT', url: `/api/v1/functions/${BAL_PF}/balloon`, payload: { numPages: 256 }, expect: 200 },
   ],
+  'POST /api/v1/functions/:bdf/vfio-user': [
+    {
+      method: 'POST',
+      url: `/api/v1/functions/${VF1}/vfio-user`,
+      payload: { socket: 'schemas.sock' },
+      expect: 201,
+    },
+    {
+      method: 'POST',
+      url: `/api/v1/functions/${VF1}/vfio-user`,
+      payload: { socket: 'schemas-2.sock' },
+      expect: 409,
+    },
+    {
+      method: 'POST',
+      url: `/api/v1/functions/${BLK_PF}/vfio-user`,
+      payload: { socket: '/etc/vmmr.sock', view: 'function' },
+      expect: 400,
+    },
+    {
+      method: 'POST',
+      url: `/api/v1/functions/${NET_PF}/vfio-user`,
+      payload: { socket: 'pf.sock', view: 'guest' },
+      expect: 422,
+    },
+  ],
+  'GET /api/v1/vfio-user': [{ method: 'GET', url: '/api/v1/vfio-user', expect: 200 }],
+  'GET /api/v1/functions/:bdf/vfio-user': [
+    { method: 'GET', url: `/api/v1/functions/${VF1}/vfio-user`, expect: 200 },
+    { method: 'GET', url: `/api/v1/functions/${VF2}/vfio-user`, expect: 404 },
+  ],
+  'DELETE /api/v1/functions/:bdf/vfio-user': [
+    { method: 'DELETE', url: `/api/v1/functions/${VF1}/vfio-user`, expect: 204 },
+    { method: 'DELETE', url: `/api/v1/functions/${VF1}/vfio-user`, expect: 404 },
+  ],
   'GET /api/v1/state': [{ method: 'GET', url: '/api/v1/state', expect: 200 }],
   'PUT /api/v1/state': [
     {
@@ -257,6 +307,8 @@ const CASES: Readonly<Record<string, Case[]>> = {
   'POST /api/v1/reset': [{ method: 'POST', url: '/api/v1/reset', expect: 200 }],
   'POST /api/v1/state/save': [{ method: 'POST', url: '/api/v1/state/save', expect: 409 }],
 };
+
+const SOCKET_DIR = socketDir();
 
 /** The schema a route declares for a status and the content type of the answer. */
 function schemaFor(
@@ -305,7 +357,7 @@ describe('response schemas', () => {
   });
 
   it('real answers of every route match the schema they are serialized through', async () => {
-    const app = await testApp();
+    const app = await testApp({ env: { VMMR_SOCKET_DIR: SOCKET_DIR } });
     let checked = 0;
     for (const [key, cases] of Object.entries(CASES)) {
       for (const c of cases) {

@@ -1,5 +1,8 @@
 /** Shared set-up of the route tests: apps on the embedded default topology, inject helpers. */
-import { afterEach } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach } from 'vitest';
 import type { LightMyRequestResponse } from 'fastify';
 import { loadConfig } from '../../src/server/config.js';
 import { buildApp, type BuildAppOptions, type VmmrApp } from '../../src/server/app.js';
@@ -13,6 +16,13 @@ export const VF2 = '0000:01:00.2';
 export const NOWHERE = '0001:00:00.0';
 
 const apps: VmmrApp[] = [];
+
+/** A fresh directory for vfio-user sockets (VMMR_SOCKET_DIR), removed after the file's tests. */
+export function socketDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'vmmr-sock-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
 
 afterEach(async () => {
   await Promise.all(apps.splice(0).map((a) => a.close()));

@@ -3,7 +3,8 @@
  * driver sees (config space with an I/O BAR0) and that I/O BAR0 itself.
  */
 import { Type } from 'typebox';
-import { dumpDescription } from '../../views/functions.js';
+import { describeGuestView, dumpDescription } from '../../views/functions.js';
+import { GuestSummarySchema } from '../../views/shapes.js';
 import type { RouteModule } from '../app.js';
 import { BdfParam, BdfParams, ConfigDump, DumpFormat, OffsetParam, problems } from '../schemas.js';
 import { sendConfigDump } from './common.js';
@@ -12,6 +13,29 @@ import { registerSpaceRoutes } from './space.js';
 const tags = ['guest'];
 
 export const guestRoutes: RouteModule = (app, ctx) => {
+  app.put(
+    '/api/v1/functions/:bdf/guest',
+    {
+      schema: {
+        tags,
+        summary: "Set a VF's guest view options",
+        description:
+          "`legacyOnly: true` hides the VF's virtio vendor capabilities from the guest (as QEMU's disable-modern=on " +
+          "leaves them out): Linux's modern virtio_pci probe finds no common configuration and the legacy driver " +
+          'binds without virtio_pci.force_legacy. Takes effect at once; a guest reads the capability list at probe ' +
+          'time. Opens the guest view; answers its state.',
+        params: BdfParams,
+        body: Type.Object({ legacyOnly: Type.Boolean() }, { additionalProperties: false }),
+        response: { 200: GuestSummarySchema, ...problems(400, 404, 410, 422) },
+      },
+    },
+    async (request) => {
+      const view = ctx.emulator.machine.guestView(request.params.bdf);
+      view.legacyOnly = request.body.legacyOnly;
+      return describeGuestView(view);
+    },
+  );
+
   app.get(
     '/api/v1/functions/:bdf/guest/config',
     {

@@ -32,7 +32,12 @@ export function resolvePf(p: PfSpec): ResolvedPf {
     queueSize: p.queueSize ?? 256,
     policy: p.policy ?? 'strict',
     notify: p.notify ?? 'notify-region',
-    vfs: Object.fromEntries(Object.entries(p.vfs ?? {}).map(([bdf, o]) => [normalizeBdf(bdf), o])),
+    vfs: Object.fromEntries(
+      Object.entries(p.vfs ?? {}).map(([bdf, { vfioUser, ...o }]) => [
+        normalizeBdf(bdf),
+        vfioUser ? { ...o, vfioUser: { socket: vfioUser.socket, view: vfioUser.view ?? 'guest' } } : o,
+      ]),
+    ),
   };
 }
 
