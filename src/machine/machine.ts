@@ -9,11 +9,28 @@ import type { GuestView } from '../translator/guest-view.js';
 import { Translator } from '../translator/translator.js';
 import type { FunctionState, VirtioPciFunction } from '../virtio/pci-function.js';
 import { STATE_FORMAT, STATE_VERSION, type MachineState } from './state.js';
+import { DEFAULT_PLATFORM_MAP, type PlatformMap } from './platform-map.js';
 import type { ResolvedPf, ResolvedTopology } from './topology.js';
+
+/**
+ * What firmware does as functions appear (src/platform/firmware.ts): BAR addresses and
+ * Interrupt Lines. The machine calls it once built (and restored), after a PF is added or
+ * enables VFs, and when a guest view opens.
+ */
+export interface FirmwareHook {
+  /** The machine is built, restored, or has a new PF. */
+  machineReady(): void;
+  vfsEnabled(pf: VirtioPf): void;
+  guestViewOpened(view: GuestView): void;
+}
 
 export interface MachineOptions {
   /** Most VFs enabled at once in this process (default 65536). */
   maxVfs?: number;
+  /** The address map (default: the topology's, else DEFAULT_PLATFORM_MAP). */
+  platform?: PlatformMap;
+  /** Firmware of the machine, built once its PFs exist; none: BARs stay as a harness sets them. */
+  firmware?: (machine: Machine) => FirmwareHook;
 }
 
 export const DEFAULT_MAX_VFS = 65536;
@@ -59,13 +76,30 @@ export class Machine {
   readonly events = new EventBus();
   readonly translator = new Translator();
   readonly maxVfs: number;
+  readonly platform: PlatformMap;
+  private firmwareHook: FirmwareHook | undefined;
   private pfList: VirtioPf[] = [];
   private readonly sources = new Map<VirtioPf, ResolvedPf>();
   private readonly pfByKey = new Map<number, VirtioPf>();
 
   constructor(topology: ResolvedTopology, options: MachineOptions = {}) {
     this.maxVfs = options.maxVfs ?? DEFAULT_MAX_VFS;
+    this.platform = options.platform ?? topology.platform ?? DEFAULT_PLATFORM_MAP;
     for (const pf of topology.pfs) this.addPf(pf);
+    this.attachFirmware(options.firmware);
+  }
+
+  get firmware(): FirmwareHook | undefined {
+    return this.firmwareHook;
+  }
+
+  /** Builds the machine's firmware (once) and lets it run over what exists now. */
+  private attachFirmware(build: MachineOptions['firmware']): void {
+    if (!build || this.firmwareHook) return;
+    const firmware = build(this);
+    this.firmwareHook = firmware;
+    this.translator.opened = (view) => firmware.guestViewOpened(view);
+    firmware.machineReady();
   }
 
   get pfs(): readonly VirtioPf[] {
@@ -89,11 +123,15 @@ export class Machine {
       def,
       this.events,
       { available: () => this.maxVfs - this.enabledVfCount() },
-      (removed) => this.translator.release(removed),
+      {
+        removed: (vfs) => this.translator.release(vfs),
+        enabled: (enabledPf) => this.firmwareHook?.vfsEnabled(enabledPf),
+      },
     );
     this.pfList = [...this.pfList, pf].sort((a, b) => bdfKey(a.domain, a.rid) - bdfKey(b.domain, b.rid));
     this.pfByKey.set(bdfKey(def.domain, def.rid), pf);
     this.sources.set(pf, resolved);
+    this.firmwareHook?.machineReady();
     return pf;
   }
 
@@ -237,7 +275,7 @@ export class Machine {
         `not a vmmr state of version ${STATE_VERSION} (format ${JSON.stringify(state.format)}, version ${JSON.stringify(state.version)})`,
       );
     }
-    const machine = new Machine({ pfs: state.pfs }, options);
+    const machine = new Machine({ pfs: state.pfs }, { ...options, firmware: undefined });
     const pfBdfs = new Set(machine.pfs.map((pf) => pf.bdf));
     const isPf = (f: FunctionState): boolean => pfBdfs.has(normalizeBdf(f.bdf));
     for (const f of state.functions.filter(isPf)) machine.find(f.bdf).setState(f);
@@ -250,6 +288,7 @@ export class Machine {
         machine.translator.restore(fn as MmrVf, f.guest);
       }
     }
+    machine.attachFirmware(options.firmware);
     return machine;
   }
 }

@@ -47,8 +47,13 @@ export interface PfDefinition {
   overrides: ReadonlyMap<number, IdentityOverride>;
 }
 
-/** Who hears that VFs went away (the machine: their guest views close). */
-export type VfRemovalListener = (removed: readonly MmrVf[]) => void;
+/** Who hears that VFs came or went (the machine: firmware places them, their guest views close). */
+export interface VfListener {
+  enabled(pf: VirtioPf): void;
+  removed(vfs: readonly MmrVf[]): void;
+}
+
+const NO_LISTENER: VfListener = { enabled: () => undefined, removed: () => undefined };
 
 export const PF_BAR_INDEX = barLayout.constants.PF_BAR_INDEX.value;
 export const VF_BAR_INDEX = barLayout.constants.VF_BAR_INDEX.value;
@@ -77,7 +82,7 @@ export class VirtioPf extends VirtioPciFunction {
     readonly definition: PfDefinition,
     readonly events: EventBus,
     budget: VfBudget,
-    private readonly onVfsRemoved: VfRemovalListener = () => undefined,
+    private readonly vfListener: VfListener = NO_LISTENER,
   ) {
     super();
     const d = definition;
@@ -246,6 +251,7 @@ export class VirtioPf extends VirtioPciFunction {
           ...(count > 0 ? { first: vfs[0]!.bdf, last: vfs[count - 1]!.bdf } : {}),
         });
       }
+      this.vfListener.enabled(this);
     } else {
       const count = this.removeVfs();
       if (this.events.active) this.events.emit({ type: 'vf-disable', bdf: this.bdf, numVfs: count });
@@ -256,7 +262,7 @@ export class VirtioPf extends VirtioPciFunction {
   removeVfs(): number {
     const removed = this.vfs;
     this.vfs = [];
-    if (removed.length > 0) this.onVfsRemoved(removed);
+    if (removed.length > 0) this.vfListener.removed(removed);
     return removed.length;
   }
 

@@ -19,6 +19,7 @@ import { limitsOf, type Config, type Limits } from './config.js';
 import type { ResolvedTopology } from '../machine/topology.js';
 import { PROTECTED_PREFIX, bearerAuth } from './auth.js';
 import { Emulator } from '../machine/emulator.js';
+import { withFirmware } from '../platform/firmware.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { Metrics } from './metrics.js';
 import { registerOpenApi } from './openapi.js';
@@ -209,7 +210,10 @@ export async function buildApp(opts: BuildAppOptions): Promise<VmmrApp> {
     done(null, body),
   );
 
-  const emulator = new Emulator(opts.topology, config.maxVfs === undefined ? {} : { maxVfs: config.maxVfs });
+  const emulator = new Emulator(opts.topology, {
+    firmware: withFirmware,
+    ...(config.maxVfs === undefined ? {} : { maxVfs: config.maxVfs }),
+  });
   const metrics = new Metrics(emulator);
   const sse = new SseHub(emulator, {
     queueLimit: limits.sseQueue,

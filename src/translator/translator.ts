@@ -11,6 +11,8 @@ import { buildGuestTemplate, GuestView } from './guest-view.js';
 export class Translator {
   private readonly views = new Map<MmrVf, GuestView>();
   private readonly templates = new Map<FunctionTemplate, Map<number, ConfigTemplate>>();
+  /** Hears every view that opens, once it is open (the machine's firmware places its BARs). */
+  opened: ((view: GuestView) => void) | undefined;
 
   private templateFor(vf: MmrVf): ConfigTemplate {
     let bySize = this.templates.get(vf.template);
@@ -34,12 +36,18 @@ export class Translator {
       view = new GuestView(vf, this.templateFor(vf));
       vf.observer = view;
       this.views.set(vf, view);
+      this.opened?.(view);
     }
     return view;
   }
 
   existing(vf: MmrVf): GuestView | undefined {
     return this.views.get(vf);
+  }
+
+  /** The views open now. */
+  openViews(): IterableIterator<GuestView> {
+    return this.views.values();
   }
 
   /** VFs went away (VF Enable cleared, PF reset or removed): their views close, asserted pins drop. */

@@ -373,7 +373,8 @@ describe('functions', () => {
           is64: true,
           prefetchable: false,
           size: 16384,
-          address: '0x0000000000004000',
+          // Firmware put the net PF's 16 MiB VF BAR first in the 32-bit window; VF 1 is 16 KiB in.
+          address: '0x00000000c0004000',
           decoding: true,
         },
       ],
