@@ -96,7 +96,10 @@ export class Emulator {
     try {
       const { pfs } = parseTopology({ pfs: state.pfs }, 'state');
       const platform = this.startup.platform;
-      machine = Machine.restore({ ...state, pfs }, { ...(platform ? { platform } : {}), ...this.machineOptions });
+      machine = Machine.restore(
+        { ...state, pfs },
+        { ...(platform ? { platform } : {}), ...this.machineOptions },
+      );
     } catch (e) {
       if (isVmmrError(e) && e.code === 'VMMR_ERR_STATE') throw e;
       const why = e instanceof TopologyError || isVmmrError(e) || e instanceof Error ? e.message : String(e);

@@ -36,7 +36,12 @@ import { pciHeader, sriovCap } from '../spec/index.js';
 import type { VirtioPf } from '../mmr/pf.js';
 import type { VirtioPciFunction } from '../virtio/pci-function.js';
 import { accessTarget, type ViewName } from './decode.js';
-import { DEFAULT_PLATFORM_MAP, intxLine, type AddressWindow, type PlatformMap } from '../machine/platform-map.js';
+import {
+  DEFAULT_PLATFORM_MAP,
+  intxLine,
+  type AddressWindow,
+  type PlatformMap,
+} from '../machine/platform-map.js';
 import type { MmrVf } from '../mmr/vf.js';
 
 const H = pciHeader.registers;
@@ -162,7 +167,14 @@ function guestResources(view: GuestView): Resource[] {
   const index = vf.template.barIndex;
   const common = { fn: vf, target: view, space: 'guest-config' as const };
   return [
-    { ...common, register: H.BASE_ADDRESS_0.offset, name: 'BAR0', io: true, size: view.ioLength, align: view.ioLength },
+    {
+      ...common,
+      register: H.BASE_ADDRESS_0.offset,
+      name: 'BAR0',
+      io: true,
+      size: view.ioLength,
+      align: view.ioLength,
+    },
     {
       ...common,
       register: H.BASE_ADDRESS_0.offset + index * 4,
@@ -355,7 +367,13 @@ function assignGuest(machine: Machine, map: PlatformMap, plans?: Map<VirtioPf, G
   const views = [...machine.translator.openViews()].filter((v) => v.vf.live);
   const resources = views.flatMap((view) => guestResources(view));
   const taken = { io: [], mem: [] };
-  const groups = singles(resources, 'guest', report, taken, (r) => vfOrder(machine, r.fn as MmrVf) + (r.io ? 0 : 1));
+  const groups = singles(
+    resources,
+    'guest',
+    report,
+    taken,
+    (r) => vfOrder(machine, r.fn as MmrVf) + (r.io ? 0 : 1),
+  );
   plans?.clear();
   if (plans) {
     for (const pf of machine.pfs) {
@@ -387,7 +405,8 @@ function assignInterruptLine(
 }
 
 function plannedBase(runs: readonly Run[], index: number): number {
-  for (const r of runs) if (index >= r.first && index < r.first + r.count) return r.base + (index - r.first) * r.stride;
+  for (const r of runs)
+    if (index >= r.first && index < r.first + r.count) return r.base + (index - r.first) * r.stride;
   return 0;
 }
 

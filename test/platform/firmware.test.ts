@@ -57,7 +57,9 @@ describe('firmware at build', () => {
       expect(vfBar).toBeGreaterThanOrEqual(0xc0000000);
       const out = lspci(hostDump(pf)).stdout;
       expect(out).toContain(`Region 0: Memory at ${bar0.toString(16)} (64-bit, non-prefetchable) [disabled]`);
-      expect(out).toMatch(new RegExp(`Region 2: Memory at 0*${vfBar.toString(16)} \\(64-bit, non-prefetchable\\)`));
+      expect(out).toMatch(
+        new RegExp(`Region 2: Memory at 0*${vfBar.toString(16)} \\(64-bit, non-prefetchable\\)`),
+      );
       expect(out).toMatch(/Interrupt: pin A routed to IRQ 1[01]/);
       // Decode stays as a driver finds it.
       expect(read(pf, 'config', 0x04, 2)).toBe(0);
@@ -65,7 +67,10 @@ describe('firmware at build', () => {
   });
 
   it('takes the windows from the topology', () => {
-    const machine = machineOf({ mem32: { base: '0xe0000000', size: '0x10000000' }, io: { base: '0xd000', size: '0x1000' } });
+    const machine = machineOf({
+      mem32: { base: '0xe0000000', size: '0x10000000' },
+      io: { base: '0xd000', size: '0x1000' },
+    });
     const pf = machine.findPf('0000:01:00.0');
     expect(memBar((o) => read(pf, 'config', o, 4), pf.sriov + 0x24 + 8)).toBe(0xe0000000);
     enableVfs(pf, 2);

@@ -75,8 +75,17 @@ describe('PFs and SR-IOV', () => {
         vfEnabled: false,
         vfMemoryEnabled: false,
         vfDeviceId: '0x10f9',
+        // Firmware's map: the two 16 MiB VF BARs open the 32-bit window, the PF BARs follow.
+        barAddress: '0x00000000c2000000',
+        vfBarBase: '0x00000000c0000000',
+        vfBarSize: 16384,
       },
-      expect.objectContaining({ bdf: BLK_PF, type: 'block', vfDeviceId: '0x10fa' }),
+      expect.objectContaining({
+        bdf: BLK_PF,
+        type: 'block',
+        vfDeviceId: '0x10fa',
+        barAddress: '0x00000000c2004000',
+      }),
     ]);
   });
 
