@@ -23,7 +23,11 @@ export interface DeviceHost {
   identityByte(k: number): number;
 }
 
-/** Per-queue state, stored as QUEUE_FIELDS u32 slots per queue in one array. */
+/**
+ * Per-queue state, stored as QUEUE_FIELDS u32 slots per queue in one array, allocated on the
+ * first queue write and kept across device resets (reset writes the reset values back). The
+ * slot after the last queue says whether a driver wrote any queue register since the last reset.
+ */
 const Q_SIZE = 0;
 const Q_VECTOR = 1;
 const Q_ENABLED = 2;
@@ -164,7 +168,7 @@ export class VirtioDevice {
     this.driverFeatureSelect = 0;
     this.driverFeaturesLo = 0;
     this.driverFeaturesHi = 0;
-    this.queues = undefined;
+    if (this.queues) this.resetQueues(this.queues);
     this.restoreDriverWritableConfig();
     this.host.updateIntx();
     if (this.host.events.active) {
@@ -198,16 +202,33 @@ export class VirtioDevice {
     return this.model.queueNames.length;
   }
 
+  private get programmedSlot(): number {
+    return this.numQueues * QUEUE_FIELDS;
+  }
+
+  private resetQueues(q: Uint32Array): void {
+    q.fill(0);
+    for (let i = 0; i < this.numQueues; i++) {
+      q[i * QUEUE_FIELDS + Q_SIZE] = this.model.queueMaxSize;
+      q[i * QUEUE_FIELDS + Q_VECTOR] = NO_VECTOR;
+    }
+  }
+
+  /** The slots, for a driver write: allocated once, marked programmed. */
   private queueSlots(): Uint32Array {
-    if (!this.queues) {
-      const q = new Uint32Array(this.numQueues * QUEUE_FIELDS);
-      for (let i = 0; i < this.numQueues; i++) {
-        q[i * QUEUE_FIELDS + Q_SIZE] = this.model.queueMaxSize;
-        q[i * QUEUE_FIELDS + Q_VECTOR] = NO_VECTOR;
-      }
+    let q = this.queues;
+    if (!q) {
+      q = new Uint32Array(this.programmedSlot + 1);
+      this.resetQueues(q);
       this.queues = q;
     }
-    return this.queues;
+    q[this.programmedSlot] = 1;
+    return q;
+  }
+
+  /** Whether a driver wrote a queue register since the last reset. */
+  private get queuesProgrammed(): boolean {
+    return this.queues !== undefined && this.queues[this.programmedSlot] === 1;
   }
 
   private slot(queue: number, field: number): number {
@@ -444,7 +465,7 @@ export class VirtioDevice {
       this.driverFeatureSelect === 0 &&
       this.driverFeaturesLo === 0 &&
       this.driverFeaturesHi === 0 &&
-      !this.queues &&
+      !this.queuesProgrammed &&
       !this.config
     );
   }
@@ -470,7 +491,9 @@ export class VirtioDevice {
       deviceFeatureSelect: this.deviceFeatureSelect,
       driverFeatureSelect: this.driverFeatureSelect,
       driverFeatures: hex64(this.driverFeaturesLo, this.driverFeaturesHi),
-      queues: this.queues ? this.model.queueNames.map((_, index) => this.queueRegisters(index)) : null,
+      queues: this.queuesProgrammed
+        ? this.model.queueNames.map((_, index) => this.queueRegisters(index))
+        : null,
       config: this.config ? bytesToHex(this.config) : null,
     };
   }
@@ -484,27 +507,29 @@ export class VirtioDevice {
     this.deviceFeatureSelect = state.deviceFeatureSelect >>> 0;
     this.driverFeatureSelect = state.driverFeatureSelect >>> 0;
     [this.driverFeaturesLo, this.driverFeaturesHi] = halves(state.driverFeatures, 'driverFeatures');
-    this.queues = state.queues === null ? undefined : this.restoreQueues(state.queues);
+    if (state.queues !== null) this.restoreQueues(state.queues);
+    else if (this.queues) this.resetQueues(this.queues);
     this.config = state.config === null ? undefined : this.restoreConfig(state.config);
   }
 
-  private restoreQueues(queues: readonly QueueRegisters[]): Uint32Array {
+  /** Restored queue registers, parsed whole before any slot changes. */
+  private restoreQueues(queues: readonly QueueRegisters[]): void {
     if (queues.length !== this.numQueues) {
       throw new Error(
         `device state: ${queues.length} queues, the ${this.model.type} device has ${this.numQueues}`,
       );
     }
-    const q = new Uint32Array(this.numQueues * QUEUE_FIELDS);
+    const parsed = new Uint32Array(this.programmedSlot + 1);
     queues.forEach((queue, index) => {
       const base = index * QUEUE_FIELDS;
-      q[base + Q_SIZE] = queue.size & 0xffff;
-      q[base + Q_VECTOR] = queue.vector & 0xffff;
-      q[base + Q_ENABLED] = queue.enabled ? 1 : 0;
-      [q[base + Q_DESC], q[base + Q_DESC + 1]] = halves(queue.desc, `queue ${index} desc`);
-      [q[base + Q_DRIVER], q[base + Q_DRIVER + 1]] = halves(queue.driver, `queue ${index} driver`);
-      [q[base + Q_DEVICE], q[base + Q_DEVICE + 1]] = halves(queue.device, `queue ${index} device`);
+      parsed[base + Q_SIZE] = queue.size & 0xffff;
+      parsed[base + Q_VECTOR] = queue.vector & 0xffff;
+      parsed[base + Q_ENABLED] = queue.enabled ? 1 : 0;
+      [parsed[base + Q_DESC], parsed[base + Q_DESC + 1]] = halves(queue.desc, `queue ${index} desc`);
+      [parsed[base + Q_DRIVER], parsed[base + Q_DRIVER + 1]] = halves(queue.driver, `queue ${index} driver`);
+      [parsed[base + Q_DEVICE], parsed[base + Q_DEVICE + 1]] = halves(queue.device, `queue ${index} device`);
     });
-    return q;
+    this.queueSlots().set(parsed.subarray(0, this.programmedSlot));
   }
 
   private restoreConfig(text: string): Uint8Array {
