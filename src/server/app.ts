@@ -242,13 +242,12 @@ export async function buildApp(opts: BuildAppOptions): Promise<VmmrApp> {
   if (config.token !== undefined) app.addHook('onRequest', bearerAuth(config.token));
   await registerOpenApi(app, { auth: config.token !== undefined });
 
-  app.addHook('onResponse', async (request, reply) => {
-    metrics.requestDuration.observe(
-      {
-        method: request.method,
-        route: request.routeOptions.url ?? 'unmatched',
-        status_code: String(reply.statusCode),
-      },
+  // A callback hook, not an async one: no promise and no extra tick on every request.
+  app.addHook('onResponse', (request, reply, done) => {
+    metrics.observeRequest(
+      request.method,
+      request.routeOptions.url ?? 'unmatched',
+      reply.statusCode,
       reply.elapsedTime / 1000,
     );
     if (request.log.level === 'debug' || request.log.level === 'trace') {
@@ -262,6 +261,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<VmmrApp> {
         'request',
       );
     }
+    done();
   });
   // Event streams never end by themselves: end them before the server waits for connections.
   app.addHook('preClose', async () => {
