@@ -262,6 +262,7 @@ export class VirtioPf extends VirtioPciFunction {
   removeVfs(): number {
     const removed = this.vfs;
     this.vfs = [];
+    for (const vf of removed) vf.releaseRecords();
     if (removed.length > 0) this.vfListener.removed(removed);
     return removed.length;
   }
@@ -279,6 +280,7 @@ export class VirtioPf extends VirtioPciFunction {
   override setState(state: FunctionState): void {
     super.setState(state);
     this.sriovCapability.alignVfBar();
+    for (const vf of this.vfs) vf.releaseRecords();
     this.vfs = this.createVfs(this.vfEnabled ? this.numVfs : 0);
     this.intx.settle(this.intxPending());
   }

@@ -7,8 +7,10 @@ import { ConfigTemplate } from '../pci/config-space.js';
 import { PciFunction } from '../pci/function.js';
 import { hex64 } from '../base/hex.js';
 import { MsixTable, type MsixFunction, type MsixMessage, type MsixState } from '../pci/msix.js';
+import { NO_RECORD } from '../pci/record-pool.js';
 import type { ConfigChange } from '../pci/config-space.js';
-import type { VirtioDevice, DeviceHost, DeviceState } from './device.js';
+import { queuePool, type VirtioDevice, type DeviceHost, type DeviceState } from './device.js';
+import type { RecordPool } from '../pci/record-pool.js';
 import { BarDecoder, BAR_LAYOUT_SIZE, NOTIFY_OFF_MULTIPLIER, type BarTarget } from './memory-bar.js';
 import type { DeviceModel } from './model.js';
 
@@ -61,6 +63,8 @@ export interface FunctionTemplate {
   readonly bar: BarDecoder;
   /** The MSI-X capability's behaviour, shared by the template's functions. */
   readonly msix: MsixTable;
+  /** The queue registers of the template's devices that a driver programmed. */
+  readonly queues: RecordPool;
 }
 
 function addVirtioCap(
@@ -178,6 +182,7 @@ export function buildFunctionTemplate(
     config: t,
     caps: { pcie, msix, common, notify, isr, device, pciCfg },
     msix: new MsixTable(model.msixVectors, msix),
+    queues: queuePool(model),
     layout,
     barIndex,
     model,
@@ -194,8 +199,8 @@ const FLR = pcieCap.constants.DEVCTL_BCR_FLR.value;
 export abstract class VirtioPciFunction extends PciFunction implements DeviceHost, MsixFunction, BarTarget {
   abstract readonly template: FunctionTemplate;
   abstract readonly device: VirtioDevice;
-  /** This function's MSI-X table and PBA; undefined while at reset (see MsixTable). */
-  msixSlots: Uint32Array | undefined = undefined;
+  /** This function's MSI-X table and PBA in its template's MsixTable; NO_RECORD while at reset. */
+  msixRecord = NO_RECORD;
   abstract readonly events: EventBus;
   abstract identityByte(k: number): number;
   abstract updateIntx(): void;
@@ -205,6 +210,16 @@ export abstract class VirtioPciFunction extends PciFunction implements DeviceHos
   abstract barSize(): number;
   /** Why decode is off, for refusals. */
   protected abstract decodeDisabledReason(): string;
+
+  get queuePool(): RecordPool {
+    return this.template.queues;
+  }
+
+  /** The function goes away: its MSI-X table and queue records may serve others. */
+  releaseRecords(): void {
+    this.template.msix.release(this);
+    this.device.releaseQueues();
+  }
 
   get policyStrict(): boolean {
     return this.template.model.policy === 'strict';
@@ -295,7 +310,7 @@ export abstract class VirtioPciFunction extends PciFunction implements DeviceHos
   /** PCIe FLR (§6.6.2): config space and device back to reset; Initiate FLR reads 0. */
   functionLevelReset(): void {
     this.config.clear();
-    this.msixSlots = undefined;
+    this.template.msix.release(this);
     this.device.functionReset();
   }
 
@@ -336,7 +351,7 @@ export abstract class VirtioPciFunction extends PciFunction implements DeviceHos
   }
 
   get pristine(): boolean {
-    return this.config.overlaySize === 0 && this.device.pristine && this.msixSlots === undefined;
+    return this.config.overlaySize === 0 && this.device.pristine && this.template.msix.atReset(this);
   }
 
   getState(): FunctionState {
@@ -351,7 +366,7 @@ export abstract class VirtioPciFunction extends PciFunction implements DeviceHos
   setState(state: FunctionState): void {
     this.config.restoreChanges(state.config);
     this.device.setState(state.device);
-    this.msixSlots = this.template.msix.restore(state.msix);
+    this.template.msix.restore(this, state.msix);
   }
 
   /** The memory BARs this function implements, as [index, size]. */
