@@ -8,6 +8,7 @@ import { lastVfRid, vfIndexAt, vfRid, type VfRouting } from '../sriov/routing.js
 import type { GuestView } from '../translator/guest-view.js';
 import { Translator } from '../translator/translator.js';
 import type { FunctionState, VirtioPciFunction } from '../virtio/pci-function.js';
+import type { ConfigChange } from '../pci/config-space.js';
 import { STATE_FORMAT, STATE_VERSION, type MachineState } from './state.js';
 import { DEFAULT_PLATFORM_MAP, type PlatformMap } from './platform-map.js';
 import type { ResolvedPf, ResolvedTopology } from './topology.js';
@@ -22,6 +23,11 @@ export interface FirmwareHook {
   machineReady(): void;
   vfsEnabled(pf: VirtioPf): void;
   guestViewOpened(view: GuestView): void;
+  /**
+   * Whether guest config dword `offset` of a view holds what firmware put there: such dwords are
+   * no state of their own (firmware puts them there again), so opening a view changes no snapshot.
+   */
+  setByFirmware(view: GuestView, offset: number, value: number): boolean;
 }
 
 export interface MachineOptions {
@@ -244,14 +250,24 @@ export class Machine {
     }
   }
 
+  /** A VF's guest config changes, without the dwords firmware set (undefined: none). */
+  private guestChanges(vf: MmrVf): ConfigChange[] | undefined {
+    const changes = this.translator.stateOf(vf);
+    const firmware = this.firmwareHook;
+    const view = this.translator.existing(vf);
+    if (!changes || !firmware || !view) return changes;
+    const own = changes.filter((c) => !firmware.setByFirmware(view, Number(c.offset), Number(c.value)));
+    return own.length > 0 ? own : undefined;
+  }
+
   private functionState(fn: VirtioPciFunction): FunctionState {
     const state = fn.getState();
-    const guest = fn.kind === 'vf' ? this.translator.stateOf(fn as MmrVf) : undefined;
+    const guest = fn.kind === 'vf' ? this.guestChanges(fn as MmrVf) : undefined;
     return guest ? { ...state, guest } : state;
   }
 
   private pristine(fn: VirtioPciFunction): boolean {
-    return fn.pristine && (fn.kind !== 'vf' || this.translator.pristine(fn as MmrVf));
+    return fn.pristine && (fn.kind !== 'vf' || this.guestChanges(fn as MmrVf) === undefined);
   }
 
   /** A JSON-safe snapshot: PF definitions, then the state of every function that changed. */

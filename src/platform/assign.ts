@@ -322,9 +322,9 @@ function vfOrder(machine: Machine, vf: MmrVf): number {
   return machine.pfs.indexOf(vf.pf) * PF_ORDER_STRIDE + vf.index * 2;
 }
 
-/** Ranges of consecutive VF indices of `pf` whose guest view is not open. */
-function closedRuns(machine: Machine, pf: VirtioPf): Array<{ first: number; count: number }> {
-  const open = pf.vfs.flatMap((vf) => (machine.translator.existing(vf) ? [vf.index] : []));
+/** Ranges of consecutive VF indices of `pf` whose guest BARs are not placed (`placed` are). */
+function closedRuns(pf: VirtioPf, placed: ReadonlySet<MmrVf>): Array<{ first: number; count: number }> {
+  const open = pf.vfs.flatMap((vf) => (placed.has(vf) ? [vf.index] : []));
   const runs: Array<{ first: number; count: number }> = [];
   let from = 0;
   for (const at of [...open, pf.vfs.length]) {
@@ -334,13 +334,13 @@ function closedRuns(machine: Machine, pf: VirtioPf): Array<{ first: number; coun
   return runs;
 }
 
-function planGroups(machine: Machine, pf: VirtioPf, plan: GuestPlan): Group[] {
+function planGroups(machine: Machine, pf: VirtioPf, plan: GuestPlan, placed: ReadonlySet<MmrVf>): Group[] {
   const vf0 = pf.vfs[0];
   if (!vf0) return [];
   const io = vf0.template.model.legacyLength;
   const mem = vf0.barSize();
   const order = machine.pfs.indexOf(pf) * PF_ORDER_STRIDE;
-  return closedRuns(machine, pf).flatMap(({ first, count }) =>
+  return closedRuns(pf, placed).flatMap(({ first, count }) =>
     [
       { io: true, size: io, runs: plan.io },
       { io: false, size: mem, runs: plan.mem },
@@ -358,14 +358,24 @@ function planGroups(machine: Machine, pf: VirtioPf, plan: GuestPlan): Group[] {
   );
 }
 
+/** Whether neither guest BAR of a view holds an address. */
+function unassignedView(view: GuestView): boolean {
+  return guestResources(view).every((r) => currentBase(r) === 0);
+}
+
 /**
- * Assigns the guest side: open views with unassigned BARs get addresses now (named in the
- * report); when `plans` is given, the enabled VFs whose view is not open are planned into it.
+ * Assigns the guest side. Without `plans`: every open view's unassigned BARs get addresses now,
+ * named in the report. With `plans`: the enabled VFs whose view is closed or wholly unassigned
+ * are planned into it (the open ones then take their planned addresses), around the BARs the
+ * other open views hold — so what firmware gives a VF depends on the VF, not on when its view
+ * opened, and a restored machine gets the same map again.
  */
 function assignGuest(machine: Machine, map: PlatformMap, plans?: Map<VirtioPf, GuestPlan>): AssignmentReport {
   const report = emptyReport();
   const views = [...machine.translator.openViews()].filter((v) => v.vf.live);
-  const resources = views.flatMap((view) => guestResources(view));
+  const placed = plans ? views.filter((v) => !unassignedView(v)) : views;
+  const placedVfs = new Set(placed.map((v) => v.vf));
+  const resources = placed.flatMap((view) => guestResources(view));
   const taken = { io: [], mem: [] };
   const groups = singles(
     resources,
@@ -379,10 +389,13 @@ function assignGuest(machine: Machine, map: PlatformMap, plans?: Map<VirtioPf, G
     for (const pf of machine.pfs) {
       const plan: GuestPlan = { io: [], mem: [] };
       plans.set(pf, plan);
-      groups.push(...planGroups(machine, pf, plan));
+      groups.push(...planGroups(machine, pf, plan, placedVfs));
     }
   }
   placeGroups(groups, windowsAround(map, taken));
+  if (plans)
+    for (const view of views)
+      if (!placedVfs.has(view.vf)) programGuestView(machine, view, plans.get(view.vf.pf));
   report.assigned.sort((a, b) => a.base - b.base);
   for (const view of views) assignInterruptLine(machine, view.vf, 'guest', map, report);
   return report;
@@ -421,6 +434,40 @@ export function programGuestView(machine: Machine, view: GuestView, plan: GuestP
     if (base !== 0 && currentBase(r) === 0) program(r, base);
   }
   assignInterruptLine(machine, view.vf, 'guest', machine.platform, emptyReport());
+}
+
+/** What a register write of `value` leaves in the dword at `offset` of a view's fresh config space. */
+function written(view: GuestView, offset: number, value: number): number {
+  const t = view.config.template;
+  const i = offset >>> 2;
+  return ((t.dwords[i]! & ~t.wmaskDwords[i]!) | (value & t.wmaskDwords[i]!)) >>> 0;
+}
+
+/**
+ * The value firmware leaves in guest config dword `offset` of a view (its planned BARs, its
+ * Interrupt Line), or undefined where firmware writes nothing (or planned nothing for it).
+ */
+export function firmwareDword(
+  machine: Machine,
+  view: GuestView,
+  plan: GuestPlan | undefined,
+  offset: number,
+): number | undefined {
+  const [io, mem] = guestResources(view);
+  const index = view.vf.index;
+  const ioBase = plannedBase(plan?.io ?? [], index);
+  const memBase = plannedBase(plan?.mem ?? [], index);
+  if (offset === io!.register) return ioBase === 0 ? undefined : written(view, offset, ioBase);
+  if (offset === mem!.register && memBase !== 0) return written(view, offset, memBase % TWO_32);
+  if (offset === mem!.register + 4 && memBase !== 0)
+    return written(view, offset, Math.floor(memBase / TWO_32));
+  if (offset === (H.INTERRUPT_LINE.offset & ~3)) {
+    const pin = view.config.template.get(H.INTERRUPT_PIN.offset, H.INTERRUPT_PIN.size);
+    if (pin === 0) return undefined;
+    const line = intxLine(machine.platform, (view.vf.rid >> 3) & 0x1f, pin);
+    return written(view, offset, line << ((H.INTERRUPT_LINE.offset & 3) * 8));
+  }
+  return undefined;
 }
 
 /** Host assignment, and the guest plan of the VFs whose views are not open (into `plans`). */

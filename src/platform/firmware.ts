@@ -10,7 +10,7 @@
 import type { FirmwareHook, Machine } from '../machine/machine.js';
 import type { VirtioPf } from '../mmr/pf.js';
 import type { GuestView } from '../translator/guest-view.js';
-import { assignAndPlan, programGuestView, type GuestPlan } from './assign.js';
+import { assignAndPlan, firmwareDword, programGuestView, type GuestPlan } from './assign.js';
 
 class Firmware implements FirmwareHook {
   /** Guest addresses planned for the VFs whose views were not open, per PF. */
@@ -28,6 +28,10 @@ class Firmware implements FirmwareHook {
 
   guestViewOpened(view: GuestView): void {
     programGuestView(this.machine, view, this.plans.get(view.vf.pf));
+  }
+
+  setByFirmware(view: GuestView, offset: number, value: number): boolean {
+    return firmwareDword(this.machine, view, this.plans.get(view.vf.pf), offset) === value;
   }
 }
 

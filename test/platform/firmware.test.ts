@@ -148,3 +148,25 @@ describe('firmware on VF enable and guest view open', () => {
     expect(read(pf, 'config', 0x10, 4)).toBe(before);
   });
 });
+
+describe('firmware and state', () => {
+  it('opening a guest view changes no snapshot; a restore gets the same addresses back', () => {
+    const machine = machineOf();
+    enableVfs(machine.findPf('0000:01:00.0'), 3);
+    const before = JSON.stringify(machine.snapshot());
+    const vf = machine.findVf('0000:01:00.2');
+    expect(read(vf, 'guest-config', 0x10, 4)).toBe(0xc041);
+    expect(JSON.stringify(machine.snapshot())).toBe(before);
+    // What a harness writes is state, firmware's values are not.
+    write(vf, 'guest-config', 0x04, 2, 0x1);
+    const state = machine.snapshot();
+    expect(state.functions.find((f) => f.bdf === vf.bdf)?.guest).toEqual([
+      { offset: '0x0004', value: '0x00100001' },
+    ]);
+    const restored = remember(Machine.restore(state, { firmware: withFirmware }));
+    const again = restored.findVf('0000:01:00.2');
+    for (const offset of [0x04, 0x10, 0x18, 0x1c, 0x3c])
+      expect(read(again, 'guest-config', offset, 4)).toBe(read(vf, 'guest-config', offset, 4));
+    expect(restored.snapshot()).toEqual(state);
+  });
+});
