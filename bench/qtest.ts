@@ -19,13 +19,14 @@
  * round by round; ratios are medians of per-round ratios. Server CPU per access comes from the
  * server process (IPC for vmmr, /proc for QEMU) over each measurement.
  *
- * `node dist/bench/qtest.js` prints the section; --json prints it as one JSON line (for run.ts).
+ * `node dist/bench/qtest.js` prints the section; --json prints it as one JSON line (for run.ts);
+ * --profile DIR runs the vmmr server under `node --cpu-prof` and leaves its profile in DIR.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Client } from 'undici';
 import { processCpuMicros, qemuVersion, startQemuQtest, type QemuQtestProcess } from './lib/qemu.js';
 import { median, now } from './lib/measure.js';
@@ -39,6 +40,8 @@ export interface QtestBenchOptions {
   measureMs: number;
   /** Commands per pipelined write. */
   pipelineDepth: number;
+  /** Run the vmmr server under `node --cpu-prof`, its profile left here (`--profile DIR`). */
+  profileDir?: string;
 }
 
 export const QTEST_DEFAULTS: QtestBenchOptions = { rounds: 5, measureMs: 700, pipelineDepth: 992 };
@@ -335,7 +338,10 @@ export async function runQtest(o: QtestBenchOptions = QTEST_DEFAULTS): Promise<S
   const started = now();
   const dir = mkdtempSync(join(tmpdir(), 'vmmr-bench-qtest-'));
   const socketPath = join(dir, 'qtest.sock');
-  const server = await startServerChild('vmmr', { env: { VMMR_QTEST_SOCKET: socketPath } });
+  const server = await startServerChild('vmmr', {
+    env: { VMMR_QTEST_SOCKET: socketPath },
+    ...(o.profileDir ? { profileDir: o.profileDir } : {}),
+  });
   const version = qemuVersion();
   let qemu: QemuQtestProcess | undefined;
   let rest: Client | undefined;
@@ -471,7 +477,9 @@ export async function runQtest(o: QtestBenchOptions = QTEST_DEFAULTS): Promise<S
 }
 
 async function main(argv: readonly string[]): Promise<void> {
-  const section = await runQtest();
+  const profileAt = argv.indexOf('--profile');
+  const profileDir = profileAt >= 0 ? resolve(argv[profileAt + 1] ?? '.') : undefined;
+  const section = await runQtest({ ...QTEST_DEFAULTS, ...(profileDir ? { profileDir } : {}) });
   if (argv.includes('--json')) process.stdout.write(`${JSON.stringify(section)}\n`);
   else process.stdout.write(`${formatSection(section)}\n`);
 }

@@ -48,5 +48,5 @@ export {
   resolvePlatformOptions,
   type PlatformMap,
   type PlatformOptions,
-} from './platform/options.js';
+} from './machine/platform-map.js';
 export type { ViewName } from './platform/decode.js';

@@ -61,6 +61,7 @@ export async function offlineDump(req: OfflineDumpRequest): Promise<DumpResult> 
     spec,
     { parseBdf },
     { formatLspciDump },
+    { withFirmware },
   ] = await Promise.all([
     import('../machine/machine.js'),
     import('../machine/topology.js'),
@@ -68,9 +69,10 @@ export async function offlineDump(req: OfflineDumpRequest): Promise<DumpResult> 
     import('../spec/index.js'),
     import('../pci/bdf.js'),
     import('../views/dump.js'),
+    import('../platform/firmware.js'),
   ]);
   const topology = req.topology === undefined ? DEFAULT_TOPOLOGY : loadTopologyFile(req.topology);
-  const machine = new Machine(topology);
+  const machine = new Machine(topology, { firmware: withFirmware });
   const { domain, rid } = parseBdf(req.bdf);
 
   // The PF that owns the address: the PF itself, or the PF one of whose VFs sits there.

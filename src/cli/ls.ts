@@ -2,13 +2,16 @@
  * `vmmr ls`: the emulated functions as a tree, like `lspci -tv`: each PF with its
  * enabled VFs. Long VF runs are summarised (first, count, last) unless -a.
  *
- *   0000:01:00.0  1af4:1041  Virtio 1.0 network device  [SR-IOV: 1000/1024 VFs, VF Enable 1, VF MSE 1]
- *    +-0000:01:00.1  1af4:10f9  virtfn0  Virtio network device (transitional MMR VF)
+ *   0000:01:00.0  1af4:1041  Virtio 1.0 network device  [mem 0xc2000000-0xc2003fff 64bit]  [SR-IOV: 1000/1024 VFs, VF Enable 1, VF MSE 1]
+ *    +-0000:01:00.1  1af4:10f9  virtfn0  Virtio network device (transitional MMR VF)  [mem 0xc0000000-0xc0003fff 64bit]
  *    +-...  998 more VFs 0000:01:00.2 .. 0000:01:7c.7 (virtfn1..virtfn998; -a lists them)
- *    \-0000:01:7d.0  1af4:10f9  virtfn999  Virtio network device (transitional MMR VF)
+ *    \-0000:01:7d.0  1af4:10f9  virtfn999  Virtio network device (transitional MMR VF)  [mem 0xc0f9c000-0xc0f9ffff 64bit]
+ *
+ * Memory BARs read as the Linux PCI core logs them ("[mem START-END 64bit]", drivers/pci/
+ * setup-res.c); "[mem unassigned]" while a BAR holds no address.
  */
 import type { Command } from 'commander';
-import { deviceTypes, isVirtioTypeName } from '../spec/index.js';
+import { barLayout, deviceTypes, isVirtioTypeName } from '../spec/index.js';
 import type { PfList, PfSummary as PfInfo } from '../views/shapes.js';
 import { addClientOptions, API_PREFIX, parseApiValue, withClient, type ClientOptions } from './client.js';
 import type { CliIo } from './context.js';
@@ -58,12 +61,35 @@ function sriovSummary(pf: PfInfo): string {
 }
 
 const VENDOR = hex4(deviceTypes.constants.VENDOR_ID.value);
+const PF_BAR_SIZE = barLayout.constants.BAR_SIZE.value;
+
+/** "[mem 0xc0000000-0xc0003fff 64bit]" for a BAR at `base` of `size` bytes; unassigned at 0. */
+export function memRange(base: bigint, size: number): string {
+  if (base === 0n) return '[mem unassigned]';
+  const end = base + BigInt(size) - 1n;
+  return `[mem 0x${base.toString(16).padStart(8, '0')}-0x${end.toString(16).padStart(8, '0')} 64bit]`;
+}
+
+function apiAddress(value: unknown): bigint {
+  try {
+    return parseApiValue(value);
+  } catch {
+    return 0n;
+  }
+}
+
+/** VF n's memory BAR: the PF's VF BAR base + n × per-VF size (PCIe SR-IOV §9.3.3.14). */
+function vfRange(pf: PfInfo, n: number): string {
+  const base = apiAddress(pf.vfBarBase);
+  return memRange(base === 0n ? 0n : base + BigInt(n) * BigInt(pf.vfBarSize), pf.vfBarSize);
+}
 
 export function formatTree(pfs: readonly PfInfo[], all: boolean, max: number): string {
   const lines: string[] = [];
   for (const pf of pfs) {
     lines.push(
-      `${pf.bdf}  ${VENDOR}:${pfDeviceId(pf.type)}  ${shortName(pf.type, 'pf')}  ${sriovSummary(pf)}`,
+      `${pf.bdf}  ${VENDOR}:${pfDeviceId(pf.type)}  ${shortName(pf.type, 'pf')}  ` +
+        `${memRange(apiAddress(pf.barAddress), PF_BAR_SIZE)}  ${sriovSummary(pf)}`,
     );
     const count = liveVfCount(pf);
     const vfName = shortName(pf.type, 'vf');
@@ -72,7 +98,9 @@ export function formatTree(pfs: readonly PfInfo[], all: boolean, max: number): s
     runs.forEach((run, i) => {
       const branch = i === runs.length - 1 ? ' \\-' : ' +-';
       if (run.kind === 'vf') {
-        lines.push(`${branch}${vfBdf(pf, run.index)}  ${vfId}  virtfn${run.index}  ${vfName}`);
+        lines.push(
+          `${branch}${vfBdf(pf, run.index)}  ${vfId}  virtfn${run.index}  ${vfName}  ${vfRange(pf, run.index)}`,
+        );
       } else {
         const n = run.to - run.from + 1;
         lines.push(

@@ -95,7 +95,11 @@ export class Emulator {
     let machine: Machine;
     try {
       const { pfs } = parseTopology({ pfs: state.pfs }, 'state');
-      machine = Machine.restore({ ...state, pfs }, this.machineOptions);
+      const platform = this.startup.platform;
+      machine = Machine.restore(
+        { ...state, pfs },
+        { ...(platform ? { platform } : {}), ...this.machineOptions },
+      );
     } catch (e) {
       if (isVmmrError(e) && e.code === 'VMMR_ERR_STATE') throw e;
       const why = e instanceof TopologyError || isVmmrError(e) || e instanceof Error ? e.message : String(e);

@@ -12,8 +12,27 @@ import { Translator } from '../translator/translator.js';
 import { checkRunState } from '../virtqueue/queue.js';
 import { DataPathHub, type BackendSettings, type FunctionDataPath } from '../virtio/datapath.js';
 import type { FunctionState, VirtioPciFunction } from '../virtio/pci-function.js';
+import type { ConfigChange } from '../pci/config-space.js';
 import { STATE_FORMAT, STATE_VERSION, type MachineState } from './state.js';
+import { DEFAULT_PLATFORM_MAP, type PlatformMap } from './platform-map.js';
 import type { ResolvedPf, ResolvedTopology } from './topology.js';
+
+/**
+ * What firmware does as functions appear (src/platform/firmware.ts): BAR addresses and
+ * Interrupt Lines. The machine calls it once built (and restored), after a PF is added or
+ * enables VFs, and when a guest view opens.
+ */
+export interface FirmwareHook {
+  /** The machine is built, restored, or has a new PF. */
+  machineReady(): void;
+  vfsEnabled(pf: VirtioPf): void;
+  guestViewOpened(view: GuestView): void;
+  /**
+   * Whether guest config dword `offset` of a view holds what firmware put there: such dwords are
+   * no state of their own (firmware puts them there again), so opening a view changes no snapshot.
+   */
+  setByFirmware(view: GuestView, offset: number, value: number): boolean;
+}
 
 export interface MachineOptions {
   /** Most VFs enabled at once in this process (default 65536). */
@@ -22,6 +41,10 @@ export interface MachineOptions {
   dmaLimit?: number;
   /** Runs deferred data-path processing (default queueMicrotask; `drain` runs it at once). */
   defer?: (run: () => void) => void;
+  /** The address map (default: the topology's, else DEFAULT_PLATFORM_MAP). */
+  platform?: PlatformMap;
+  /** Firmware of the machine, built once its PFs exist; none: BARs stay as a harness sets them. */
+  firmware?: (machine: Machine) => FirmwareHook;
 }
 
 export const DEFAULT_MAX_VFS = 65536;
@@ -102,6 +125,8 @@ export class Machine {
   readonly translator = new Translator((vf) => this.definitionOf(vf.pf).vfs[vf.bdf]?.legacyOnly === true);
   readonly maxVfs: number;
   readonly dataPath: DataPathHub;
+  readonly platform: PlatformMap;
+  private firmwareHook: FirmwareHook | undefined;
   private pfList: VirtioPf[] = [];
   private readonly sources = new Map<VirtioPf, ResolvedPf>();
   private readonly pfByKey = new Map<number, VirtioPf>();
@@ -109,7 +134,22 @@ export class Machine {
   constructor(topology: ResolvedTopology, options: MachineOptions = {}) {
     this.maxVfs = options.maxVfs ?? DEFAULT_MAX_VFS;
     this.dataPath = new DataPathHub({ dmaLimit: options.dmaLimit, defer: options.defer });
+    this.platform = options.platform ?? topology.platform ?? DEFAULT_PLATFORM_MAP;
     for (const pf of topology.pfs) this.addPf(pf);
+    this.attachFirmware(options.firmware);
+  }
+
+  get firmware(): FirmwareHook | undefined {
+    return this.firmwareHook;
+  }
+
+  /** Builds the machine's firmware (once) and lets it run over what exists now. */
+  private attachFirmware(build: MachineOptions['firmware']): void {
+    if (!build || this.firmwareHook) return;
+    const firmware = build(this);
+    this.firmwareHook = firmware;
+    this.translator.opened = (view) => firmware.guestViewOpened(view);
+    firmware.machineReady();
   }
 
   get pfs(): readonly VirtioPf[] {
@@ -133,15 +173,19 @@ export class Machine {
       def,
       this.events,
       { available: () => this.maxVfs - this.enabledVfCount() },
-      (removed) => {
-        this.translator.release(removed);
-        this.dataPath.release(removed);
+      {
+        removed: (vfs) => {
+          this.translator.release(vfs);
+          this.dataPath.release(vfs);
+        },
+        enabled: (enabledPf) => this.firmwareHook?.vfsEnabled(enabledPf),
       },
       this.dataPath,
     );
     this.pfList = [...this.pfList, pf].sort((a, b) => bdfKey(a.domain, a.rid) - bdfKey(b.domain, b.rid));
     this.pfByKey.set(bdfKey(def.domain, def.rid), pf);
     this.sources.set(pf, resolved);
+    this.firmwareHook?.machineReady();
     return pf;
   }
 
@@ -275,9 +319,19 @@ export class Machine {
     }
   }
 
+  /** A VF's guest config changes, without the dwords firmware set (undefined: none). */
+  private guestChanges(vf: MmrVf): ConfigChange[] | undefined {
+    const changes = this.translator.stateOf(vf);
+    const firmware = this.firmwareHook;
+    const view = this.translator.existing(vf);
+    if (!changes || !firmware || !view) return changes;
+    const own = changes.filter((c) => !firmware.setByFirmware(view, Number(c.offset), Number(c.value)));
+    return own.length > 0 ? own : undefined;
+  }
+
   private functionState(fn: VirtioPciFunction): FunctionState {
     const state = fn.getState();
-    const guest = fn.kind === 'vf' ? this.translator.stateOf(fn as MmrVf) : undefined;
+    const guest = fn.kind === 'vf' ? this.guestChanges(fn as MmrVf) : undefined;
     const legacyOnly = fn.kind === 'vf' ? this.translator.legacyOnlyOf(fn as MmrVf) : undefined;
     const path = this.dataPath.existing(fn);
     const dma = path?.dma.getState();
@@ -294,7 +348,9 @@ export class Machine {
   private pristine(fn: VirtioPciFunction): boolean {
     return (
       fn.pristine &&
-      (fn.kind !== 'vf' || this.translator.pristine(fn as MmrVf)) &&
+      (fn.kind !== 'vf' ||
+        (this.guestChanges(fn as MmrVf) === undefined &&
+          this.translator.legacyOnlyOf(fn as MmrVf) === undefined)) &&
       this.dataPath.existing(fn) === undefined
     );
   }
@@ -338,7 +394,7 @@ export class Machine {
         `not a vmmr state of version ${STATE_VERSION} (format ${JSON.stringify(state.format)}, version ${JSON.stringify(state.version)})`,
       );
     }
-    const machine = new Machine({ pfs: state.pfs }, options);
+    const machine = new Machine({ pfs: state.pfs }, { ...options, firmware: undefined });
     const pfBdfs = new Set(machine.pfs.map((pf) => pf.bdf));
     const isPf = (f: FunctionState): boolean => pfBdfs.has(normalizeBdf(f.bdf));
     for (const f of state.functions.filter(isPf)) {
@@ -356,6 +412,7 @@ export class Machine {
         machine.translator.restore(fn as MmrVf, f.guest ?? [], f.legacyOnly);
       }
     }
+    machine.attachFirmware(options.firmware);
     return machine;
   }
 }

@@ -30,6 +30,8 @@ import {
 import type { PfDefinition } from '../mmr/pf.js';
 import { vfIndexAt } from '../sriov/routing.js';
 import { ACCESS_POLICIES, NOTIFY_ROUTES } from '../virtio/model.js';
+import { VmmrError } from '../base/errors.js';
+import { resolvePlatformOptions, type PlatformMap } from './platform-map.js';
 import defaultTopologyJson from './topology-default.json' with { type: 'json' };
 
 export const PF_DEFAULTS = {
@@ -147,9 +149,38 @@ export const TopologyPfSchema = Type.Object(
   { additionalProperties: false, description: 'a PF object with at least "bdf", "type" and "totalVfs"' },
 );
 
+const AddressSchema = Type.Union([Type.Integer({ minimum: 0 }), Type.String()], {
+  description: 'an address: a non-negative integer or a "0x…" string',
+});
+
+const WindowSchema = Type.Object(
+  { base: Type.Optional(AddressSchema), size: Type.Optional(AddressSchema) },
+  { additionalProperties: false, description: 'an object with optional "base" and "size"' },
+);
+
+/** The address map firmware assigns BARs from (src/machine/platform-map.ts, docs/platform.md). */
+export const TopologyPlatformSchema = Type.Object(
+  {
+    io: Type.Optional(WindowSchema),
+    mem32: Type.Optional(WindowSchema),
+    mem64: Type.Optional(WindowSchema),
+    ecamBase: Type.Optional(AddressSchema),
+    intxLines: Type.Optional(
+      Type.Array(Type.Integer({ minimum: 0, maximum: 0xff }), {
+        description: 'an array of 4 interrupt lines 0..255 (PIRQ A..D)',
+      }),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description: 'an object with optional "io", "mem32", "mem64", "ecamBase" and "intxLines"',
+  },
+);
+
 export const TopologySchema = Type.Object(
   {
     $schema: Type.Optional(Type.String({ description: 'a string' })),
+    platform: Type.Optional(TopologyPlatformSchema),
     pfs: Type.Array(TopologyPfSchema, { description: 'an array of PF objects' }),
   },
   { additionalProperties: false, description: 'an object with a "pfs" array' },
@@ -202,6 +233,8 @@ export interface ResolvedPf
 
 export interface ResolvedTopology {
   pfs: ResolvedPf[];
+  /** Where firmware assigns BARs from (the topology's "platform"); DEFAULT_PLATFORM_MAP when absent. */
+  platform?: PlatformMap;
 }
 
 export class TopologyError extends Error {
@@ -475,7 +508,19 @@ export function parseTopology(json: unknown, sourceName: string): ResolvedTopolo
   const fail: Fail = (path, problem) => new TopologyError(sourceName, path, problem);
   const seenPfs = new Map<string, number>();
   const seenMacs = new Map<string, string>();
-  return { pfs: json.pfs.map((pf, i) => resolvePf(pf, i, seenPfs, seenMacs, fail)) };
+  const pfs = json.pfs.map((pf, i) => resolvePf(pf, i, seenPfs, seenMacs, fail));
+  return json.platform === undefined ? { pfs } : { pfs, platform: resolvePlatform(json.platform, fail) };
+}
+
+/** The platform section with its defaults; a map that cannot work names its field. */
+function resolvePlatform(platform: NonNullable<Topology['platform']>, fail: Fail): PlatformMap {
+  try {
+    return resolvePlatformOptions(platform);
+  } catch (e) {
+    if (!(e instanceof VmmrError)) throw e;
+    const [field, ...why] = e.message.split(': ');
+    throw fail(field!, why.join(': '));
+  }
 }
 
 /** Offset of the first character that makes `text` invalid JSON, or undefined. */

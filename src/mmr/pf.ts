@@ -52,8 +52,13 @@ export interface PfDefinition {
   vfBackends?: ReadonlyMap<number, BackendSettings>;
 }
 
-/** Who hears that VFs went away (the machine: their guest views close). */
-export type VfRemovalListener = (removed: readonly MmrVf[]) => void;
+/** Who hears that VFs came or went (the machine: firmware places them, their guest views close). */
+export interface VfListener {
+  enabled(pf: VirtioPf): void;
+  removed(vfs: readonly MmrVf[]): void;
+}
+
+const NO_LISTENER: VfListener = { enabled: () => undefined, removed: () => undefined };
 
 const NO_SETTINGS: BackendSettings = Object.freeze({});
 
@@ -84,7 +89,7 @@ export class VirtioPf extends VirtioPciFunction {
     readonly definition: PfDefinition,
     readonly events: EventBus,
     budget: VfBudget,
-    private readonly onVfsRemoved: VfRemovalListener = () => undefined,
+    private readonly vfListener: VfListener = NO_LISTENER,
     readonly hub: DataPathHub = new DataPathHub(),
   ) {
     super();
@@ -264,6 +269,7 @@ export class VirtioPf extends VirtioPciFunction {
           ...(count > 0 ? { first: vfs[0]!.bdf, last: vfs[count - 1]!.bdf } : {}),
         });
       }
+      this.vfListener.enabled(this);
     } else {
       const count = this.removeVfs();
       if (this.events.active) this.events.emit({ type: 'vf-disable', bdf: this.bdf, numVfs: count });
@@ -274,7 +280,8 @@ export class VirtioPf extends VirtioPciFunction {
   removeVfs(): number {
     const removed = this.vfs;
     this.vfs = [];
-    if (removed.length > 0) this.onVfsRemoved(removed);
+    for (const vf of removed) vf.releaseRecords();
+    if (removed.length > 0) this.vfListener.removed(removed);
     return removed.length;
   }
 
@@ -291,6 +298,7 @@ export class VirtioPf extends VirtioPciFunction {
   override setState(state: FunctionState): void {
     super.setState(state);
     this.sriovCapability.alignVfBar();
+    for (const vf of this.vfs) vf.releaseRecords();
     this.vfs = this.createVfs(this.vfEnabled ? this.numVfs : 0);
     this.intx.settle(this.intxPending());
   }

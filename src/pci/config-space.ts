@@ -73,18 +73,78 @@ export interface ConfigChange {
 }
 
 /**
+ * Past this many changed dwords the overlay is a Map; up to it, a chain of small entries (about
+ * 36 bytes each where a Map costs about 200 and an array 64: a driven VF changes one or two).
+ */
+const SMALL_OVERLAY = 8;
+
+class OverlayEntry {
+  constructor(
+    readonly index: number,
+    public value: number,
+    readonly next: OverlayEntry | undefined,
+  ) {}
+}
+
+type Overlay = OverlayEntry | Map<number, number>;
+
+function overlayGet(overlay: Overlay, index: number): number | undefined {
+  if (overlay instanceof Map) return overlay.get(index);
+  for (let e: OverlayEntry | undefined = overlay; e; e = e.next) if (e.index === index) return e.value;
+  return undefined;
+}
+
+function chainLength(chain: OverlayEntry): number {
+  let n = 0;
+  for (let e: OverlayEntry | undefined = chain; e; e = e.next) n++;
+  return n;
+}
+
+/** The overlay with `index` set to `value`. */
+function overlaySet(overlay: Overlay | undefined, index: number, value: number): Overlay {
+  if (overlay instanceof Map) return overlay.set(index, value);
+  for (let e = overlay; e; e = e.next) {
+    if (e.index !== index) continue;
+    e.value = value;
+    return overlay!;
+  }
+  if (!overlay || chainLength(overlay) < SMALL_OVERLAY) return new OverlayEntry(index, value, overlay);
+  return new Map(overlayEntries(overlay)).set(index, value);
+}
+
+/** The overlay without `index`; undefined once empty. */
+function overlayDelete(overlay: Overlay, index: number): Overlay | undefined {
+  if (overlay instanceof Map) {
+    overlay.delete(index);
+    return overlay.size === 0 ? undefined : overlay;
+  }
+  if (overlayGet(overlay, index) === undefined) return overlay;
+  let rest: OverlayEntry | undefined;
+  for (const [i, v] of overlayEntries(overlay).reverse())
+    if (i !== index) rest = new OverlayEntry(i, v, rest);
+  return rest;
+}
+
+function overlayEntries(overlay: Overlay): Array<[number, number]> {
+  if (overlay instanceof Map) return [...overlay];
+  const out: Array<[number, number]> = [];
+  for (let e: OverlayEntry | undefined = overlay; e; e = e.next) out.push([e.index, e.value]);
+  return out;
+}
+
+/**
  * A function's live config space: the template plus a sparse overlay of the dwords that differ
  * from it, allocated on the first write that changes anything. Accesses are naturally aligned
  * and never cross a dword, so every access touches exactly one dword.
  */
 export class ConfigStore {
-  private overlay: Map<number, number> | undefined;
+  private overlay: Overlay | undefined;
 
   constructor(readonly template: ConfigTemplate) {}
 
   readDword(offset: number): number {
     const index = offset >>> 2;
-    const own = this.overlay?.get(index);
+    const own = this.overlay && overlayGet(this.overlay, index);
     return own ?? this.template.dwords[index]!;
   }
 
@@ -119,11 +179,10 @@ export class ConfigStore {
 
   private store(index: number, value: number): void {
     if (value === this.template.dwords[index]) {
-      this.overlay?.delete(index);
-      if (this.overlay?.size === 0) this.overlay = undefined;
+      if (this.overlay) this.overlay = overlayDelete(this.overlay, index);
       return;
     }
-    (this.overlay ??= new Map()).set(index, value);
+    this.overlay = overlaySet(this.overlay, index, value);
   }
 
   /** Back to the template (function reset). */
@@ -137,7 +196,7 @@ export class ConfigStore {
     out.set(this.template.bytes);
     if (this.overlay) {
       const view = new DataView(out.buffer);
-      for (const [index, value] of this.overlay) view.setUint32(index * 4, value, true);
+      for (const [index, value] of overlayEntries(this.overlay)) view.setUint32(index * 4, value, true);
     }
     return out;
   }
@@ -145,7 +204,7 @@ export class ConfigStore {
   /** The dwords that differ from the template, by offset, for state snapshots. */
   changes(): ConfigChange[] {
     if (!this.overlay) return [];
-    return [...this.overlay]
+    return overlayEntries(this.overlay)
       .sort((a, b) => a[0] - b[0])
       .map(([index, value]) => ({ offset: hex(index * 4, 2), value: hex(value, 4) }));
   }
@@ -169,6 +228,8 @@ export class ConfigStore {
   }
 
   get overlaySize(): number {
-    return this.overlay?.size ?? 0;
+    const overlay = this.overlay;
+    if (!overlay) return 0;
+    return overlay instanceof Map ? overlay.size : chainLength(overlay);
   }
 }

@@ -1,6 +1,7 @@
 import { msixCap, msixTableEntry } from '../spec/index.js';
 import { hex64, parseHex64 } from '../base/hex.js';
 import type { ConfigStore } from './config-space.js';
+import { NO_RECORD, RecordPool } from './record-pool.js';
 
 const ENTRY = msixTableEntry.registers;
 const ENTRY_DWORDS = msixTableEntry.constants.ENTRY_SIZE.value / 4;
@@ -24,12 +25,12 @@ export interface MsixMessage {
 }
 
 /**
- * A function with an MSI-X capability: its config space (Message Control), the slot its table and
- * PBA live in (undefined while at reset), and where its messages go.
+ * A function with an MSI-X capability: its config space (Message Control), the record of its
+ * table's pool that holds its table and PBA (NO_RECORD while at reset), and where its messages go.
  */
 export interface MsixFunction {
   readonly config: ConfigStore;
-  msixSlots: Uint32Array | undefined;
+  msixRecord: number;
   deliver(message: MsixMessage): void;
   /** A vector fired while masked: its pending bit is set. */
   pending(vector: number): void;
@@ -53,6 +54,8 @@ export interface MsixState {
 export class MsixTable {
   private readonly tableDwords: number;
   private readonly pbaDwords: number;
+  /** The tables and PBAs of the template's functions that programmed one. */
+  private readonly records: RecordPool;
 
   constructor(
     readonly vectors: number,
@@ -60,6 +63,9 @@ export class MsixTable {
   ) {
     this.tableDwords = vectors * ENTRY_DWORDS;
     this.pbaDwords = Math.ceil(vectors / 32);
+    this.records = new RecordPool(this.tableDwords + this.pbaDwords, (words, at) => {
+      for (let v = 0; v < vectors; v++) words[at + v * ENTRY_DWORDS + CTRL_DWORD] = VECTOR_CTRL_RESET;
+    });
   }
 
   private flags(f: MsixFunction): number {
@@ -75,18 +81,26 @@ export class MsixTable {
   }
 
   private dword(f: MsixFunction, index: number): number {
-    const slots = f.msixSlots;
-    if (slots) return slots[index]!;
+    const record = f.msixRecord;
+    if (record !== NO_RECORD) return this.records.get(record, index);
     return index < this.tableDwords && index % ENTRY_DWORDS === CTRL_DWORD ? VECTOR_CTRL_RESET : 0;
   }
 
-  private own(f: MsixFunction): Uint32Array {
-    if (!f.msixSlots) {
-      const slots = new Uint32Array(this.tableDwords + this.pbaDwords);
-      for (let v = 0; v < this.vectors; v++) slots[v * ENTRY_DWORDS + CTRL_DWORD] = VECTOR_CTRL_RESET;
-      f.msixSlots = slots;
-    }
-    return f.msixSlots;
+  private setDword(f: MsixFunction, index: number, value: number): void {
+    if (f.msixRecord === NO_RECORD) f.msixRecord = this.records.allocate();
+    this.records.set(f.msixRecord, index, value);
+  }
+
+  /** Table and PBA back to reset (FLR), or the function goes away: its record is freed. */
+  release(f: MsixFunction): void {
+    if (f.msixRecord === NO_RECORD) return;
+    this.records.release(f.msixRecord);
+    f.msixRecord = NO_RECORD;
+  }
+
+  /** Whether the function's table and PBA are as reset left them (nothing to snapshot). */
+  atReset(f: MsixFunction): boolean {
+    return f.msixRecord === NO_RECORD;
   }
 
   /** Table dword at a byte offset inside the table. */
@@ -98,7 +112,7 @@ export class MsixTable {
   writeTable(f: MsixFunction, offset: number, value: number): void {
     const index = offset >>> 2;
     const isControl = index % ENTRY_DWORDS === CTRL_DWORD;
-    this.own(f)[index] = (isControl ? value & VECTOR_CTRL_WRITABLE : value) >>> 0;
+    this.setDword(f, index, (isControl ? value & VECTOR_CTRL_WRITABLE : value) >>> 0);
     if (isControl) this.deliverPending(f);
   }
 
@@ -115,10 +129,10 @@ export class MsixTable {
   }
 
   private setPending(f: MsixFunction, vector: number, on: boolean): void {
-    const slots = this.own(f);
     const index = this.tableDwords + (vector >>> 5);
     const bit = 1 << (vector & 31);
-    slots[index] = on ? slots[index]! | bit : slots[index]! & ~bit;
+    const old = this.dword(f, index);
+    this.setDword(f, index, (on ? old | bit : old & ~bit) >>> 0);
   }
 
   private message(f: MsixFunction, vector: number): MsixMessage {
@@ -144,7 +158,7 @@ export class MsixTable {
 
   /** After an unmask (entry or function), pending vectors are delivered and their bits clear. */
   deliverPending(f: MsixFunction): void {
-    if (!f.msixSlots || !this.enabled(f) || this.functionMasked(f)) return;
+    if (f.msixRecord === NO_RECORD || !this.enabled(f) || this.functionMasked(f)) return;
     for (let v = 0; v < this.vectors; v++) {
       if (this.isPending(f, v) && !this.vectorMasked(f, v)) {
         this.setPending(f, v, false);
@@ -154,7 +168,7 @@ export class MsixTable {
   }
 
   getState(f: MsixFunction): MsixState | null {
-    if (!f.msixSlots) return null;
+    if (f.msixRecord === NO_RECORD) return null;
     const vectors: MsixState['vectors'] = [];
     const pending: number[] = [];
     for (let v = 0; v < this.vectors; v++) {
@@ -169,9 +183,12 @@ export class MsixTable {
     return { vectors, pending };
   }
 
-  /** The slots a state describes (null: at reset); a malformed state is refused, nothing kept. */
-  restore(state: MsixState | null): Uint32Array | undefined {
-    if (state === null) return undefined;
+  /** Takes a state's table and PBA (null: at reset); a malformed state is refused, nothing kept. */
+  restore(f: MsixFunction, state: MsixState | null): void {
+    if (state === null) {
+      this.release(f);
+      return;
+    }
     if (state.vectors.length !== this.vectors) {
       throw new Error(`MSI-X state has ${state.vectors.length} vectors, the function has ${this.vectors}`);
     }
@@ -193,6 +210,6 @@ export class MsixTable {
       const index = this.tableDwords + (v >>> 5);
       slots[index] = slots[index]! | (1 << (v & 31));
     }
-    return slots;
+    slots.forEach((value, index) => this.setDword(f, index, value));
   }
 }

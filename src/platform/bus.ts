@@ -28,7 +28,7 @@ import {
   type ViewName,
 } from './decode.js';
 import type { VirtioPciFunction } from '../virtio/pci-function.js';
-import { DEFAULT_PLATFORM_MAP, type PlatformMap } from './options.js';
+import { DEFAULT_PLATFORM_MAP, type PlatformMap } from '../machine/platform-map.js';
 
 const P = pcPlatform.constants;
 const CONFIG_ADDRESS = P.CONFIG_ADDRESS_PORT.value;

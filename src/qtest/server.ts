@@ -10,7 +10,7 @@
 import { lstat, unlink } from 'node:fs/promises';
 import { createConnection, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { DmaProvider } from '../platform/bus.js';
-import type { PlatformMap } from '../platform/options.js';
+import type { PlatformMap } from '../machine/platform-map.js';
 import type { Emulator } from '../machine/emulator.js';
 import { qtestProtocol } from '../spec/index.js';
 import { MAX_LINE, QtestSession } from './session.js';

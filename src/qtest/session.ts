@@ -16,7 +16,7 @@ import type { VmmrEvent } from '../base/events.js';
 import { PlatformBus, type DmaProvider, type MemoryWidth, type PortWidth } from '../platform/bus.js';
 import { VIEWS, type ViewName } from '../platform/decode.js';
 import { interruptLineOf, IntxLines, type LineChange } from '../platform/intx.js';
-import type { PlatformMap } from '../platform/options.js';
+import type { PlatformMap } from '../machine/platform-map.js';
 import type { Emulator, TopologyChange } from '../machine/emulator.js';
 import { qtestProtocol } from '../spec/index.js';
 

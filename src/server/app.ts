@@ -19,6 +19,7 @@ import { limitsOf, type Config, type Limits } from './config.js';
 import type { ResolvedTopology } from '../machine/topology.js';
 import { PROTECTED_PREFIX, bearerAuth } from './auth.js';
 import { Emulator } from '../machine/emulator.js';
+import { withFirmware } from '../platform/firmware.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { Metrics } from './metrics.js';
 import { registerOpenApi } from './openapi.js';
@@ -217,6 +218,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<VmmrApp> {
   );
 
   const emulator = new Emulator(opts.topology, {
+    firmware: withFirmware,
     ...(config.maxVfs === undefined ? {} : { maxVfs: config.maxVfs }),
     ...(config.dmaLimit === undefined ? {} : { dmaLimit: config.dmaLimit }),
   });
@@ -262,13 +264,12 @@ export async function buildApp(opts: BuildAppOptions): Promise<VmmrApp> {
   if (config.token !== undefined) app.addHook('onRequest', bearerAuth(config.token));
   await registerOpenApi(app, { auth: config.token !== undefined });
 
-  app.addHook('onResponse', async (request, reply) => {
-    metrics.requestDuration.observe(
-      {
-        method: request.method,
-        route: request.routeOptions.url ?? 'unmatched',
-        status_code: String(reply.statusCode),
-      },
+  // A callback hook, not an async one: no promise and no extra tick on every request.
+  app.addHook('onResponse', (request, reply, done) => {
+    metrics.observeRequest(
+      request.method,
+      request.routeOptions.url ?? 'unmatched',
+      reply.statusCode,
       reply.elapsedTime / 1000,
     );
     if (request.log.level === 'debug' || request.log.level === 'trace') {
@@ -282,6 +283,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<VmmrApp> {
         'request',
       );
     }
+    done();
   });
   // Event streams never end by themselves: end them before the server waits for connections.
   app.addHook('preClose', async () => {

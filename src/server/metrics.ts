@@ -8,11 +8,13 @@ import { SPACES } from '../access/index.js';
 import type { Emulator } from '../machine/emulator.js';
 
 export type AccessOp = 'read' | 'write';
+type AccessLabel = 'space' | 'width' | 'op' | 'outcome';
+type RequestLabel = 'method' | 'route' | 'status_code';
 
 export class Metrics {
   readonly registry = new Registry();
-  private readonly accesses: Counter<'space' | 'width' | 'op' | 'outcome'>;
-  readonly requestDuration: Histogram<'method' | 'route' | 'status_code'>;
+  private readonly accesses: Counter<AccessLabel>;
+  readonly requestDuration: Histogram<RequestLabel>;
 
   constructor(emulator: Emulator) {
     const registers = [this.registry];
@@ -58,8 +60,29 @@ export class Metrics {
     });
   }
 
+  /** Label sets built once per distinct key: a request costs a map lookup, not an object and its hash. */
+  private readonly accessLabels = new Map<string, Partial<Record<AccessLabel, string>>>();
+  private readonly requestLabels = new Map<string, Partial<Record<RequestLabel, string>>>();
+
   countAccess(space: string, width: number | 'block', op: AccessOp, outcome: string, n = 1): void {
-    this.accesses.inc({ space, width: String(width), op, outcome }, n);
+    const key = `${space} ${width} ${op} ${outcome}`;
+    let labels = this.accessLabels.get(key);
+    if (!labels) {
+      labels = { space, width: String(width), op, outcome };
+      this.accessLabels.set(key, labels);
+    }
+    this.accesses.inc(labels, n);
+  }
+
+  /** One answered HTTP request, by method, route template and status. */
+  observeRequest(method: string, route: string, statusCode: number, seconds: number): void {
+    const key = `${method} ${statusCode} ${route}`;
+    let labels = this.requestLabels.get(key);
+    if (!labels) {
+      labels = { method, route, status_code: String(statusCode) };
+      this.requestLabels.set(key, labels);
+    }
+    this.requestDuration.observe(labels, seconds);
   }
 
   /** A tally for one batch: add() per operation, flush() once at the end. */

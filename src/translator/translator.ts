@@ -17,6 +17,9 @@ import {
 export class Translator {
   private readonly views = new Map<MmrVf, GuestView>();
   private readonly templates = new Map<FunctionTemplate, Map<number, ConfigTemplate>>();
+  /** Hears every view that opens, once it is open (the machine's firmware places its BARs). */
+  opened: ((view: GuestView) => void) | undefined;
+
   private readonly hidden = new Map<FunctionTemplate, HiddenCapabilities>();
 
   constructor(private readonly legacyOnlyAtStart: (vf: MmrVf) => boolean = () => false) {}
@@ -52,12 +55,18 @@ export class Translator {
       view = new GuestView(vf, this.templateFor(vf), this.hiddenFor(vf), this.legacyOnlyAtStart(vf));
       vf.observer = view;
       this.views.set(vf, view);
+      this.opened?.(view);
     }
     return view;
   }
 
   existing(vf: MmrVf): GuestView | undefined {
     return this.views.get(vf);
+  }
+
+  /** The views open now. */
+  openViews(): IterableIterator<GuestView> {
+    return this.views.values();
   }
 
   /** VFs went away (VF Enable cleared, PF reset or removed): their views close, asserted pins drop. */
@@ -69,12 +78,6 @@ export class Translator {
       vf.observer = undefined;
       this.views.delete(vf);
     }
-  }
-
-  /** Whether a VF's guest view holds anything a snapshot must keep. */
-  pristine(vf: MmrVf): boolean {
-    const view = this.views.get(vf);
-    return !view || (view.config.overlaySize === 0 && view.legacyOnly === this.legacyOnlyAtStart(vf));
   }
 
   /** The `legacyOnly` option of a VF's view when it differs from the topology's, for a snapshot. */

@@ -9,12 +9,22 @@ import { pciHeader, sriovCap } from '../spec/index.js';
 import { badCursor, checkLimit, DEFAULT_PAGE_LIMIT, parseCursor } from './paging.js';
 import type { Page, PfSummary, SriovState } from './shapes.js';
 
+const H = pciHeader.registers;
 const HC = pciHeader.constants;
 const S = sriovCap.registers;
 const SC = sriovCap.constants;
 
 export function sriovRegister(pf: VirtioPf, reg: { offset: number; size: number }): number {
   return pf.config.read(pf.sriov + reg.offset, reg.size);
+}
+
+/** A 64-bit memory BAR's address as hex, from its register pair at `offset`. */
+function memoryBarAddress(pf: VirtioPf, offset: number): string {
+  return hex64(pf.config.read(offset, 4) & HC.BASE_ADDRESS_MEM_MASK.value, pf.config.read(offset + 4, 4));
+}
+
+function vfBarRegister(pf: VirtioPf): number {
+  return pf.sriov + S.BAR0.offset + pf.vfTemplate.barIndex * 4;
 }
 
 export function pfSummary(pf: VirtioPf): PfSummary {
@@ -34,6 +44,9 @@ export function pfSummary(pf: VirtioPf): PfSummary {
     vfEnabled: (ctrl & SC.CTRL_VFE.value) !== 0,
     vfMemoryEnabled: (ctrl & SC.CTRL_MSE.value) !== 0,
     vfDeviceId: hex(sriovRegister(pf, S.VF_DID), S.VF_DID.size),
+    barAddress: memoryBarAddress(pf, H.BASE_ADDRESS_0.offset + pf.template.barIndex * 4),
+    vfBarBase: memoryBarAddress(pf, vfBarRegister(pf)),
+    vfBarSize: pf.vfBarSize(),
   };
 }
 
@@ -60,7 +73,6 @@ export function vfPage(pf: VirtioPf, limit = DEFAULT_PAGE_LIMIT, cursor?: string
 
 export function sriovState(pf: VirtioPf, limit = DEFAULT_PAGE_LIMIT, cursor?: string): SriovState {
   const s = pfSummary(pf);
-  const barReg = pf.sriov + S.BAR0.offset + pf.vfTemplate.barIndex * 4;
   return {
     numVfs: s.numVfs,
     totalVfs: s.totalVfs,
@@ -71,11 +83,8 @@ export function sriovState(pf: VirtioPf, limit = DEFAULT_PAGE_LIMIT, cursor?: st
     vfStride: s.vfStride,
     vfDeviceId: s.vfDeviceId,
     systemPageSize: hex(sriovRegister(pf, S.SYS_PGSIZE), S.SYS_PGSIZE.size),
-    vfBarSize: pf.vfBarSize(),
-    vfBarBase: hex64(
-      pf.config.read(barReg, 4) & HC.BASE_ADDRESS_MEM_MASK.value,
-      pf.config.read(barReg + 4, 4),
-    ),
+    vfBarSize: s.vfBarSize,
+    vfBarBase: s.vfBarBase,
     vfs: vfPage(pf, limit, cursor),
   };
 }

@@ -28,6 +28,12 @@ export const PfSummarySchema = Type.Object({
     description: 'SR-IOV Control VF Memory Space Enable (with VF Enable: VF BARs decode)',
   }),
   vfDeviceId: HexString('SR-IOV VF Device ID', '0x10f9'),
+  barAddress: HexString('address of the PF memory BAR (0: unassigned)', '0x00000000c2000000'),
+  vfBarBase: HexString(
+    'SR-IOV VF BAR base: VF k at vfBarBase + k × vfBarSize (0: unassigned)',
+    '0x00000000c0000000',
+  ),
+  vfBarSize: Type.Integer({ description: 'bytes of one VF memory BAR' }),
 });
 export type PfSummary = Static<typeof PfSummarySchema>;
 

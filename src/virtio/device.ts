@@ -2,6 +2,7 @@ import { features, legacy, virtioRing, virtioStatus } from '../spec/index.js';
 import type { EventBus, ResetReason } from '../base/events.js';
 import { bytesToHex, hex64, hexToBytes, parseHex64 } from '../base/hex.js';
 import type { DeviceModel } from './model.js';
+import { NO_RECORD, RecordPool } from '../pci/record-pool.js';
 
 export const NO_VECTOR = legacy.constants.NO_VECTOR.value;
 const ISR_QUEUE = legacy.constants.ISR_QUEUE.value;
@@ -43,6 +44,8 @@ export interface DeviceHost {
   driverReady(): void;
   /** Sets Command.Bus Master (compat: QEMU's answer to a legacy STATUS write of ACKNOWLEDGE | DRIVER). */
   setBusMaster(): void;
+  /** Where the function's template keeps its devices' queue records (queuePool). */
+  readonly queuePool: RecordPool;
 }
 
 /** What a driver programmed into one queue, as numbers (the data path builds its ring from it). */
@@ -54,7 +57,12 @@ export interface QueueProgram {
   device: number;
 }
 
-/** Per-queue state, stored as QUEUE_FIELDS u32 slots per queue in one array. */
+/**
+ * Per-queue state, stored as QUEUE_FIELDS u32 slots per queue in one record of the template's
+ * queue pool, taken on the first queue write and kept across device resets (reset writes the
+ * reset values back). The slot after the last queue says whether a driver wrote any queue
+ * register since the last reset.
+ */
 const Q_SIZE = 0;
 const Q_VECTOR = 1;
 const Q_ENABLED = 2;
@@ -62,6 +70,17 @@ const Q_DESC = 3;
 const Q_DRIVER = 5;
 const Q_DEVICE = 7;
 const QUEUE_FIELDS = 9;
+
+/** The queue records of the devices of one model: QUEUE_FIELDS slots per queue, then the programmed flag. */
+export function queuePool(model: DeviceModel): RecordPool {
+  const queues = model.queueNames.length;
+  return new RecordPool(queues * QUEUE_FIELDS + 1, (words, at) => {
+    for (let i = 0; i < queues; i++) {
+      words[at + i * QUEUE_FIELDS + Q_SIZE] = model.queueMaxSize;
+      words[at + i * QUEUE_FIELDS + Q_VECTOR] = NO_VECTOR;
+    }
+  });
+}
 
 export type QueueAddress = 'desc' | 'driver' | 'device';
 const ADDRESS_SLOT: Record<QueueAddress, number> = { desc: Q_DESC, driver: Q_DRIVER, device: Q_DEVICE };
@@ -125,7 +144,7 @@ export class VirtioDevice {
   driverFeatureSelect = 0;
   driverFeaturesLo = 0;
   driverFeaturesHi = 0;
-  private queues: Uint32Array | undefined;
+  private queueRecord = NO_RECORD;
   private config: Uint8Array | undefined;
 
   constructor(
@@ -237,7 +256,7 @@ export class VirtioDevice {
     this.driverFeatureSelect = 0;
     this.driverFeaturesLo = 0;
     this.driverFeaturesHi = 0;
-    this.queues = undefined;
+    if (this.queueRecord !== NO_RECORD) this.host.queuePool.clear(this.queueRecord);
     this.restoreDriverWritableConfig();
     this.host.deviceReset();
     this.host.updateIntx();
@@ -272,25 +291,39 @@ export class VirtioDevice {
     return this.model.queueNames.length;
   }
 
-  private queueSlots(): Uint32Array {
-    if (!this.queues) {
-      const q = new Uint32Array(this.numQueues * QUEUE_FIELDS);
-      for (let i = 0; i < this.numQueues; i++) {
-        q[i * QUEUE_FIELDS + Q_SIZE] = this.model.queueMaxSize;
-        q[i * QUEUE_FIELDS + Q_VECTOR] = NO_VECTOR;
-      }
-      this.queues = q;
-    }
-    return this.queues;
+  private get programmedSlot(): number {
+    return this.numQueues * QUEUE_FIELDS;
+  }
+
+  /** A driver write to a queue register: the record is taken once and marked programmed. */
+  private setSlot(queue: number, field: number, value: number): void {
+    const pool = this.host.queuePool;
+    if (this.queueRecord === NO_RECORD) this.queueRecord = pool.allocate();
+    pool.set(this.queueRecord, this.programmedSlot, 1);
+    pool.set(this.queueRecord, queue * QUEUE_FIELDS + field, value);
+  }
+
+  /** Whether a driver wrote a queue register since the last reset. */
+  private get queuesProgrammed(): boolean {
+    return (
+      this.queueRecord !== NO_RECORD && this.host.queuePool.get(this.queueRecord, this.programmedSlot) === 1
+    );
   }
 
   private slot(queue: number, field: number): number {
-    if (!this.queues) {
+    if (this.queueRecord === NO_RECORD) {
       if (field === Q_SIZE) return this.model.queueMaxSize;
       if (field === Q_VECTOR) return NO_VECTOR;
       return 0;
     }
-    return this.queues[queue * QUEUE_FIELDS + field]!;
+    return this.host.queuePool.get(this.queueRecord, queue * QUEUE_FIELDS + field);
+  }
+
+  /** The function goes away: its queue record may serve another. */
+  releaseQueues(): void {
+    if (this.queueRecord === NO_RECORD) return;
+    this.host.queuePool.release(this.queueRecord);
+    this.queueRecord = NO_RECORD;
   }
 
   private get selectedExists(): boolean {
@@ -308,7 +341,7 @@ export class VirtioDevice {
   /** Modern queue_size: the driver may shrink a queue; 0 or above the maximum is refused. */
   setQueueSize(size: number): boolean {
     if (!this.selectedExists || size === 0 || size > this.model.queueMaxSize) return false;
-    this.queueSlots()[this.queueSelect * QUEUE_FIELDS + Q_SIZE] = size;
+    this.setSlot(this.queueSelect, Q_SIZE, size);
     return true;
   }
 
@@ -318,8 +351,7 @@ export class VirtioDevice {
 
   /** Modern queue_enable: writing 1 enables; 0 is ignored (queues are disabled by reset only). */
   enableQueue(value: number): void {
-    if (this.selectedExists && value === 1)
-      this.queueSlots()[this.queueSelect * QUEUE_FIELDS + Q_ENABLED] = 1;
+    if (this.selectedExists && value === 1) this.setSlot(this.queueSelect, Q_ENABLED, 1);
   }
 
   queueNotifyOff(): number {
@@ -332,7 +364,7 @@ export class VirtioDevice {
 
   setQueueAddress(which: QueueAddress, half: 0 | 1, value: number): void {
     if (!this.selectedExists) return;
-    this.queueSlots()[this.queueSelect * QUEUE_FIELDS + ADDRESS_SLOT[which] + half] = value >>> 0;
+    this.setSlot(this.queueSelect, ADDRESS_SLOT[which] + half, value >>> 0);
   }
 
   /** Legacy QUEUE_PFN read: the descriptor table address >> 12. */
@@ -363,15 +395,14 @@ export class VirtioDevice {
       virtioRing.constants.AVAIL_ENTRY.value * size +
       virtioRing.constants.EVENT_SIZE.value;
     const used = Math.ceil(availEnd / VRING_ALIGN) * VRING_ALIGN;
-    const q = this.queueSlots();
-    const base = this.queueSelect * QUEUE_FIELDS;
-    q[base + Q_DESC] = desc >>> 0;
-    q[base + Q_DESC + 1] = Math.floor(desc / 2 ** 32);
-    q[base + Q_DRIVER] = avail >>> 0;
-    q[base + Q_DRIVER + 1] = Math.floor(avail / 2 ** 32);
-    q[base + Q_DEVICE] = used >>> 0;
-    q[base + Q_DEVICE + 1] = Math.floor(used / 2 ** 32);
-    q[base + Q_ENABLED] = 1;
+    const queue = this.queueSelect;
+    this.setSlot(queue, Q_DESC, desc >>> 0);
+    this.setSlot(queue, Q_DESC + 1, Math.floor(desc / 2 ** 32));
+    this.setSlot(queue, Q_DRIVER, avail >>> 0);
+    this.setSlot(queue, Q_DRIVER + 1, Math.floor(avail / 2 ** 32));
+    this.setSlot(queue, Q_DEVICE, used >>> 0);
+    this.setSlot(queue, Q_DEVICE + 1, Math.floor(used / 2 ** 32));
+    this.setSlot(queue, Q_ENABLED, 1);
   }
 
   /** A driver notification (§4.1.5.2): the queue index, from either route. */
@@ -410,7 +441,7 @@ export class VirtioDevice {
 
   setQueueVector(vector: number): void {
     if (!this.selectedExists) return;
-    this.queueSlots()[this.queueSelect * QUEUE_FIELDS + Q_VECTOR] = this.validVector(vector);
+    this.setSlot(this.queueSelect, Q_VECTOR, this.validVector(vector));
   }
 
   // ---- interrupts, device side ----
@@ -574,7 +605,7 @@ export class VirtioDevice {
       this.driverFeatureSelect === 0 &&
       this.driverFeaturesLo === 0 &&
       this.driverFeaturesHi === 0 &&
-      !this.queues &&
+      !this.queuesProgrammed &&
       !this.config
     );
   }
@@ -600,7 +631,9 @@ export class VirtioDevice {
       deviceFeatureSelect: this.deviceFeatureSelect,
       driverFeatureSelect: this.driverFeatureSelect,
       driverFeatures: hex64(this.driverFeaturesLo, this.driverFeaturesHi),
-      queues: this.queues ? this.model.queueNames.map((_, index) => this.queueRegisters(index)) : null,
+      queues: this.queuesProgrammed
+        ? this.model.queueNames.map((_, index) => this.queueRegisters(index))
+        : null,
       config: this.config ? bytesToHex(this.config) : null,
     };
   }
@@ -614,27 +647,29 @@ export class VirtioDevice {
     this.deviceFeatureSelect = state.deviceFeatureSelect >>> 0;
     this.driverFeatureSelect = state.driverFeatureSelect >>> 0;
     [this.driverFeaturesLo, this.driverFeaturesHi] = halves(state.driverFeatures, 'driverFeatures');
-    this.queues = state.queues === null ? undefined : this.restoreQueues(state.queues);
+    if (state.queues !== null) this.restoreQueues(state.queues);
+    else if (this.queueRecord !== NO_RECORD) this.host.queuePool.clear(this.queueRecord);
     this.config = state.config === null ? undefined : this.restoreConfig(state.config);
   }
 
-  private restoreQueues(queues: readonly QueueRegisters[]): Uint32Array {
+  /** Restored queue registers, parsed whole before any slot changes. */
+  private restoreQueues(queues: readonly QueueRegisters[]): void {
     if (queues.length !== this.numQueues) {
       throw new Error(
         `device state: ${queues.length} queues, the ${this.model.type} device has ${this.numQueues}`,
       );
     }
-    const q = new Uint32Array(this.numQueues * QUEUE_FIELDS);
+    const parsed = new Uint32Array(this.programmedSlot + 1);
     queues.forEach((queue, index) => {
       const base = index * QUEUE_FIELDS;
-      q[base + Q_SIZE] = queue.size & 0xffff;
-      q[base + Q_VECTOR] = queue.vector & 0xffff;
-      q[base + Q_ENABLED] = queue.enabled ? 1 : 0;
-      [q[base + Q_DESC], q[base + Q_DESC + 1]] = halves(queue.desc, `queue ${index} desc`);
-      [q[base + Q_DRIVER], q[base + Q_DRIVER + 1]] = halves(queue.driver, `queue ${index} driver`);
-      [q[base + Q_DEVICE], q[base + Q_DEVICE + 1]] = halves(queue.device, `queue ${index} device`);
+      parsed[base + Q_SIZE] = queue.size & 0xffff;
+      parsed[base + Q_VECTOR] = queue.vector & 0xffff;
+      parsed[base + Q_ENABLED] = queue.enabled ? 1 : 0;
+      [parsed[base + Q_DESC], parsed[base + Q_DESC + 1]] = halves(queue.desc, `queue ${index} desc`);
+      [parsed[base + Q_DRIVER], parsed[base + Q_DRIVER + 1]] = halves(queue.driver, `queue ${index} driver`);
+      [parsed[base + Q_DEVICE], parsed[base + Q_DEVICE + 1]] = halves(queue.device, `queue ${index} device`);
     });
-    return q;
+    parsed.subarray(0, this.programmedSlot).forEach((value, i) => this.setSlot(0, i, value));
   }
 
   private restoreConfig(text: string): Uint8Array {

@@ -7,12 +7,14 @@ import { ConfigTemplate } from '../pci/config-space.js';
 import { PciFunction } from '../pci/function.js';
 import { hex64 } from '../base/hex.js';
 import { MsixTable, type MsixFunction, type MsixMessage, type MsixState } from '../pci/msix.js';
+import { NO_RECORD } from '../pci/record-pool.js';
 import type { ConfigChange } from '../pci/config-space.js';
 import type { DmaSpaceState } from '../dma/sparse-ram.js';
 import type { QueueRunState } from '../virtqueue/index.js';
-import type { VirtioDevice, DeviceHost, DeviceState } from './device.js';
 import { capacitySectors } from './backends.js';
 import type { BackendSettings, DataPathFunction, DataPathHub } from './datapath.js';
+import { queuePool, type VirtioDevice, type DeviceHost, type DeviceState } from './device.js';
+import type { RecordPool } from '../pci/record-pool.js';
 import { BarDecoder, BAR_LAYOUT_SIZE, NOTIFY_OFF_MULTIPLIER, type BarTarget } from './memory-bar.js';
 import type { DeviceModel } from './model.js';
 
@@ -71,6 +73,8 @@ export interface FunctionTemplate {
   readonly bar: BarDecoder;
   /** The MSI-X capability's behaviour, shared by the template's functions. */
   readonly msix: MsixTable;
+  /** The queue registers of the template's devices that a driver programmed. */
+  readonly queues: RecordPool;
 }
 
 function addVirtioCap(
@@ -188,6 +192,7 @@ export function buildFunctionTemplate(
     config: t,
     caps: { pcie, msix, common, notify, isr, device, pciCfg },
     msix: new MsixTable(model.msixVectors, msix),
+    queues: queuePool(model),
     layout,
     barIndex,
     model,
@@ -211,8 +216,8 @@ export abstract class VirtioPciFunction
   abstract readonly hub: DataPathHub;
   abstract serial(): string;
   abstract backendSettings(): BackendSettings;
-  /** This function's MSI-X table and PBA; undefined while at reset (see MsixTable). */
-  msixSlots: Uint32Array | undefined = undefined;
+  /** This function's MSI-X table and PBA in its template's MsixTable; NO_RECORD while at reset. */
+  msixRecord = NO_RECORD;
   abstract readonly events: EventBus;
   abstract identityByte(k: number): number;
   abstract updateIntx(): void;
@@ -241,6 +246,16 @@ export abstract class VirtioPciFunction
 
   driverReady(): void {
     this.hub.resume(this);
+  }
+
+  get queuePool(): RecordPool {
+    return this.template.queues;
+  }
+
+  /** The function goes away: its MSI-X table and queue records may serve others. */
+  releaseRecords(): void {
+    this.template.msix.release(this);
+    this.device.releaseQueues();
   }
 
   get policyStrict(): boolean {
@@ -351,7 +366,7 @@ export abstract class VirtioPciFunction
   /** PCIe FLR (§6.6.2): config space and device back to reset; Initiate FLR reads 0. */
   functionLevelReset(): void {
     this.config.clear();
-    this.msixSlots = undefined;
+    this.template.msix.release(this);
     this.device.functionReset();
   }
 
@@ -392,7 +407,7 @@ export abstract class VirtioPciFunction
   }
 
   get pristine(): boolean {
-    return this.config.overlaySize === 0 && this.device.pristine && this.msixSlots === undefined;
+    return this.config.overlaySize === 0 && this.device.pristine && this.template.msix.atReset(this);
   }
 
   getState(): FunctionState {
@@ -407,7 +422,7 @@ export abstract class VirtioPciFunction
   setState(state: FunctionState): void {
     this.config.restoreChanges(state.config);
     this.device.setState(state.device);
-    this.msixSlots = this.template.msix.restore(state.msix);
+    this.template.msix.restore(this, state.msix);
   }
 
   /** The memory BARs this function implements, as [index, size]. */

@@ -54,9 +54,10 @@ describe('vmmr sriov and vmmr ls', () => {
   it('lists the PFs of the topology, without VFs at start', async () => {
     await setVfs('01:00.0', 0);
     await setVfs('81:00.0', 0);
+    // Firmware's map of the default topology: the two 16 MiB VF BARs first, then the PF BARs.
     expect(await ok(['ls'])).toBe(
-      '0000:01:00.0  1af4:1041  Virtio 1.0 network device  [SR-IOV: 0/1024 VFs]\n' +
-        '0000:81:00.0  1af4:1042  Virtio 1.0 block device  [SR-IOV: 0/1024 VFs]\n',
+      '0000:01:00.0  1af4:1041  Virtio 1.0 network device  [mem 0xc2000000-0xc2003fff 64bit]  [SR-IOV: 0/1024 VFs]\n' +
+        '0000:81:00.0  1af4:1042  Virtio 1.0 block device  [mem 0xc2004000-0xc2007fff 64bit]  [SR-IOV: 0/1024 VFs]\n',
     );
   });
 
@@ -93,11 +94,11 @@ describe('vmmr sriov and vmmr ls', () => {
     const vf = '1af4:10f9  virtfn';
     const name = 'Virtio network device (transitional MMR VF)';
     expect(await ok(['ls'])).toBe(
-      '0000:01:00.0  1af4:1041  Virtio 1.0 network device  [SR-IOV: 3/1024 VFs, NumVFs 3, VF Enable 1, VF MSE 1]\n' +
-        ` +-0000:01:00.1  ${vf}0  ${name}\n` +
-        ` +-0000:01:00.2  ${vf}1  ${name}\n` +
-        ` \\-0000:01:00.3  ${vf}2  ${name}\n` +
-        '0000:81:00.0  1af4:1042  Virtio 1.0 block device  [SR-IOV: 0/1024 VFs]\n',
+      '0000:01:00.0  1af4:1041  Virtio 1.0 network device  [mem 0xc2000000-0xc2003fff 64bit]  [SR-IOV: 3/1024 VFs, NumVFs 3, VF Enable 1, VF MSE 1]\n' +
+        ` +-0000:01:00.1  ${vf}0  ${name}  [mem 0xc0000000-0xc0003fff 64bit]\n` +
+        ` +-0000:01:00.2  ${vf}1  ${name}  [mem 0xc0004000-0xc0007fff 64bit]\n` +
+        ` \\-0000:01:00.3  ${vf}2  ${name}  [mem 0xc0008000-0xc000bfff 64bit]\n` +
+        '0000:81:00.0  1af4:1042  Virtio 1.0 block device  [mem 0xc2004000-0xc2007fff 64bit]  [SR-IOV: 0/1024 VFs]\n',
     );
   });
 
@@ -105,15 +106,15 @@ describe('vmmr sriov and vmmr ls', () => {
     await setVfs('01:00.0', 1000);
     const lines = (await ok(['ls'])).split('\n');
     expect(lines.slice(1, 4)).toEqual([
-      ' +-0000:01:00.1  1af4:10f9  virtfn0  Virtio network device (transitional MMR VF)',
+      ' +-0000:01:00.1  1af4:10f9  virtfn0  Virtio network device (transitional MMR VF)  [mem 0xc0000000-0xc0003fff 64bit]',
       // Routing IDs 0x102..0x4e7, then 0x4e8 (PF 0x100 + First VF Offset 1 + n).
       ' +-...  998 more VFs 0000:01:00.2 .. 0000:04:1c.7 (virtfn1..virtfn998; -a lists them)',
-      ' \\-0000:04:1d.0  1af4:10f9  virtfn999  Virtio network device (transitional MMR VF)',
+      ' \\-0000:04:1d.0  1af4:10f9  virtfn999  Virtio network device (transitional MMR VF)  [mem 0xc0f9c000-0xc0f9ffff 64bit]',
     ]);
     const all = (await ok(['ls', '-a'])).split('\n');
     expect(all).toHaveLength(1 + 1000 + 1 + 1);
     expect(all[500]).toBe(
-      ' +-0000:02:1e.4  1af4:10f9  virtfn499  Virtio network device (transitional MMR VF)',
+      ' +-0000:02:1e.4  1af4:10f9  virtfn499  Virtio network device (transitional MMR VF)  [mem 0xc07cc000-0xc07cffff 64bit]',
     );
     expect((await ok(['ls', '--max', '1000'])).split('\n')).toEqual(all);
     const json = JSON.parse(await ok(['ls', '--json'])) as { pfs: Array<Record<string, unknown>> };

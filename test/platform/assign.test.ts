@@ -9,7 +9,7 @@ import { rd as read, remember, wr as write } from '../support/functions.js';
 import { formatLspciDump } from '../../src/views/dump.js';
 import { Machine } from '../../src/machine/machine.js';
 import { assignAddresses, type BarAssignment } from '../../src/platform/assign.js';
-import { DEFAULT_PLATFORM_MAP, resolvePlatformOptions } from '../../src/platform/options.js';
+import { DEFAULT_PLATFORM_MAP, resolvePlatformOptions } from '../../src/machine/platform-map.js';
 import type { VirtioPf } from '../../src/mmr/pf.js';
 import { viewOf as guestView } from '../support/functions.js';
 import { lspci } from '../support/functions.js';

@@ -12,7 +12,7 @@ import { Machine } from '../../src/machine/machine.js';
 import type { MmrVf } from '../../src/mmr/vf.js';
 import { PlatformBus, type DmaProvider } from '../../src/platform/bus.js';
 import { AddressDecoder, type ViewName } from '../../src/platform/decode.js';
-import { resolvePlatformOptions } from '../../src/platform/options.js';
+import { resolvePlatformOptions } from '../../src/machine/platform-map.js';
 import type { VirtioPf } from '../../src/mmr/pf.js';
 import { resolvePf, type PfSpec } from '../support/qtest/vmmr.js';
 import { TestRam } from '../support/ram.js';

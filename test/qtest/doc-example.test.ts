@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { withFirmware } from '../../src/platform/firmware.js';
 import { Emulator } from '../../src/machine/emulator.js';
 import { DEFAULT_TOPOLOGY } from '../../src/machine/topology.js';
 import { ROOT } from '../support/build.js';
@@ -22,7 +23,8 @@ const expected = BLOCK.split('\n')
 let vmmr: VmmrQtest;
 
 beforeAll(async () => {
-  const emulator = new Emulator(DEFAULT_TOPOLOGY);
+  // As the service builds it: firmware has assigned the BARs the script then reprograms.
+  const emulator = new Emulator(DEFAULT_TOPOLOGY, { firmware: withFirmware });
   enableVfs(emulator, '0000:01:00.0', 2);
   vmmr = await startVmmrQtest(emulator);
 });

@@ -75,8 +75,17 @@ describe('PFs and SR-IOV', () => {
         vfEnabled: false,
         vfMemoryEnabled: false,
         vfDeviceId: '0x10f9',
+        // Firmware's map: the two 16 MiB VF BARs open the 32-bit window, the PF BARs follow.
+        barAddress: '0x00000000c2000000',
+        vfBarBase: '0x00000000c0000000',
+        vfBarSize: 16384,
       },
-      expect.objectContaining({ bdf: BLK_PF, type: 'block', vfDeviceId: '0x10fa' }),
+      expect.objectContaining({
+        bdf: BLK_PF,
+        type: 'block',
+        vfDeviceId: '0x10fa',
+        barAddress: '0x00000000c2004000',
+      }),
     ]);
   });
 
@@ -373,7 +382,8 @@ describe('functions', () => {
           is64: true,
           prefetchable: false,
           size: 16384,
-          address: '0x0000000000004000',
+          // Firmware put the net PF's 16 MiB VF BAR first in the 32-bit window; VF 1 is 16 KiB in.
+          address: '0x00000000c0004000',
           decoding: true,
         },
       ],

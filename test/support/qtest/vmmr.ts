@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { write } from '../../../src/access/index.js';
 import { normalizeBdf } from '../../../src/pci/bdf.js';
 import type { DmaProvider } from '../../../src/platform/bus.js';
-import type { PlatformMap } from '../../../src/platform/options.js';
+import type { PlatformMap } from '../../../src/machine/platform-map.js';
 import { startQtestServer, type QtestServer } from '../../../src/qtest/server.js';
 import { Emulator } from '../../../src/machine/emulator.js';
 import { sriovCap } from '../../../src/spec/index.js';
