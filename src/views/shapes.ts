@@ -22,6 +22,8 @@ export const PfSummarySchema = Type.Object({
   queueSize: Type.Integer(),
   policy: Type.String({ description: 'strict or compat' }),
   notify: Type.String({ description: 'notify-region or legacy-register' }),
+  adminQueue: Type.Boolean({ description: 'the PF offers VIRTIO_F_ADMIN_VQ and the legacy admin commands' }),
+  translator: Type.String({ description: "the guest views' default backend: mmr or admin" }),
   numVfs: Type.Integer({ description: 'SR-IOV NumVFs as the register holds it' }),
   vfEnabled: Type.Boolean({ description: 'SR-IOV Control VF Enable' }),
   vfMemoryEnabled: Type.Boolean({

@@ -9,6 +9,8 @@ const ISR_CONFIG = legacy.constants.ISR_CONFIG.value;
 const QUEUE_ADDR_SHIFT = legacy.constants.QUEUE_ADDR_SHIFT.value;
 const VRING_ALIGN = legacy.constants.VRING_ALIGN.value;
 const FEATURES_OK = virtioStatus.constants.FEATURES_OK.value;
+/** What views call an administration virtqueue. */
+export const ADMIN_QUEUE_NAME = 'adminq';
 
 /** What a device needs from the PCI function that carries it. */
 export interface DeviceHost {
@@ -19,6 +21,8 @@ export interface DeviceHost {
   signalMsix(vector: number): void;
   /** The ISR or the interrupt mode changed: re-evaluate the INTx level (PF) or the guest's (VF). */
   updateIntx(): void;
+  /** The device was reset (status 0, QUEUE_PFN 0, FLR): state kept beside the device resets too. */
+  afterDeviceReset?(): void;
   /** Byte k of the function's identity field (net: its MAC), derived from its BDF unless overridden. */
   identityByte(k: number): number;
 }
@@ -166,6 +170,7 @@ export class VirtioDevice {
     this.driverFeaturesHi = 0;
     this.queues = undefined;
     this.restoreDriverWritableConfig();
+    this.host.afterDeviceReset?.();
     this.host.updateIntx();
     if (this.host.events.active) {
       if (from !== 0) this.host.events.emit({ type: 'status', bdf: this.host.bdf, from, to: 0 });
@@ -194,14 +199,25 @@ export class VirtioDevice {
 
   // ---- queues (§2.6, §4.1.4.3, legacy §4.1.4.10) ----
 
+  /** Device queues (num_queues); the administration virtqueues come after them. */
   get numQueues(): number {
     return this.model.queueNames.length;
   }
 
+  /** Every queue a driver can select: device queues, then administration virtqueues. */
+  get queueCount(): number {
+    return this.model.queueNames.length + this.model.adminQueues;
+  }
+
+  /** Index of the first administration virtqueue (admin_queue_index); 0 when there is none. */
+  get adminQueueIndex(): number {
+    return this.model.adminQueues > 0 ? this.numQueues : 0;
+  }
+
   private queueSlots(): Uint32Array {
     if (!this.queues) {
-      const q = new Uint32Array(this.numQueues * QUEUE_FIELDS);
-      for (let i = 0; i < this.numQueues; i++) {
+      const q = new Uint32Array(this.queueCount * QUEUE_FIELDS);
+      for (let i = 0; i < this.queueCount; i++) {
         q[i * QUEUE_FIELDS + Q_SIZE] = this.model.queueMaxSize;
         q[i * QUEUE_FIELDS + Q_VECTOR] = NO_VECTOR;
       }
@@ -220,7 +236,7 @@ export class VirtioDevice {
   }
 
   private get selectedExists(): boolean {
-    return this.queueSelect < this.numQueues;
+    return this.queueSelect < this.queueCount;
   }
 
   selectQueue(index: number): void {
@@ -330,7 +346,7 @@ export class VirtioDevice {
   /** The device used buffers of a queue: ISR bit 0 and the queue's vector (§4.1.4.5). */
   raiseQueueInterrupt(queue: number): void {
     this.isr |= ISR_QUEUE;
-    this.signal(queue < this.numQueues ? this.slot(queue, Q_VECTOR) : NO_VECTOR);
+    this.signal(queue < this.queueCount ? this.slot(queue, Q_VECTOR) : NO_VECTOR);
   }
 
   /** The device changed its configuration: generation, ISR bit 1 and the config vector. */
@@ -419,7 +435,11 @@ export class VirtioDevice {
   // ---- views and state ----
 
   queueStates(): QueueState[] {
-    return this.model.queueNames.map((name, index) => ({
+    const names = [
+      ...this.model.queueNames,
+      ...new Array<string>(this.model.adminQueues).fill(ADMIN_QUEUE_NAME),
+    ];
+    return names.map((name, index) => ({
       index,
       name,
       size: this.slot(index, Q_SIZE),
@@ -470,7 +490,9 @@ export class VirtioDevice {
       deviceFeatureSelect: this.deviceFeatureSelect,
       driverFeatureSelect: this.driverFeatureSelect,
       driverFeatures: hex64(this.driverFeaturesLo, this.driverFeaturesHi),
-      queues: this.queues ? this.model.queueNames.map((_, index) => this.queueRegisters(index)) : null,
+      queues: this.queues
+        ? Array.from({ length: this.queueCount }, (_, index) => this.queueRegisters(index))
+        : null,
       config: this.config ? bytesToHex(this.config) : null,
     };
   }
@@ -489,12 +511,12 @@ export class VirtioDevice {
   }
 
   private restoreQueues(queues: readonly QueueRegisters[]): Uint32Array {
-    if (queues.length !== this.numQueues) {
+    if (queues.length !== this.queueCount) {
       throw new Error(
-        `device state: ${queues.length} queues, the ${this.model.type} device has ${this.numQueues}`,
+        `device state: ${queues.length} queues, the ${this.model.type} device has ${this.queueCount}`,
       );
     }
-    const q = new Uint32Array(this.numQueues * QUEUE_FIELDS);
+    const q = new Uint32Array(this.queueCount * QUEUE_FIELDS);
     queues.forEach((queue, index) => {
       const base = index * QUEUE_FIELDS;
       q[base + Q_SIZE] = queue.size & 0xffff;
