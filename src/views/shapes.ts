@@ -206,3 +206,23 @@ export const FunctionDescriptionSchema = Type.Object({
   guest: Type.Optional(GuestSummarySchema),
 });
 export type FunctionDescription = Static<typeof FunctionDescriptionSchema>;
+
+/** What the device wrote back for each directly issued admin command (src/control/admin.ts). */
+export const AdminAnswerSchema = Type.Object({
+  opcode: Type.Integer(),
+  opcodeName: Type.String({ description: 'LIST_QUERY, LEGACY_COMMON_CFG_READ, ... or the number in hex' }),
+  status: Type.Integer({ description: 'VIRTIO_ADMIN_STATUS_*: 0 OK, 22 EINVAL, ...' }),
+  statusName: Type.String(),
+  qualifier: Type.Integer({ description: 'VIRTIO_ADMIN_STATUS_Q_*' }),
+  qualifierName: Type.String(),
+  result: Type.String({
+    description: 'command_specific_result as plain hex, as long as the device wrote it',
+  }),
+  reason: Type.Optional(Type.String({ description: 'why the device failed the command (not on the wire)' })),
+});
+export const AdminAnswersSchema = Type.Object({ answers: Type.Array(AdminAnswerSchema) });
+export type AdminAnswers = Static<typeof AdminAnswersSchema>;
+
+export const GuestBackendSchema = Type.Object({
+  backend: Type.String({ description: 'mmr or admin' }),
+});

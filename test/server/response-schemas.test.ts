@@ -19,6 +19,9 @@ interface Case {
   expect: number;
 }
 
+/** A PF the cases add, with admin commands and the admin backend. */
+const ADMIN_PF = '0000:50:00.0';
+
 /** Requests per route template: a success, and refusals where the route refuses. */
 const CASES: Readonly<Record<string, Case[]>> = {
   'GET /healthz': [{ method: 'GET', url: '/healthz', expect: 200 }],
@@ -30,6 +33,19 @@ const CASES: Readonly<Record<string, Case[]>> = {
       method: 'POST',
       url: '/api/v1/pfs',
       payload: { bdf: '0000:40:00.0', type: 'rng', totalVfs: 2 },
+      expect: 201,
+    },
+    {
+      method: 'POST',
+      url: '/api/v1/pfs',
+      payload: {
+        bdf: ADMIN_PF,
+        type: 'net',
+        totalVfs: 2,
+        initialVfs: 2,
+        adminQueue: true,
+        translator: 'admin',
+      },
       expect: 201,
     },
     { method: 'POST', url: '/api/v1/pfs', payload: { bdf: NET_PF, type: 'net', totalVfs: 2 }, expect: 409 },
@@ -160,6 +176,57 @@ const CASES: Readonly<Record<string, Case[]>> = {
       url: `/api/v1/functions/${VF1}/trace`,
       payload: { enabled: true, depth: 16 },
       expect: 200,
+    },
+  ],
+  'POST /api/v1/pfs/:bdf/admin': [
+    {
+      method: 'POST',
+      url: `/api/v1/pfs/${ADMIN_PF}/admin`,
+      payload: {
+        commands: [
+          { opcode: 'LIST_QUERY', resultLength: 8 },
+          { opcode: 1, data: '7f00000000000000' },
+          { opcode: 'LEGACY_COMMON_CFG_READ', memberId: 1, data: '0c', resultLength: 2 },
+          { opcode: 'LEGACY_COMMON_CFG_READ', memberId: '0x9', data: '0c', resultLength: 2 },
+        ],
+      },
+      expect: 200,
+    },
+    {
+      method: 'POST',
+      url: `/api/v1/pfs/${NET_PF}/admin`,
+      payload: { commands: [{ opcode: 0 }] },
+      expect: 409,
+    },
+    {
+      method: 'POST',
+      url: `/api/v1/pfs/${ADMIN_PF}/admin`,
+      payload: { commands: [{ opcode: 0, data: 'zz' }] },
+      expect: 400,
+    },
+    {
+      method: 'POST',
+      url: `/api/v1/pfs/${NOWHERE}/admin`,
+      payload: { commands: [{ opcode: 0 }] },
+      expect: 404,
+    },
+  ],
+  'GET /api/v1/functions/:bdf/guest/backend': [
+    { method: 'GET', url: `/api/v1/functions/${VF1}/guest/backend`, expect: 200 },
+    { method: 'GET', url: '/api/v1/functions/0000:01:00.7/guest/backend', expect: 410 },
+  ],
+  'PUT /api/v1/functions/:bdf/guest/backend': [
+    {
+      method: 'PUT',
+      url: `/api/v1/functions/${VF1}/guest/backend`,
+      payload: { backend: 'mmr' },
+      expect: 200,
+    },
+    {
+      method: 'PUT',
+      url: `/api/v1/functions/${VF1}/guest/backend`,
+      payload: { backend: 'admin' },
+      expect: 400,
     },
   ],
   'GET /api/v1/state': [{ method: 'GET', url: '/api/v1/state', expect: 200 }],
