@@ -17,11 +17,12 @@ import {
   decodeNotifyInfo,
   encodeCommand,
   encodeCommandList,
+  encodeHeader,
+  CMD_HDR_SIZE,
   GROUP_TYPE_SRIOV,
-  leBytes,
-  legacyReadData,
-  legacyWriteData,
+  LEGACY_WR_HDR_SIZE,
   leValue,
+  putLe,
   MAX_NOTIFY_INFO,
   NOTIFY_INFO_ENTRY_SIZE,
   NOTIFY_INFO_FLAGS,
@@ -56,21 +57,29 @@ export interface AdminTrace {
 
 export interface AdminAccess<T> {
   value: T;
-  command: AdminTrace;
+  /** The command the access became, and the offset in its region (named only when traced). */
+  outcome: AdminOutcome;
+  offset: number;
 }
 
-function traced(outcome: AdminOutcome, offset: number): AdminTrace {
+/** How the trace names the command an access became. */
+export function traced(outcome: AdminOutcome, offset: number): AdminTrace {
   return {
     opcode: opcodeName(outcome.opcode),
-    member: Number(outcome.memberId),
+    member: outcome.memberId,
     offset,
     status: statusName(outcome.status),
     qualifier: qualifierName(outcome.qualifier),
   };
 }
 
+/** Room for the header, the legacy write header and 4 bytes of data: every legacy command the channel sends. */
+const SCRATCH_SIZE = CMD_HDR_SIZE + LEGACY_WR_HDR_SIZE + 4;
+
 export class AdminChannel {
   private notify: { bar: number; offset: number } | undefined;
+  /** One command buffer, reused (each command completes before the next is built). */
+  private readonly scratch = new Uint8Array(SCRATCH_SIZE);
 
   constructor(
     private readonly engine: AdminCommandEngine,
@@ -90,6 +99,18 @@ export class AdminChannel {
   ): AdminOutcome {
     const bytes = encodeCommand({ opcode, groupType: GROUP_TYPE_SRIOV, memberId, data });
     return this.engine.execute(bytes, CMD_STATUS_SIZE + resultLength);
+  }
+
+  /** A legacy access as a command in the reused buffer: offset, then a write's reserved bytes and data. */
+  private legacy(opcode: number, offset: number, width: number, write: boolean, value: number): AdminOutcome {
+    const b = this.scratch;
+    encodeHeader(b, opcode, GROUP_TYPE_SRIOV, this.member);
+    b[CMD_HDR_SIZE] = offset;
+    if (!write) return this.engine.execute(b.subarray(0, CMD_HDR_SIZE + 1), CMD_STATUS_SIZE + width);
+    const at = CMD_HDR_SIZE + LEGACY_WR_HDR_SIZE;
+    b.fill(0, CMD_HDR_SIZE + 1, at);
+    putLe(b, at, width, value);
+    return this.engine.execute(b.subarray(0, at + width), CMD_STATUS_SIZE);
   }
 
   /** A failed command as a refusal: the member's own when it refused the access, else the admin status. */
@@ -120,20 +141,20 @@ export class AdminChannel {
   read(port: number, width: number): AdminAccess<number> {
     this.negotiate();
     const r = this.region(port);
-    const outcome = this.send(r.read, legacyReadData(r.offset), width);
+    const outcome = this.legacy(r.read, r.offset, width, false, 0);
     if (outcome.status !== ADMIN_STATUS.OK)
       this.refuse(outcome, `I/O read at port 0x${port.toString(16)} width ${width}`);
-    return { value: leValue(outcome.result), command: traced(outcome, r.offset) };
+    return { value: leValue(outcome.result), outcome, offset: r.offset };
   }
 
   write(port: number, width: number, value: number): AdminAccess<undefined> {
     this.negotiate();
     const r = this.region(port);
-    const outcome = this.send(r.write, legacyWriteData(r.offset, leBytes(value, width)), 0);
+    const outcome = this.legacy(r.write, r.offset, width, true, value);
     if (outcome.status !== ADMIN_STATUS.OK) {
       this.refuse(outcome, `I/O write at port 0x${port.toString(16)} width ${width}`);
     }
-    return { value: undefined, command: traced(outcome, r.offset) };
+    return { value: undefined, outcome, offset: r.offset };
   }
 
   /**

@@ -7,7 +7,7 @@ import { IntxPin } from '../pci/intx.js';
 import { NOTIFY_OFF_MULTIPLIER } from '../virtio/memory-bar.js';
 import { placeMemoryBar } from '../pci/registers.js';
 import type { TranslatorBackend } from '../mmr/pf.js';
-import { AdminChannel, type AdminTrace } from './admin-backend.js';
+import { AdminChannel, traced, type AdminAccess, type AdminTrace } from './admin-backend.js';
 import { TraceRing } from './trace.js';
 
 /** What a translated access touched, for its trace entry. */
@@ -219,8 +219,8 @@ export class GuestView implements VfObserver {
     if (this.backend === 'admin') {
       if (!this.trace) return this.adminRead(port, width).value;
       return this.traced('read', port, width, 0, {}, () => {
-        const { value, command } = this.adminRead(port, width);
-        return { value, admin: command };
+        const { value, outcome, offset } = this.adminRead(port, width);
+        return { value, admin: traced(outcome, offset) };
       });
     }
     const offset = LEGACY_BLOCK_OFFSET + port;
@@ -268,7 +268,7 @@ export class GuestView implements VfObserver {
     return this.channel;
   }
 
-  private adminRead(port: number, width: number): { value: number; command: AdminTrace } {
+  private adminRead(port: number, width: number): AdminAccess<number> {
     this.checkIo(port, width);
     return this.adminChannel().read(port, width);
   }
@@ -282,7 +282,8 @@ export class GuestView implements VfObserver {
       this.vf.writeBar(address.bar, address.offset, width, value);
       return { offset: address.offset, bar: address.bar, ...(command ? { admin: command } : {}) };
     }
-    return { admin: channel.write(port, width, value).command };
+    const { outcome, offset } = channel.write(port, width, value);
+    return this.trace ? { admin: traced(outcome, offset) } : {};
   }
 
   /** Chooses the backend of this view (the PF's translator setting is the default). */

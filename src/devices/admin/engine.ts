@@ -15,6 +15,7 @@ import {
   CMD_HDR_SIZE,
   CMD_STATUS_SIZE,
   decodeCommandList,
+  getLe,
   encodeCommandList,
   encodeNotifyInfo,
   GROUP_TYPE_SRIOV,
@@ -57,7 +58,8 @@ export interface AdminGroupOwner {
 /** What one command did: the wire reply, and why it failed (for traces and refusals, not on the wire). */
 export interface AdminOutcome {
   opcode: number;
-  memberId: bigint;
+  /** group_member_id (exact up to 2^53 - 1). */
+  memberId: number;
   status: number;
   qualifier: number;
   result: Uint8Array;
@@ -117,11 +119,11 @@ export class AdminCommandEngine {
    * of the device-writable part (the result is truncated to what fits).
    */
   execute(readable: Uint8Array, writable: number): AdminOutcome {
-    const header = padded(readable, CMD_HDR_SIZE);
-    const head = new DataView(header.buffer, header.byteOffset, CMD_HDR_SIZE);
-    const opcode = head.getUint16(R.OPCODE.offset, true);
-    const groupType = head.getUint16(R.GROUP_TYPE.offset, true);
-    const memberId = head.getBigUint64(R.GROUP_MEMBER_ID.offset, true);
+    const h = padded(readable, CMD_HDR_SIZE);
+    const opcode = getLe(h, R.OPCODE.offset, 2);
+    const groupType = getLe(h, R.GROUP_TYPE.offset, 2);
+    const memberId =
+      getLe(h, R.GROUP_MEMBER_ID.offset, 4) + getLe(h, R.GROUP_MEMBER_ID.offset + 4, 4) * 2 ** 32;
     const data = readable.subarray(Math.min(CMD_HDR_SIZE, readable.length));
     const room = Math.max(0, writable - CMD_STATUS_SIZE);
     try {
@@ -145,7 +147,7 @@ export class AdminCommandEngine {
   private dispatch(
     opcode: number,
     groupType: number,
-    id: bigint,
+    id: number,
     data: Uint8Array,
     room: number,
   ): Uint8Array {
@@ -186,11 +188,11 @@ export class AdminCommandEngine {
     this.used = wanted;
   }
 
-  private memberFor(id: bigint): AdminMember {
+  private memberFor(id: number): AdminMember {
     if (!this.owner.groupEnabled)
       fail(Q.INVALID_GROUP, 'the SR-IOV group does not exist: VF Enable is clear');
     const count = this.owner.memberCount;
-    const member = id >= 1n && id <= BigInt(count) ? this.owner.member(Number(id)) : undefined;
+    const member = id >= 1 && id <= count ? this.owner.member(id) : undefined;
     if (!member) fail(Q.INVALID_MEMBER, `member id ${id} is not a VF number 1..${count}`);
     return member;
   }

@@ -59,22 +59,16 @@ export const ADMIN_QUALIFIER = {
   TRYAGAIN: C.STATUS_Q_TRYAGAIN.value,
 } as const;
 
-function nameOf(table: Readonly<Record<string, number>>, value: number): string {
-  for (const [name, v] of Object.entries(table)) if (v === value) return name;
-  return `0x${value.toString(16)}`;
+/** Names by value, built once (the translator names every command it traces). */
+function namesOf(table: Readonly<Record<string, number>>): (value: number) => string {
+  const names = new Map<number, string>();
+  for (const [name, v] of Object.entries(table)) if (!names.has(v)) names.set(v, name);
+  return (value) => names.get(value) ?? `0x${value.toString(16)}`;
 }
 
-export function opcodeName(opcode: number): string {
-  return nameOf(ADMIN_OPCODES, opcode);
-}
-
-export function statusName(status: number): string {
-  return nameOf(ADMIN_STATUS, status);
-}
-
-export function qualifierName(qualifier: number): string {
-  return nameOf(ADMIN_QUALIFIER, qualifier);
-}
+export const opcodeName = namesOf(ADMIN_OPCODES);
+export const statusName = namesOf(ADMIN_STATUS);
+export const qualifierName = namesOf(ADMIN_QUALIFIER);
 
 /** One command as a driver fills it in. */
 export interface AdminCommand {
@@ -103,6 +97,30 @@ export function encodeCommand(cmd: AdminCommand): Uint8Array {
   view.setBigUint64(R.GROUP_MEMBER_ID.offset, cmd.memberId, true);
   out.set(cmd.data, CMD_HDR_SIZE);
   return out;
+}
+
+/**
+ * Writes the command header into `out` (reserved bytes zero); for drivers that reuse one buffer.
+ * A member id above 2^53 - 1 needs encodeCommand's bigint.
+ */
+export function encodeHeader(out: Uint8Array, opcode: number, groupType: number, memberId: number): void {
+  putLe(out, R.OPCODE.offset, 2, opcode);
+  putLe(out, R.GROUP_TYPE.offset, 2, groupType);
+  out.fill(0, R.RESERVED1.offset, R.RESERVED1.offset + R.RESERVED1.size);
+  putLe(out, R.GROUP_MEMBER_ID.offset, 4, memberId % 2 ** 32);
+  putLe(out, R.GROUP_MEMBER_ID.offset + 4, 4, Math.floor(memberId / 2 ** 32));
+}
+
+/** `width` (<= 4) little-endian bytes of `value` at `at`. */
+export function putLe(out: Uint8Array, at: number, width: number, value: number): void {
+  for (let i = 0; i < width; i++) out[at + i] = (value >>> (8 * i)) & 0xff;
+}
+
+/** The little-endian number of `width` (<= 4) bytes at `at`. */
+export function getLe(bytes: Uint8Array, at: number, width: number): number {
+  let value = 0;
+  for (let i = width - 1; i >= 0; i--) value = value * 256 + bytes[at + i]!;
+  return value;
 }
 
 /** The device-writable part as the device writes it: status, qualifier, reserved, result. */
