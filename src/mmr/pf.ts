@@ -14,6 +14,7 @@ import { IntxPin } from '../pci/intx.js';
 import { applyRegisterTable } from '../pci/registers.js';
 import { layoutSriov, SriovCapability, type VfBudget } from '../sriov/capability.js';
 import { lastVfRid, vfIndexAt, vfRid } from '../sriov/routing.js';
+import { DataPathHub, type BackendSettings } from '../virtio/datapath.js';
 import { VirtioDevice } from '../virtio/device.js';
 import { BAR_LAYOUT_SIZE } from '../virtio/memory-bar.js';
 import { buildModel, type AccessPolicy, type NotifyRoute } from '../virtio/model.js';
@@ -50,6 +51,10 @@ export interface PfDefinition {
   translator: TranslatorBackend;
   /** Identity overrides by VF index. */
   overrides: ReadonlyMap<number, IdentityOverride>;
+  /** Back-end settings of the PF itself and, by VF index, of VFs that differ from `vfBackend`. */
+  backend?: BackendSettings;
+  vfBackend?: BackendSettings;
+  vfBackends?: ReadonlyMap<number, BackendSettings>;
 }
 
 /**
@@ -62,6 +67,8 @@ export type TranslatorBackend = (typeof TRANSLATOR_BACKENDS)[number];
 
 /** Who hears that VFs went away (the machine: their guest views close). */
 export type VfRemovalListener = (removed: readonly MmrVf[]) => void;
+
+const NO_SETTINGS: BackendSettings = Object.freeze({});
 
 export const PF_BAR_INDEX = barLayout.constants.PF_BAR_INDEX.value;
 export const VF_BAR_INDEX = barLayout.constants.VF_BAR_INDEX.value;
@@ -93,6 +100,7 @@ export class VirtioPf extends VirtioPciFunction implements AdminGroupOwner {
     readonly events: EventBus,
     budget: VfBudget,
     private readonly onVfsRemoved: VfRemovalListener = () => undefined,
+    readonly hub: DataPathHub = new DataPathHub(),
   ) {
     super();
     const d = definition;
@@ -185,6 +193,15 @@ export class VirtioPf extends VirtioPciFunction implements AdminGroupOwner {
     return derivedSerial(this.domain, this.rid);
   }
 
+  backendSettings(): BackendSettings {
+    return this.definition.backend ?? NO_SETTINGS;
+  }
+
+  /** Back-end settings of VF n. */
+  vfBackendSettings(n: number): BackendSettings {
+    return this.definition.vfBackends?.get(n) ?? this.definition.vfBackend ?? NO_SETTINGS;
+  }
+
   // ---- SR-IOV ----
 
   get numVfs(): number {
@@ -213,8 +230,13 @@ export class VirtioPf extends VirtioPciFunction implements AdminGroupOwner {
     return this.vfs[id - 1];
   }
 
+  get adminEngine(): AdminCommandEngine | undefined {
+    return this.admin;
+  }
+
   /** A device reset of the PF also resets the list of admin commands its driver uses (§2.12.1). */
-  afterDeviceReset(): void {
+  override deviceReset(): void {
+    super.deviceReset();
     this.admin?.reset();
   }
 

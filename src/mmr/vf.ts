@@ -2,6 +2,7 @@ import type { EventBus } from '../base/events.js';
 import type { AdminMember, LegacyRegion } from '../devices/admin/engine.js';
 import { ConfigStore } from '../pci/config-space.js';
 import { legacy } from '../spec/index.js';
+import type { BackendSettings, DataPathHub } from '../virtio/datapath.js';
 import { VirtioDevice } from '../virtio/device.js';
 import {
   legacyCommonRead,
@@ -75,6 +76,14 @@ export class MmrVf extends VirtioPciFunction implements AdminMember {
 
   serial(): string {
     return this.pf.overrideFor(this.index)?.serial ?? derivedSerial(this.domain, this.rid);
+  }
+
+  get hub(): DataPathHub {
+    return this.pf.hub;
+  }
+
+  backendSettings(): BackendSettings {
+    return this.pf.vfBackendSettings(this.index);
   }
 
   updateIntx(): void {

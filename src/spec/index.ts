@@ -294,6 +294,10 @@ const perType = {
 
 type PerType = typeof perType;
 
+function perTypeField(field: 'table' | 'offered'): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(perType).map(([type, entry]) => [type, entry[field]]));
+}
+
 /**
  * Feature bits (constant value = bit number).
  * - `common`: transport bits (VERSION_1, RING_EVENT_IDX, ...).
@@ -311,24 +315,8 @@ export const features = deepFreeze({
     ),
     source: featCommonRaw.offered.source,
   },
-  byType: {
-    net: perType.net.table,
-    block: perType.block.table,
-    balloon: perType.balloon.table,
-    console: perType.console.table,
-    scsi: perType.scsi.table,
-    rng: perType.rng.table,
-    '9p': perType['9p'].table,
-  } as { readonly [K in VirtioTypeName]: PerType[K]['table'] },
-  offeredByType: {
-    net: perType.net.offered,
-    block: perType.block.offered,
-    balloon: perType.balloon.offered,
-    console: perType.console.offered,
-    scsi: perType.scsi.offered,
-    rng: perType.rng.offered,
-    '9p': perType['9p'].offered,
-  } as { readonly [K in VirtioTypeName]: PerType[K]['offered'] },
+  byType: perTypeField('table') as { readonly [K in VirtioTypeName]: PerType[K]['table'] },
+  offeredByType: perTypeField('offered') as { readonly [K in VirtioTypeName]: PerType[K]['offered'] },
 });
 
 export type CommonFeatureName = keyof typeof commonFeatures.constants & string;

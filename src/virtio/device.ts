@@ -11,6 +11,8 @@ const VRING_ALIGN = legacy.constants.VRING_ALIGN.value;
 const FEATURES_OK = virtioStatus.constants.FEATURES_OK.value;
 /** What views call an administration virtqueue. */
 export const ADMIN_QUEUE_NAME = 'adminq';
+const NEEDS_RESET = virtioStatus.constants.NEEDS_RESET.value;
+const DRIVER_OK = virtioStatus.constants.DRIVER_OK.value;
 
 /** What a device needs from the PCI function that carries it. */
 export interface DeviceHost {
@@ -21,10 +23,25 @@ export interface DeviceHost {
   signalMsix(vector: number): void;
   /** The ISR or the interrupt mode changed: re-evaluate the INTx level (PF) or the guest's (VF). */
   updateIntx(): void;
-  /** The device was reset (status 0, QUEUE_PFN 0, FLR): state kept beside the device resets too. */
-  afterDeviceReset?(): void;
   /** Byte k of the function's identity field (net: its MAC), derived from its BDF unless overridden. */
   identityByte(k: number): number;
+  /** Capacity in 512-byte sectors of the storage behind a block function (its config CAPACITY). */
+  capacitySectors(): number;
+  /** A driver notification reached the device: the data path processes it after the access. */
+  queueNotified(queue: number): void;
+  /** The device was reset (§2.4): the data path drops its queues and what was in flight. */
+  deviceReset(): void;
+  /** DRIVER_OK was set: notifications held until then are processed. */
+  driverReady(): void;
+}
+
+/** What a driver programmed into one queue, as numbers (the data path builds its ring from it). */
+export interface QueueProgram {
+  size: number;
+  enabled: boolean;
+  desc: number;
+  driver: number;
+  device: number;
 }
 
 /** Per-queue state, stored as QUEUE_FIELDS u32 slots per queue in one array. */
@@ -155,6 +172,26 @@ export class VirtioDevice {
     if (from !== next && this.host.events.active) {
       this.host.events.emit({ type: 'status', bdf: this.host.bdf, from, to: next });
     }
+    if (next & DRIVER_OK && !(from & DRIVER_OK)) this.host.driverReady();
+  }
+
+  /** DRIVER_OK is set: the device may use buffers (§3.1.1 and §2.1.2). */
+  get driverOk(): boolean {
+    return (this.status & DRIVER_OK) !== 0;
+  }
+
+  /**
+   * The device found a queue broken (§2.1.2): DEVICE_NEEDS_RESET joins the status and a
+   * configuration change is raised. A legacy driver sees the bit too (it has no meaning for it;
+   * docs/data-path.md "Broken chains").
+   */
+  markNeedsReset(): void {
+    const from = this.status;
+    if (from & NEEDS_RESET) return;
+    this.status = from | NEEDS_RESET;
+    if (this.host.events.active)
+      this.host.events.emit({ type: 'status', bdf: this.host.bdf, from, to: this.status });
+    this.raiseConfigChange();
   }
 
   /** Device reset (§2.4): everything the driver set goes back to its reset value. */
@@ -170,7 +207,7 @@ export class VirtioDevice {
     this.driverFeaturesHi = 0;
     this.queues = undefined;
     this.restoreDriverWritableConfig();
-    this.host.afterDeviceReset?.();
+    this.host.deviceReset();
     this.host.updateIntx();
     if (this.host.events.active) {
       if (from !== 0) this.host.events.emit({ type: 'status', bdf: this.host.bdf, from, to: 0 });
@@ -319,6 +356,20 @@ export class VirtioDevice {
   /** A driver notification (§4.1.5.2): the queue index, from either route. */
   notify(queue: number, via: 'legacy-register' | 'notify-region'): void {
     if (this.host.events.active) this.host.events.emit({ type: 'notify', bdf: this.host.bdf, queue, via });
+    this.host.queueNotified(queue);
+  }
+
+  /** What the driver programmed into queue `index` (undefined for a queue the device lacks). */
+  queueProgram(index: number): QueueProgram | undefined {
+    if (index >= this.numQueues) return undefined;
+    const wide = (field: number): number => this.slot(index, field) + this.slot(index, field + 1) * 2 ** 32;
+    return {
+      size: this.slot(index, Q_SIZE),
+      enabled: this.slot(index, Q_ENABLED) === 1,
+      desc: wide(Q_DESC),
+      driver: wide(Q_DRIVER),
+      device: wide(Q_DEVICE),
+    };
   }
 
   // ---- MSI-X vectors (§4.1.4.3 / legacy MSI_*_VECTOR) ----
@@ -374,6 +425,10 @@ export class VirtioDevice {
     if (identity && i >= identity.offset && i < identity.offset + identity.size) {
       return this.host.identityByte(i - identity.offset);
     }
+    const capacity = this.model.capacityField;
+    if (capacity && i >= capacity.offset && i < capacity.offset + capacity.size) {
+      return Math.floor(this.host.capacitySectors() / 2 ** (8 * (i - capacity.offset))) & 0xff;
+    }
     return this.model.config.defaults[i]!;
   }
 
@@ -410,9 +465,14 @@ export class VirtioDevice {
 
   /** A device-side change of any field (link status, capacity…): a config-change interrupt. */
   setConfigField(offset: number, bytes: ArrayLike<number>): void {
-    const own = this.ownConfig();
-    for (let i = 0; i < bytes.length; i++) own[offset + i] = bytes[i]! & 0xff;
+    this.setDeviceConfig(offset, bytes);
     this.raiseConfigChange();
+  }
+
+  /** A device-side change of config bytes without a notification (bytes past the layout are ignored). */
+  setDeviceConfig(offset: number, bytes: ArrayLike<number>): void {
+    const own = this.ownConfig();
+    for (let i = 0; i < bytes.length && offset + i < own.length; i++) own[offset + i] = bytes[i]! & 0xff;
   }
 
   private ownConfig(): Uint8Array {

@@ -132,32 +132,93 @@ export class DescriptorChain {
     return { count, largest };
   }
 
+  /**
+   * Visits the part of buffers `first`.. that covers bytes [offset, offset + length) of that
+   * part: `visit(address, position, n)` per buffer piece, `position` counting from `offset`.
+   * A DMA fault inside `visit` names the buffer's descriptor.
+   */
+  private eachBuffer(
+    first: number,
+    offset: number,
+    length: number,
+    visit: (address: number, position: number, n: number) => void,
+  ): void {
+    let base = 0;
+    let position = 0;
+    for (let s = first; position < length; s++) {
+      const len = this.seg[s * FIELDS + 1]!;
+      if (offset < base + len) {
+        const n = Math.min(base + len - offset, length - position);
+        try {
+          visit(this.seg[s * FIELDS]! + offset - base, position, n);
+        } catch (e) {
+          this.dmaError(e, s);
+        }
+        position += n;
+        offset += n;
+      }
+      base += len;
+    }
+  }
+
+  /**
+   * The buffer among `first`..`last` that holds all of [offset, offset + length) of their part,
+   * as [segment, address], or undefined when the bytes cross buffers.
+   */
+  private within(first: number, last: number, offset: number, length: number): [number, number] | undefined {
+    let base = 0;
+    for (let s = first; s < last; s++) {
+      const len = this.seg[s * FIELDS + 1]!;
+      if (offset >= base && offset + length <= base + len) return [s, this.seg[s * FIELDS]! + offset - base];
+      base += len;
+      if (base > offset) return undefined;
+    }
+    return undefined;
+  }
+
+  /**
+   * Splits `n` bytes of guest memory at `address` into pieces of contiguous backing memory,
+   * `visit(view, at, m, done)`; without direct access into page-sized copies (`copyIn` fills a
+   * copy before, `copyOut` stores it after the visit).
+   */
+  private backingPieces(
+    address: number,
+    n: number,
+    writable: boolean,
+    visit: (view: Uint8Array, at: number, m: number, done: number) => void,
+  ): void {
+    for (let done = 0; done < n;) {
+      const a = address + done;
+      const backing = this.direct?.backing(a, writable, n - done);
+      if (backing) {
+        visit(backing.view, backing.offset, backing.length, done);
+        done += backing.length;
+        continue;
+      }
+      const m = Math.min(n - done, PAGE_SIZE - (a % PAGE_SIZE));
+      const copy = new Uint8Array(m);
+      if (!writable) this.dma.read(a, copy, 0, m);
+      visit(copy, 0, m, done);
+      if (writable) this.dma.write(a, copy, 0, m);
+      done += m;
+    }
+  }
+
+  private checkPart(part: 'readable' | 'writable', offset: number, length: number): void {
+    const total = part === 'readable' ? this.readable : this.writable;
+    if (!(offset >= 0 && length >= 0 && offset + length <= total)) {
+      DescriptorChain.outOfRange(part, offset, length, total);
+    }
+  }
+
   // ---- device-readable part ---------------------------------------------------------------
 
   /** Copies readable bytes [offset, offset + length) into `into[at..]`. */
   copyTo(offset: number, into: Uint8Array, at: number, length: number): void {
-    if (!(offset >= 0 && length >= 0 && offset + length <= this.readable)) {
-      DescriptorChain.outOfRange('readable', offset, length, this.readable);
-    }
-    let s = 0;
-    let base = 0;
-    while (length > 0) {
-      const len = this.seg[s * FIELDS + 1]!;
-      if (offset < base + len) {
-        const from = offset - base;
-        const n = Math.min(len - from, length);
-        try {
-          this.dma.read(this.seg[s * FIELDS]! + from, into, at, n);
-        } catch (e) {
-          this.dmaError(e, s);
-        }
-        at += n;
-        offset += n;
-        length -= n;
-      }
-      base += len;
-      s++;
-    }
+    this.checkPart('readable', offset, length);
+    this.eachBuffer(0, offset, length, (address, position, n) =>
+      this.dma.read(address, into, at + position, n),
+    );
   }
 
   /**
@@ -165,21 +226,16 @@ export class DescriptorChain {
    * buffer of one backing piece, else a copy. Guest memory may change: copy what must be kept.
    */
   gather(offset = 0, length = this.readable - offset): Uint8Array {
-    if (this.direct && offset >= 0 && length >= 0) {
-      let base = 0;
-      for (let s = 0; s < this.readableBuffers; s++) {
-        const len = this.seg[s * FIELDS + 1]!;
-        if (offset >= base && offset + length <= base + len) {
-          try {
-            const view = this.direct.readView(this.seg[s * FIELDS]! + offset - base, length);
-            if (view) return view;
-          } catch (e) {
-            this.dmaError(e, s);
-          }
-          break;
-        }
-        base += len;
-        if (base > offset) break;
+    const found =
+      this.direct && offset >= 0 && length >= 0
+        ? this.within(0, this.readableBuffers, offset, length)
+        : undefined;
+    if (found) {
+      try {
+        const view = this.direct?.readView(found[1], length);
+        if (view) return view;
+      } catch (e) {
+        this.dmaError(e, found[0]);
       }
     }
     const out = new Uint8Array(length);
@@ -197,43 +253,10 @@ export class DescriptorChain {
     length: number,
     sink: (bytes: Uint8Array, at: number, n: number, position: number) => void,
   ): void {
-    if (!(offset >= 0 && length >= 0 && offset + length <= this.readable)) {
-      DescriptorChain.outOfRange('readable', offset, length, this.readable);
-    }
-    const direct = this.direct;
-    let s = 0;
-    let base = 0;
-    let position = 0;
-    while (position < length) {
-      const len = this.seg[s * FIELDS + 1]!;
-      if (offset < base + len) {
-        const from = offset - base;
-        const n = Math.min(len - from, length - position);
-        const address = this.seg[s * FIELDS]! + from;
-        try {
-          for (let done = 0; done < n;) {
-            const a = address + done;
-            const backing = direct?.backing(a, false, n - done);
-            if (backing) {
-              sink(backing.view, backing.offset, backing.length, position + done);
-              done += backing.length;
-            } else {
-              const m = Math.min(n - done, PAGE_SIZE - (a % PAGE_SIZE));
-              const copy = new Uint8Array(m);
-              this.dma.read(a, copy, 0, m);
-              sink(copy, 0, m, position + done);
-              done += m;
-            }
-          }
-        } catch (e) {
-          this.dmaError(e, s);
-        }
-        position += n;
-        offset += n;
-      }
-      base += len;
-      s++;
-    }
+    this.checkPart('readable', offset, length);
+    this.eachBuffer(0, offset, length, (address, position, n) =>
+      this.backingPieces(address, n, false, (view, at, m, done) => sink(view, at, m, position + done)),
+    );
   }
 
   /** A little-endian value of `width` bytes at readable `offset`. */
@@ -268,32 +291,11 @@ export class DescriptorChain {
   private writeRange(
     offset: number,
     length: number,
-    apply: (address: number, at: number, n: number) => void,
+    apply: (address: number, position: number, n: number) => void,
   ): void {
-    if (!(offset >= 0 && length >= 0 && offset + length <= this.writable)) {
-      DescriptorChain.outOfRange('writable', offset, length, this.writable);
-    }
-    const end = offset + length;
-    let s = this.readableBuffers;
-    let base = 0;
-    let at = 0;
-    while (at < length) {
-      const len = this.seg[s * FIELDS + 1]!;
-      if (offset < base + len) {
-        const from = offset - base;
-        const n = Math.min(len - from, length - at);
-        try {
-          apply(this.seg[s * FIELDS]! + from, at, n);
-        } catch (e) {
-          this.dmaError(e, s);
-        }
-        at += n;
-        offset += n;
-      }
-      base += len;
-      s++;
-    }
-    if (end > this.written) this.written = end;
+    this.checkPart('writable', offset, length);
+    this.eachBuffer(this.readableBuffers, offset, length, apply);
+    if (offset + length > this.written) this.written = offset + length;
   }
 
   /** Writes `from[at..at+length)` at writable `offset`, across buffers as needed. */
@@ -311,42 +313,9 @@ export class DescriptorChain {
     length: number,
     fill: (into: Uint8Array, at: number, n: number, position: number) => void,
   ): void {
-    if (!(offset >= 0 && length >= 0 && offset + length <= this.writable)) {
-      DescriptorChain.outOfRange('writable', offset, length, this.writable);
-    }
-    const direct = this.direct;
-    const end = offset + length;
-    let base = 0;
-    let position = 0;
-    for (let s = this.readableBuffers; position < length; s++) {
-      const len = this.seg[s * FIELDS + 1]!;
-      if (offset < base + len) {
-        const address = this.seg[s * FIELDS]! + offset - base;
-        const n = Math.min(base + len - offset, length - position);
-        try {
-          for (let done = 0; done < n;) {
-            const a = address + done;
-            const backing = direct?.backing(a, true, n - done);
-            if (backing) {
-              fill(backing.view, backing.offset, backing.length, position + done);
-              done += backing.length;
-            } else {
-              const m = Math.min(n - done, PAGE_SIZE - (a % PAGE_SIZE));
-              const copy = new Uint8Array(m);
-              fill(copy, 0, m, position + done);
-              this.dma.write(a, copy, 0, m);
-              done += m;
-            }
-          }
-        } catch (e) {
-          this.dmaError(e, s);
-        }
-        position += n;
-        offset += n;
-      }
-      base += len;
-    }
-    if (end > this.written) this.written = end;
+    this.writeRange(offset, length, (address, position, n) =>
+      this.backingPieces(address, n, true, (view, at, m, done) => fill(view, at, m, position + done)),
+    );
   }
 
   /** Fills writable [offset, offset + length) with `value`. */
@@ -360,27 +329,25 @@ export class DescriptorChain {
 
   /** Writes a little-endian value of `width` bytes at writable `offset`. */
   writeUint(offset: number, width: 1 | 2 | 4, value: number): void {
-    let base = 0;
-    for (let s = this.readableBuffers; s < this.bufferCount; s++) {
-      const len = this.seg[s * FIELDS + 1]!;
-      if (offset >= base && offset + width <= base + len) {
-        const address = this.seg[s * FIELDS]! + offset - base;
-        try {
-          if (width === 2) this.dma.writeU16(address, value);
-          else if (width === 4) this.dma.writeU32(address, value);
-          else {
-            const backing = this.direct?.backing(address, true, 1);
-            if (backing) backing.view[backing.offset] = value;
-            else break;
-          }
-        } catch (e) {
-          this.dmaError(e, s);
+    const found = this.within(this.readableBuffers, this.bufferCount, offset, width);
+    if (found) {
+      const [s, address] = found;
+      let stored = true;
+      try {
+        if (width === 2) this.dma.writeU16(address, value);
+        else if (width === 4) this.dma.writeU32(address, value);
+        else {
+          const backing = this.direct?.backing(address, true, 1);
+          if (backing) backing.view[backing.offset] = value;
+          else stored = false;
         }
+      } catch (e) {
+        this.dmaError(e, s);
+      }
+      if (stored) {
         if (offset + width > this.written) this.written = offset + width;
         return;
       }
-      base += len;
-      if (base > offset) break;
     }
     const bytes = (this.scratch ??= new Uint8Array(8));
     for (let i = 0; i < width; i++) bytes[i] = Math.floor(value / 2 ** (8 * i)) & 0xff;
@@ -393,22 +360,15 @@ export class DescriptorChain {
    */
   writableView(offset: number, length: number): Uint8Array | undefined {
     if (!this.direct || !(offset >= 0 && length >= 0 && offset + length <= this.writable)) return undefined;
-    let base = 0;
-    for (let s = this.readableBuffers; s < this.bufferCount; s++) {
-      const len = this.seg[s * FIELDS + 1]!;
-      if (offset >= base && offset + length <= base + len) {
-        let view: Uint8Array | undefined;
-        try {
-          view = this.direct.writeView(this.seg[s * FIELDS]! + offset - base, length);
-        } catch (e) {
-          this.dmaError(e, s);
-        }
-        if (view && offset + length > this.written) this.written = offset + length;
-        return view;
-      }
-      base += len;
-      if (base > offset) return undefined;
+    const found = this.within(this.readableBuffers, this.bufferCount, offset, length);
+    if (!found) return undefined;
+    let view: Uint8Array | undefined;
+    try {
+      view = this.direct.writeView(found[1], length);
+    } catch (e) {
+      this.dmaError(e, found[0]);
     }
-    return undefined;
+    if (view && offset + length > this.written) this.written = offset + length;
+    return view;
   }
 }

@@ -16,23 +16,15 @@
  * device area stays at ENABLE (zero, as the driver initialises it): the device always wants
  * notifications, it processes each one completely.
  */
-import { DmaFault, type DmaSpace } from '../dma/space.js';
+import type { DmaSpace } from '../dma/space.js';
 import { VmmrError } from '../base/errors.js';
 import { virtioRing } from '../spec/index.js';
-import { DescriptorChain } from './chain.js';
+import type { DescriptorChain } from './chain.js';
 import { addChecked, checkRange, hex } from './checks.js';
-import { errorFromInfo, VirtqueueError } from './errors.js';
-import { checkAlignment, DESC_SIZE, validQueueSize, type RingAddresses } from './layout.js';
-import {
-  checkRunState,
-  hexAddress,
-  needEvent,
-  type QueueInfo,
-  type QueueRunState,
-  type QueueSetup,
-  type RingFeatures,
-  type Virtqueue,
-} from './queue.js';
+import { VirtqueueError } from './errors.js';
+import { DESC_SIZE } from './layout.js';
+import { needEvent, type QueueRunState, type QueueSetup, type Virtqueue } from './queue.js';
+import { RingQueue } from './ring-queue.js';
 
 const R = virtioRing.registers;
 const C = virtioRing.constants;
@@ -43,10 +35,10 @@ const AVAIL_BIT = C.PACKED_DESC_F_AVAIL.value;
 const USED_BIT = C.PACKED_DESC_F_USED.value;
 const WRAP_BIT = C.PACKED_EVENT_F_WRAP_CTR.value;
 const OFF_MASK = (1 << WRAP_BIT) - 1;
-const D_ADDR = R.PACKED_DESC_ADDR.offset;
 const D_LEN = R.PACKED_DESC_LEN.offset;
 const D_ID = R.PACKED_DESC_ID.offset;
 const D_FLAGS = R.PACKED_DESC_FLAGS.offset;
+const WORDS = { flags: D_FLAGS, link: D_ID };
 const EV_OFF_WRAP = R.PACKED_EVENT_OFF_WRAP.offset;
 const EV_FLAGS = R.PACKED_EVENT_FLAGS.offset;
 const EVENT_FLAG_MASK = 3;
@@ -55,61 +47,18 @@ function isAvailable(flags: number, wrap: number): boolean {
   return ((flags >> AVAIL_BIT) & 1) === wrap && ((flags >> USED_BIT) & 1) !== wrap;
 }
 
-export class PackedQueue implements Virtqueue {
-  readonly index: number;
-  readonly size: number;
+export class PackedQueue extends RingQueue implements Virtqueue {
   readonly format = 'packed' as const;
-  readonly addresses: RingAddresses;
-  readonly features: RingFeatures;
   private nextAvail = 0;
   private availWrap = 1;
   private nextUsed = 0;
   private usedWrap = 1;
   /** next used position | wrap << 15 at the last interrupt decision; -1: none yet. */
   private signalled = -1;
-  private requestCount = 0;
-  private errorCount = 0;
-  private error: VirtqueueError | undefined;
 
-  constructor(
-    private readonly dma: DmaSpace,
-    setup: QueueSetup,
-    state?: QueueRunState,
-  ) {
-    if (!validQueueSize('packed', setup.size))
-      throw new RangeError(`packed queue size ${setup.size} is not in 1..32768`);
-    checkAlignment(setup.index, 'packed', setup.addresses);
-    this.index = setup.index;
-    this.size = setup.size;
-    this.addresses = { ...setup.addresses };
-    this.features = { ...setup.features };
+  constructor(dma: DmaSpace, setup: QueueSetup, state?: QueueRunState) {
+    super(dma, 'packed', WORDS, setup);
     if (state) this.restore(state);
-  }
-
-  get broken(): VirtqueueError | undefined {
-    return this.error;
-  }
-
-  get requests(): number {
-    return this.requestCount;
-  }
-
-  private stop(error: VirtqueueError): VirtqueueError {
-    if (!this.error) {
-      this.error = error;
-      this.errorCount++;
-    }
-    return error;
-  }
-
-  fail(error: VirtqueueError): void {
-    this.stop(error);
-  }
-
-  private ringError(what: string, descriptor: number | null, e: unknown): never {
-    if (e instanceof DmaFault)
-      throw this.stop(new VirtqueueError(this.index, descriptor, 'dma', `${what}: ${e.message}`));
-    throw e;
   }
 
   private flagsAt(position: number): number {
@@ -128,37 +77,19 @@ export class PackedQueue implements Virtqueue {
   pop(): DescriptorChain | undefined {
     if (this.error) return undefined;
     if (!isAvailable(this.flagsAt(this.nextAvail), this.availWrap)) return undefined;
-    try {
-      return this.walk();
-    } catch (e) {
-      if (e instanceof VirtqueueError) throw this.stop(e);
-      throw e;
-    }
+    return this.take(() => this.walk());
   }
 
   private walk(): DescriptorChain {
-    const dma = this.dma;
     const q = this.index;
-    const chain = new DescriptorChain(dma, q, 0);
+    const chain = this.newChain(0);
     let position = this.nextAvail;
     let wrap = this.availWrap;
     let count = 0;
     let id = 0;
     for (;;) {
-      const at = this.addresses.desc + DESC_SIZE * position;
-      let address: number;
-      let length: number;
-      let flags: number;
-      try {
-        flags = dma.readU16(at + D_FLAGS);
-        address = dma.readU64(at + D_ADDR);
-        length = dma.readU32(at + D_LEN);
-        id = dma.readU16(at + D_ID);
-      } catch (e) {
-        if (e instanceof DmaFault)
-          throw new VirtqueueError(q, position, 'dma', `descriptor at ${hex(at)}: ${e.message}`);
-        throw e;
-      }
+      const { address, length, flags, link } = this.readDescriptor(this.addresses.desc, position, 'ring');
+      id = link;
       if (count > 0 && !isAvailable(flags, wrap)) {
         throw new VirtqueueError(
           q,
@@ -175,14 +106,6 @@ export class PackedQueue implements Virtqueue {
           `chain longer than the queue size ${this.size}`,
         );
       if (flags & F_INDIRECT) {
-        if (!this.features.indirect) {
-          throw new VirtqueueError(
-            q,
-            position,
-            'indirect-feature',
-            'VIRTQ_DESC_F_INDIRECT without VIRTIO_F_INDIRECT_DESC negotiated',
-          );
-        }
         if (count > 1 || flags & F_NEXT) {
           throw new VirtqueueError(
             q,
@@ -191,27 +114,9 @@ export class PackedQueue implements Virtqueue {
             'indirect descriptor in a list linked by VIRTQ_DESC_F_NEXT',
           );
         }
-        if (length === 0 || length % DESC_SIZE !== 0) {
-          throw new VirtqueueError(
-            q,
-            position,
-            'indirect-size',
-            `indirect table of ${length} bytes is not a non-zero multiple of ${DESC_SIZE}`,
-          );
-        }
-        const entries = length / DESC_SIZE;
-        if (entries > this.size) {
-          throw new VirtqueueError(
-            q,
-            position,
-            'chain-length',
-            `indirect table of ${entries} descriptors is longer than the queue size ${this.size}`,
-          );
-        }
-        checkRange(dma, q, position, 'ring', 'indirect table', address, length);
-        this.walkIndirect(chain, address, entries);
+        this.walkIndirect(chain, position, address, length);
       } else {
-        addChecked(dma, chain, position, 'ring', address, length, (flags & F_WRITE) !== 0);
+        addChecked(this.dma, chain, position, 'ring', address, length, (flags & F_WRITE) !== 0);
       }
       if (++position === this.size) {
         position = 0;
@@ -226,29 +131,21 @@ export class PackedQueue implements Virtqueue {
     return chain;
   }
 
-  private walkIndirect(chain: DescriptorChain, table: number, entries: number): void {
-    const dma = this.dma;
+  /** The table of an INDIRECT descriptor at ring `position` (§2.8.7: only WRITE counts there). */
+  private walkIndirect(chain: DescriptorChain, position: number, table: number, length: number): void {
+    const entries = this.indirectEntries(position, 'ring', length);
+    if (entries > this.size) {
+      throw new VirtqueueError(
+        this.index,
+        position,
+        'chain-length',
+        `indirect table of ${entries} descriptors is longer than the queue size ${this.size}`,
+      );
+    }
+    checkRange(this.dma, this.index, position, 'ring', 'indirect table', table, length);
     for (let j = 0; j < entries; j++) {
-      const at = table + DESC_SIZE * j;
-      let address: number;
-      let length: number;
-      let flags: number;
-      try {
-        address = dma.readU64(at + D_ADDR);
-        length = dma.readU32(at + D_LEN);
-        flags = dma.readU16(at + D_FLAGS);
-      } catch (e) {
-        if (e instanceof DmaFault)
-          throw new VirtqueueError(
-            this.index,
-            j,
-            'dma',
-            `descriptor at ${hex(at)}: ${e.message}`,
-            'indirect',
-          );
-        throw e;
-      }
-      addChecked(dma, chain, j, 'indirect', address, length, (flags & F_WRITE) !== 0);
+      const d = this.readDescriptor(table, j, 'indirect');
+      addChecked(this.dma, chain, j, 'indirect', d.address, d.length, (d.flags & F_WRITE) !== 0);
     }
   }
 
@@ -344,7 +241,7 @@ export class PackedQueue implements Virtqueue {
   }
 
   private restore(raw: QueueRunState): void {
-    const state = checkRunState(this.index, 'packed', raw);
+    const state = this.restoreCommon(raw);
     const position = (n: number, what: string): number => {
       if ((n & OFF_MASK) >= this.size) {
         throw new VmmrError(
@@ -359,9 +256,6 @@ export class PackedQueue implements Virtqueue {
     this.nextUsed = position(state.used, 'used') & OFF_MASK;
     this.usedWrap = state.used >> WRAP_BIT;
     this.signalled = state.signalled ?? -1;
-    this.requestCount = state.requests;
-    this.errorCount = state.errors;
-    this.error = state.error ? errorFromInfo(this.index, state.error) : undefined;
   }
 
   getState(): QueueRunState {
@@ -371,23 +265,7 @@ export class PackedQueue implements Virtqueue {
       used: this.nextUsed | (this.usedWrap << WRAP_BIT),
       signalled: this.signalled < 0 ? null : this.signalled,
       nextHead: 0,
-      requests: this.requestCount,
-      errors: this.errorCount,
-      error: this.error ? this.error.toJSON() : null,
-    };
-  }
-
-  info(): QueueInfo {
-    return {
-      index: this.index,
-      size: this.size,
-      addresses: {
-        desc: hexAddress(this.addresses.desc),
-        driver: hexAddress(this.addresses.driver),
-        device: hexAddress(this.addresses.device),
-      },
-      features: { ...this.features },
-      ...this.getState(),
+      ...this.commonState(),
     };
   }
 }

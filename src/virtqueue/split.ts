@@ -12,22 +12,13 @@
  * VIRTIO_F_IN_ORDER (§2.7.4 and §2.7.5.3): the driver uses descriptors in ring order, which is
  * checked; the device uses buffers in order and writes one used entry per chain.
  */
-import { DmaFault, type DmaSpace } from '../dma/space.js';
+import type { DmaSpace } from '../dma/space.js';
 import { virtioRing } from '../spec/index.js';
-import { DescriptorChain } from './chain.js';
-import { addChecked, checkRange, hex } from './checks.js';
-import { errorFromInfo, VirtqueueError, type DescriptorTable } from './errors.js';
-import { checkAlignment, DESC_SIZE, validQueueSize, type RingAddresses } from './layout.js';
-import {
-  checkRunState,
-  hexAddress,
-  needEvent,
-  type QueueInfo,
-  type QueueRunState,
-  type QueueSetup,
-  type RingFeatures,
-  type Virtqueue,
-} from './queue.js';
+import type { DescriptorChain } from './chain.js';
+import { addChecked, checkRange } from './checks.js';
+import { VirtqueueError, type DescriptorTable } from './errors.js';
+import { needEvent, type QueueRunState, type QueueSetup, type Virtqueue } from './queue.js';
+import { RingQueue } from './ring-queue.js';
 
 const R = virtioRing.registers;
 const C = virtioRing.constants;
@@ -41,17 +32,10 @@ const USED_RING = R.USED_RING.offset;
 const USED_ENTRY = C.USED_ENTRY.value;
 const ELEM_ID = R.USED_ELEM_ID.offset;
 const ELEM_LEN = R.USED_ELEM_LEN.offset;
-const D_ADDR = R.DESC_ADDR.offset;
-const D_LEN = R.DESC_LEN.offset;
-const D_FLAGS = R.DESC_FLAGS.offset;
-const D_NEXT = R.DESC_NEXT.offset;
+const WORDS = { flags: R.DESC_FLAGS.offset, link: R.DESC_NEXT.offset };
 
-export class SplitQueue implements Virtqueue {
-  readonly index: number;
-  readonly size: number;
+export class SplitQueue extends RingQueue implements Virtqueue {
   readonly format = 'split' as const;
-  readonly addresses: RingAddresses;
-  readonly features: RingFeatures;
   private readonly mask: number;
   private readonly usedEventAt: number;
   private readonly availEventAt: number;
@@ -59,57 +43,18 @@ export class SplitQueue implements Virtqueue {
   private usedIdx = 0;
   private signalled = -1;
   private nextHead = 0;
-  private requestCount = 0;
-  private errorCount = 0;
-  private error: VirtqueueError | undefined;
   /** Last avail idx read from the ring (a cache: not state). */
   private shadowAvail = 0;
   private inFlight = 0;
   private unpublished = false;
 
   /** Throws VirtqueueError('alignment') for misplaced parts, RangeError for an invalid size. */
-  constructor(
-    private readonly dma: DmaSpace,
-    setup: QueueSetup,
-    state?: QueueRunState,
-  ) {
-    if (!validQueueSize('split', setup.size))
-      throw new RangeError(`split queue size ${setup.size} is not a power of 2 in 1..32768`);
-    checkAlignment(setup.index, 'split', setup.addresses);
-    this.index = setup.index;
-    this.size = setup.size;
+  constructor(dma: DmaSpace, setup: QueueSetup, state?: QueueRunState) {
+    super(dma, 'split', WORDS, setup);
     this.mask = setup.size - 1;
-    this.addresses = { ...setup.addresses };
-    this.features = { ...setup.features };
     this.usedEventAt = this.addresses.driver + AVAIL_RING + 2 * setup.size;
     this.availEventAt = this.addresses.device + USED_RING + USED_ENTRY * setup.size;
     if (state) this.restore(state);
-  }
-
-  get broken(): VirtqueueError | undefined {
-    return this.error;
-  }
-
-  get requests(): number {
-    return this.requestCount;
-  }
-
-  private ringError(what: string, e: unknown): never {
-    if (e instanceof DmaFault)
-      throw this.stop(new VirtqueueError(this.index, null, 'dma', `${what}: ${e.message}`));
-    throw e;
-  }
-
-  private stop(error: VirtqueueError): VirtqueueError {
-    if (!this.error) {
-      this.error = error;
-      this.errorCount++;
-    }
-    return error;
-  }
-
-  fail(error: VirtqueueError): void {
-    this.stop(error);
   }
 
   /** Reads avail idx and checks it is at most `size` ahead of the chains taken (§2.7.6). */
@@ -118,7 +63,7 @@ export class SplitQueue implements Virtqueue {
     try {
       idx = this.dma.readU16(this.addresses.driver + AVAIL_IDX);
     } catch (e) {
-      this.ringError('available ring index', e);
+      this.ringError('available ring index', null, e);
     }
     const ahead = (idx - this.lastAvail) & 0xffff;
     if (ahead > this.size) {
@@ -149,7 +94,7 @@ export class SplitQueue implements Virtqueue {
       try {
         this.dma.writeU16(this.availEventAt, this.lastAvail);
       } catch (e) {
-        this.ringError('avail_event', e);
+        this.ringError('avail_event', null, e);
       }
       if (this.readAvail() === this.lastAvail) return undefined;
     }
@@ -157,7 +102,7 @@ export class SplitQueue implements Virtqueue {
     try {
       head = this.dma.readU16(this.addresses.driver + AVAIL_RING + 2 * (this.lastAvail & this.mask));
     } catch (e) {
-      this.ringError('available ring entry', e);
+      this.ringError('available ring entry', null, e);
     }
     if (head >= this.size) {
       throw this.stop(
@@ -179,13 +124,7 @@ export class SplitQueue implements Virtqueue {
         ),
       );
     }
-    let chain: DescriptorChain;
-    try {
-      chain = this.walk(head);
-    } catch (e) {
-      if (e instanceof VirtqueueError) throw this.stop(e);
-      throw e;
-    }
+    const chain = this.take(() => this.walk(head));
     this.lastAvail = (this.lastAvail + 1) & 0xffff;
     this.inFlight++;
     return chain;
@@ -193,15 +132,13 @@ export class SplitQueue implements Virtqueue {
 
   /** Follows a chain from `head`, checking every rule before the device sees any buffer. */
   private walk(head: number): DescriptorChain {
-    const dma = this.dma;
     const q = this.index;
-    const chain = new DescriptorChain(dma, q, head);
+    const chain = this.newChain(head);
     let table = this.addresses.desc;
     let entries = this.size;
     let where: DescriptorTable = 'ring';
     let i = head;
     let seen = 0;
-    let buffers = 0;
     let ringDescriptors = 0;
     for (;;) {
       if (++seen > entries) {
@@ -213,66 +150,17 @@ export class SplitQueue implements Virtqueue {
           where,
         );
       }
-      const at = table + DESC_SIZE * i;
-      let address: number;
-      let length: number;
-      let flags: number;
-      let next: number;
-      try {
-        address = dma.readU64(at + D_ADDR);
-        length = dma.readU32(at + D_LEN);
-        flags = dma.readU16(at + D_FLAGS);
-        next = dma.readU16(at + D_NEXT);
-      } catch (e) {
-        if (e instanceof DmaFault)
-          throw new VirtqueueError(q, i, 'dma', `descriptor at ${hex(at)}: ${e.message}`, where);
-        throw e;
-      }
+      const { address, length, flags, link: next } = this.readDescriptor(table, i, where);
       if (where === 'ring') ringDescriptors++;
       if (flags & F_INDIRECT) {
-        if (where === 'indirect')
-          throw new VirtqueueError(
-            q,
-            i,
-            'indirect-nested',
-            'indirect descriptor inside an indirect table',
-            where,
-          );
-        if (!this.features.indirect) {
-          throw new VirtqueueError(
-            q,
-            i,
-            'indirect-feature',
-            'VIRTQ_DESC_F_INDIRECT without VIRTIO_F_INDIRECT_DESC negotiated',
-            where,
-          );
-        }
-        if (flags & F_NEXT)
-          throw new VirtqueueError(
-            q,
-            i,
-            'indirect-next',
-            'VIRTQ_DESC_F_INDIRECT together with VIRTQ_DESC_F_NEXT',
-            where,
-          );
-        if (length === 0 || length % DESC_SIZE !== 0) {
-          throw new VirtqueueError(
-            q,
-            i,
-            'indirect-size',
-            `indirect table of ${length} bytes is not a non-zero multiple of ${DESC_SIZE}`,
-            where,
-          );
-        }
-        checkRange(dma, q, i, where, 'indirect table', address, length);
+        entries = this.enterIndirect(i, where, flags, address, length);
         table = address;
-        entries = length / DESC_SIZE;
         where = 'indirect';
         i = 0;
         seen = 0;
         continue;
       }
-      if (++buffers > this.size) {
+      if (chain.bufferCount >= this.size) {
         throw new VirtqueueError(
           q,
           i,
@@ -281,33 +169,68 @@ export class SplitQueue implements Virtqueue {
           where,
         );
       }
-      addChecked(dma, chain, i, where, address, length, (flags & F_WRITE) !== 0);
+      addChecked(this.dma, chain, i, where, address, length, (flags & F_WRITE) !== 0);
       if (!(flags & F_NEXT)) break;
-      if (next >= entries) {
-        throw new VirtqueueError(
-          q,
-          i,
-          'next-range',
-          `next ${next} is outside the ${entries}-entry ${where === 'ring' ? 'descriptor table' : 'indirect table'}`,
-          where,
-        );
-      }
-      if (this.features.inOrder) {
-        const expected = where === 'ring' ? (i + 1) & this.mask : i + 1;
-        if (next !== expected) {
-          throw new VirtqueueError(
-            q,
-            i,
-            'in-order',
-            `next ${next}, VIRTIO_F_IN_ORDER requires ${expected}`,
-            where,
-          );
-        }
-      }
+      this.checkNext(i, where, next, entries);
       i = next;
     }
     if (this.features.inOrder) this.nextHead = (head + ringDescriptors) & this.mask;
     return chain;
+  }
+
+  /** An INDIRECT descriptor of the ring (§2.7.5.3.1): returns its table's entries. */
+  private enterIndirect(
+    i: number,
+    where: DescriptorTable,
+    flags: number,
+    address: number,
+    length: number,
+  ): number {
+    const q = this.index;
+    if (where === 'indirect')
+      throw new VirtqueueError(
+        q,
+        i,
+        'indirect-nested',
+        'indirect descriptor inside an indirect table',
+        where,
+      );
+    const entries = this.indirectEntries(i, where, length);
+    if (flags & F_NEXT)
+      throw new VirtqueueError(
+        q,
+        i,
+        'indirect-next',
+        'VIRTQ_DESC_F_INDIRECT together with VIRTQ_DESC_F_NEXT',
+        where,
+      );
+    checkRange(this.dma, q, i, where, 'indirect table', address, length);
+    return entries;
+  }
+
+  /** `next` stays inside its table and, with VIRTIO_F_IN_ORDER, follows `i` (§2.7.5.3, §2.7.4). */
+  private checkNext(i: number, where: DescriptorTable, next: number, entries: number): void {
+    const q = this.index;
+    if (next >= entries) {
+      throw new VirtqueueError(
+        q,
+        i,
+        'next-range',
+        `next ${next} is outside the ${entries}-entry ${where === 'ring' ? 'descriptor table' : 'indirect table'}`,
+        where,
+      );
+    }
+    if (!this.features.inOrder) return;
+    const expected = where === 'ring' ? (i + 1) & this.mask : i + 1;
+    if (next !== expected) {
+      throw new VirtqueueError(
+        q,
+        i,
+        'in-order',
+        `next ${next}, VIRTIO_F_IN_ORDER requires ${expected}`,
+        where,
+      );
+    }
   }
 
   unpop(chains: readonly DescriptorChain[]): void {
@@ -323,7 +246,7 @@ export class SplitQueue implements Virtqueue {
       this.dma.writeU32(entry + ELEM_ID, chain.head);
       this.dma.writeU32(entry + ELEM_LEN, length);
     } catch (e) {
-      this.ringError('used ring entry', e);
+      this.ringError('used ring entry', null, e);
     }
     this.usedIdx = (this.usedIdx + 1) & 0xffff;
     this.unpublished = true;
@@ -341,7 +264,7 @@ export class SplitQueue implements Virtqueue {
     try {
       this.dma.writeU16(this.addresses.device + USED_IDX, this.usedIdx);
     } catch (e) {
-      this.ringError('used ring index', e);
+      this.ringError('used ring index', null, e);
     }
     this.unpublished = false;
   }
@@ -362,7 +285,7 @@ export class SplitQueue implements Virtqueue {
       }
       return old < 0 || needEvent(this.dma.readU16(this.usedEventAt), this.usedIdx, old);
     } catch (e) {
-      this.ringError('interrupt suppression', e);
+      this.ringError('interrupt suppression', null, e);
     }
   }
 
@@ -372,15 +295,12 @@ export class SplitQueue implements Virtqueue {
   }
 
   private restore(raw: QueueRunState): void {
-    const state = checkRunState(this.index, 'split', raw);
+    const state = this.restoreCommon(raw);
     this.lastAvail = state.lastAvail;
     this.shadowAvail = state.lastAvail;
     this.usedIdx = state.used;
     this.signalled = state.signalled ?? -1;
     this.nextHead = state.nextHead & this.mask;
-    this.requestCount = state.requests;
-    this.errorCount = state.errors;
-    this.error = state.error ? errorFromInfo(this.index, state.error) : undefined;
   }
 
   getState(): QueueRunState {
@@ -390,23 +310,7 @@ export class SplitQueue implements Virtqueue {
       used: this.usedIdx,
       signalled: this.signalled < 0 ? null : this.signalled,
       nextHead: this.nextHead,
-      requests: this.requestCount,
-      errors: this.errorCount,
-      error: this.error ? this.error.toJSON() : null,
-    };
-  }
-
-  info(): QueueInfo {
-    return {
-      index: this.index,
-      size: this.size,
-      addresses: {
-        desc: hexAddress(this.addresses.desc),
-        driver: hexAddress(this.addresses.driver),
-        device: hexAddress(this.addresses.device),
-      },
-      features: { ...this.features },
-      ...this.getState(),
+      ...this.commonState(),
     };
   }
 }

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/server/config.js';
 import { startServer, type RunningServer } from '../../src/server/main.js';
 import { DEFAULT_TOPOLOGY } from '../../src/machine/topology.js';
-import { lspci, tmpFile, vmmr } from './helpers.js';
+import { lspci, tmpFile, vmmr } from '../support/cli.js';
 import { buildCli, type BuiltCli } from '../support/build-cli.js';
 
 let CLI = '';

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatEvent, eventJson, SseParser } from '../../src/cli/events.js';
 import { describeFunction, parseLspciDump } from '../../src/cli/format.js';
 import { vfRuns } from '../../src/cli/vfs.js';
-import { vmmr } from './helpers.js';
+import { vmmr } from '../support/cli.js';
 
 describe('SseParser', () => {
   it('splits messages on blank lines, across chunk boundaries and line-ending styles', () => {

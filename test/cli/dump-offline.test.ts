@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { deviceTypes } from '../../src/spec/index.js';
-import { lspci, setpci, TMP, tmpFile, vmmr } from './helpers.js';
+import { lspci, setpci, TMP, tmpFile, vmmr } from '../support/cli.js';
 
 /** A URL where nothing listens (a port that was just free). */
 async function deadUrl(): Promise<string> {

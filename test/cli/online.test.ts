@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/server/config.js';
 import { startServer, type RunningServer } from '../../src/server/main.js';
 import { DEFAULT_TOPOLOGY } from '../../src/machine/topology.js';
-import { lspci, setpci, tmpFile, vmmr, type CliRun, type RunOptions } from './helpers.js';
+import { lspci, setpci, tmpFile, vmmr, type CliRun, type RunOptions } from '../support/cli.js';
 
 let server: RunningServer;
 

@@ -16,7 +16,7 @@ import {
   resolveOffset,
 } from '../../src/cli/regspec.js';
 import { capabilityIds, legacy, sriovCap } from '../../src/spec/index.js';
-import { setpci, tmpFile, vmmr } from './helpers.js';
+import { setpci, tmpFile, vmmr } from '../support/cli.js';
 
 describe('parseSpec', () => {
   it('reads hex offsets with or without 0x and the width letters in either case', () => {

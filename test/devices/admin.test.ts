@@ -14,7 +14,7 @@ import { DmaArena } from '../../src/driver-sim/memory.js';
 import type { DriverTransport } from '../../src/driver-sim/transport.js';
 import { barLayout } from '../../src/spec/index.js';
 import { ringFeatures } from '../../src/virtqueue/index.js';
-import { enableMemory, rd, record, setCfg, withVfs, wr } from '../core/helpers.js';
+import { enableMemory, rd, record, setCfg, withVfs, wr } from '../support/functions.js';
 
 const EINVAL = 22;
 const Q = { INVALID_OPCODE: 2, INVALID_FIELD: 3, INVALID_GROUP: 4, INVALID_MEMBER: 5 };

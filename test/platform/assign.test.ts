@@ -5,15 +5,15 @@
  * (from a dump it prints no BAR sizes: those would come from sysfs).
  */
 import { describe, expect, it } from 'vitest';
-import { rd as read, remember, wr as write } from '../core/helpers.js';
+import { rd as read, remember, wr as write } from '../support/functions.js';
 import { formatLspciDump } from '../../src/views/dump.js';
 import { Machine } from '../../src/machine/machine.js';
 import { assignAddresses, type BarAssignment } from '../../src/platform/assign.js';
 import { DEFAULT_PLATFORM_MAP, resolvePlatformOptions } from '../../src/platform/options.js';
 import type { VirtioPf } from '../../src/mmr/pf.js';
-import { viewOf as guestView } from '../core/helpers.js';
-import { lspci } from '../core/helpers.js';
-import { resolvePf, type PfSpec } from '../qtest/support/vmmr.js';
+import { viewOf as guestView } from '../support/functions.js';
+import { lspci } from '../support/functions.js';
+import { resolvePf, type PfSpec } from '../support/qtest/vmmr.js';
 
 /** The embedded default topology's PFs (src/topology-default.json). */
 const DEFAULT_PFS: PfSpec[] = [

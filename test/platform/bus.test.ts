@@ -6,7 +6,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { rd as read, rd64, remember, wr as write } from '../core/helpers.js';
+import { rd as read, rd64, remember, wr as write } from '../support/functions.js';
 import { VmmrError } from '../../src/base/errors.js';
 import { Machine } from '../../src/machine/machine.js';
 import type { MmrVf } from '../../src/mmr/vf.js';
@@ -14,8 +14,8 @@ import { PlatformBus, type DmaProvider } from '../../src/platform/bus.js';
 import { AddressDecoder, type ViewName } from '../../src/platform/decode.js';
 import { resolvePlatformOptions } from '../../src/platform/options.js';
 import type { VirtioPf } from '../../src/mmr/pf.js';
-import { resolvePf, type PfSpec } from '../qtest/support/vmmr.js';
-import { TestRam } from './ram.js';
+import { resolvePf, type PfSpec } from '../support/qtest/vmmr.js';
+import { TestRam } from '../support/ram.js';
 
 const NET_PF = '0000:00:03.0';
 const BLK_PF = '0001:02:00.0';

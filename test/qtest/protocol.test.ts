@@ -4,12 +4,12 @@
  * bad input answered with FAIL or a clean close.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { rd as read, remember, wr as write } from '../core/helpers.js';
+import { rd as read, remember, wr as write } from '../support/functions.js';
 import { assignAddresses } from '../../src/platform/assign.js';
-import { viewOf as guestView } from '../core/helpers.js';
+import { viewOf as guestView } from '../support/functions.js';
 import { qtestProtocol } from '../../src/spec/index.js';
-import { TestRam } from '../platform/ram.js';
-import { QtestClient } from './support/client.js';
+import { TestRam } from '../support/ram.js';
+import { QtestClient } from '../support/qtest/client.js';
 import {
   emulatorOf,
   enableVfs,
@@ -17,7 +17,7 @@ import {
   PROBE_TOPOLOGY,
   startVmmrQtest,
   type VmmrQtest,
-} from './support/vmmr.js';
+} from '../support/qtest/vmmr.js';
 
 const MAX_LINE = qtestProtocol.constants.MAX_LINE.value;
 const MAX_TRANSFER = qtestProtocol.constants.MAX_TRANSFER.value;

@@ -8,8 +8,8 @@
  * with the same MAC (test/qtest/support/vmmr.ts PROBE_TOPOLOGY).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { legacyNetProbe, type ProbeResult, type ProbeStep } from './support/legacy-net-probe.js';
-import { startQemuQtest } from './support/qemu.js';
+import { legacyNetProbe, type ProbeResult, type ProbeStep } from '../support/qtest/legacy-net-probe.js';
+import { startQemuQtest } from '../support/qtest/qemu.js';
 import {
   emulatorOf,
   enableVfs,
@@ -17,7 +17,7 @@ import {
   PROBE_PF,
   PROBE_TOPOLOGY,
   startVmmrQtest,
-} from './support/vmmr.js';
+} from '../support/qtest/vmmr.js';
 
 /** The documented differences (docs/qtest.md), by step label. */
 const DIFFERENCES: Readonly<Record<string, string>> = {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/server/config.js';
 import { buildCli, type BuiltCli } from '../support/build-cli.js';
-import { QtestClient } from './support/client.js';
+import { QtestClient } from '../support/qtest/client.js';
 
 const TMP = mkdtempSync(join(tmpdir(), 'vmmr-qtest-serve-'));
 let built: BuiltCli | undefined;

@@ -4,7 +4,7 @@
  * EINVAL 22, INVALID_MEMBER 5) and the legacy registers' values.
  */
 import { describe, expect, it } from 'vitest';
-import { call, ok, testApp } from './helpers.js';
+import { call, ok, testApp } from '../support/server.js';
 
 const PF = '0000:50:00.0';
 const VF = '0000:50:00.1';

@@ -1,7 +1,7 @@
 /** VMMR_TOKEN: bearer authentication of /api routes, never logged. */
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { call, ok, problem, testApp } from './helpers.js';
+import { call, ok, problem, testApp } from '../support/server.js';
 
 const TOKEN = 'vmmr-test-token_1.2~3+4/5=';
 

@@ -7,7 +7,7 @@ import type { LightMyRequestResponse } from 'fastify';
 import type { VmmrErrorCode } from '../../src/base/errors.js';
 import { STATUS_BY_CODE } from '../../src/server/errors.js';
 import type { VmmrApp } from '../../src/server/app.js';
-import { BLK_PF, NET_PF, NOWHERE, VF1, call, enableVfs, problem, testApp } from './helpers.js';
+import { BLK_PF, NET_PF, NOWHERE, VF1, call, enableVfs, problem, testApp } from '../support/server.js';
 
 type Scenario = (app: VmmrApp) => Promise<LightMyRequestResponse>;
 

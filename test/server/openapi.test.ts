@@ -1,7 +1,7 @@
 /** The OpenAPI document: valid, and covering every route the app registered. */
 import SwaggerParser from '@apidevtools/swagger-parser';
 import { describe, expect, it } from 'vitest';
-import { call, testApp } from './helpers.js';
+import { call, testApp } from '../support/server.js';
 
 /** "/api/v1/functions/:bdf/bars/:n/:offset" -> "/api/v1/functions/{bdf}/bars/{n}/{offset}" */
 function openApiPath(url: string): string {

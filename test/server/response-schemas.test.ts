@@ -9,7 +9,7 @@ import type { TSchema } from 'typebox';
 import { Compile } from 'typebox/compile';
 import type { LightMyRequestResponse } from 'fastify';
 import type { VmmrApp } from '../../src/server/app.js';
-import { BLK_PF, NET_PF, NOWHERE, VF1, call, testApp, type Method } from './helpers.js';
+import { BLK_PF, NET_PF, NOWHERE, VF1, call, testApp, type Method } from '../support/server.js';
 
 interface Case {
   method: Method;

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { formatBdf } from '../../src/pci/bdf.js';
 import { sriovCap, pciHeader, legacy } from '../../src/spec/index.js';
-import { BLK_PF, NET_PF, VF1, VF2, call, enableVfs, ok, problem, testApp } from './helpers.js';
+import { BLK_PF, NET_PF, VF1, VF2, call, enableVfs, ok, problem, testApp } from '../support/server.js';
 import { STATE_VERSION } from '../../src/machine/state.js';
 
 const fn = (bdf: string): string => `/api/v1/functions/${bdf}`;

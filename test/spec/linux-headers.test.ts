@@ -7,7 +7,7 @@ import {
   tableChecks,
   type Check,
   type RawTableFile,
-} from './oracle.js';
+} from '../support/spec-oracle.js';
 
 const MIN_CHECKS = 150;
 

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { describe, expect, it } from 'vitest';
-import { loadRawTables, TABLE_DIR } from './oracle.js';
+import { loadRawTables, TABLE_DIR } from '../support/spec-oracle.js';
 
 interface Reg {
   offset: number;

@@ -13,7 +13,7 @@ import { isVmmrError } from '../../src/base/errors.js';
 import type { VmmrEvent } from '../../src/base/events.js';
 import type { TopologyPf } from '../../src/machine/topology.js';
 import type { MmrVf } from '../../src/mmr/vf.js';
-import { TYPES, rd, record, withVfs, wr, type TypeName } from '../core/helpers.js';
+import { TYPES, rd, record, withVfs, wr, type TypeName } from '../support/functions.js';
 
 type Op =
   | { kind: 'io-read'; port: number; width: 1 | 2 | 4 }

@@ -20,7 +20,7 @@ import {
 } from '../../src/driver-sim/probes.js';
 import type { VmmrEvent } from '../../src/base/events.js';
 import type { MmrVf } from '../../src/mmr/vf.js';
-import { IDS, TYPES, expectSameBytes, rd, record, withVfs, wr, type TypeName } from '../core/helpers.js';
+import { IDS, TYPES, expectSameBytes, rd, record, withVfs, wr, type TypeName } from '../support/functions.js';
 import type { TopologyPf } from '../../src/machine/topology.js';
 
 type Route = 'io' | 'io-admin' | 'direct';

@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { VmmrError } from '../../src/base/errors.js';
 import { formatLspciDump } from '../../src/views/dump.js';
-import { viewOf as guestView } from '../core/helpers.js';
+import { viewOf as guestView } from '../support/functions.js';
 import { Machine } from '../../src/machine/machine.js';
 import {
   IDS,
@@ -30,7 +30,7 @@ import {
   withVfs,
   wr,
   writableMask,
-} from '../core/helpers.js';
+} from '../support/functions.js';
 import type { MmrVf } from '../../src/mmr/vf.js';
 
 const G = (vf: MmrVf, off: number, w: number): number => rd(vf, 'guest-config', off, w);

@@ -9,8 +9,8 @@
 import { describe, expect, it } from 'vitest';
 import { VmmrError } from '../../src/base/errors.js';
 import type { MmrVf } from '../../src/mmr/vf.js';
-import { viewOf as guestView } from '../core/helpers.js';
-import { IDS, rd, record, refusal, setCfg, withVfs, wr } from '../core/helpers.js';
+import { viewOf as guestView } from '../support/functions.js';
+import { IDS, rd, record, refusal, setCfg, withVfs, wr } from '../support/functions.js';
 
 const io = (vf: MmrVf, port: number, w: number): number => rd(vf, 'io', port, w);
 const setIo = (vf: MmrVf, port: number, w: number, v: number): void => wr(vf, 'io', port, w, v);

@@ -7,8 +7,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { DmaFault } from '../../src/dma/space.js';
 import { native } from '../../src/vfio-user/native.js';
-import { CMD, ERROR, REPLY, VFIO, dv, regionAccess, type Reply } from './client.js';
-import { E, exported, openFds, until, type Exported } from './fixture.js';
+import { CMD, ERROR, REPLY, VFIO, dv, regionAccess, type Reply } from '../support/vfio-user-client.js';
+import { E, exported, openFds, until, type Exported } from '../support/vfio-user-fixture.js';
 
 let fx: Exported | undefined;
 const cleanups: Array<() => void> = [];

@@ -6,8 +6,8 @@
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CMD, TestClient, VFIO, dv, regionAccess } from './client.js';
-import { closeFds, eventfds, exported, openFds, until, type Exported } from './fixture.js';
+import { CMD, TestClient, VFIO, dv, regionAccess } from '../support/vfio-user-client.js';
+import { closeFds, eventfds, exported, openFds, until, type Exported } from '../support/vfio-user-fixture.js';
 
 let fx: Exported;
 let other: Exported;

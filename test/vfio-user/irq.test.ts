@@ -4,8 +4,16 @@
  * triggers, and the refusals of vfio-pci's rules (drivers/vfio/pci/vfio_pci_intrs.c).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { CMD, ERROR, REPLY, TestClient, VFIO, le, leBytes, type Reply } from './client.js';
-import { E, closeFds, counter, eventfds, exported, openFds, type Exported } from './fixture.js';
+import { CMD, ERROR, REPLY, TestClient, VFIO, le, leBytes, type Reply } from '../support/vfio-user-client.js';
+import {
+  E,
+  closeFds,
+  counter,
+  eventfds,
+  exported,
+  openFds,
+  type Exported,
+} from '../support/vfio-user-fixture.js';
 
 let fx: Exported | undefined;
 let owned: number[] = [];

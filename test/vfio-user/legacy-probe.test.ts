@@ -15,9 +15,9 @@ import {
   type SimOp,
   type SimPort,
 } from '../../src/driver-sim/probes.js';
-import { withVfs } from '../core/helpers.js';
-import { VFIO, le, leBytes, type TestClient } from './client.js';
-import { exported, type Exported } from './fixture.js';
+import { withVfs } from '../support/functions.js';
+import { VFIO, le, leBytes, type TestClient } from '../support/vfio-user-client.js';
+import { exported, type Exported } from '../support/vfio-user-fixture.js';
 
 let fx: Exported | undefined;
 afterEach(() => {

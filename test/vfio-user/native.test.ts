@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { native, POLLIN, READABLE } from '../../src/vfio-user/native.js';
-import { openFds } from './fixture.js';
+import { openFds } from '../support/vfio-user-fixture.js';
 
 const cleanup: Array<() => void> = [];
 afterEach(() => {

@@ -7,8 +7,8 @@
 import { statSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { formatLspciDump } from '../../src/views/dump.js';
-import { viewOf as guestView } from '../core/helpers.js';
-import { lspci } from '../core/helpers.js';
+import { viewOf as guestView } from '../support/functions.js';
+import { lspci } from '../support/functions.js';
 import {
   CMD,
   ERROR,
@@ -23,8 +23,8 @@ import {
   regionAccess,
   VFIO,
   type Reply,
-} from './client.js';
-import { E, exported, type Exported } from './fixture.js';
+} from '../support/vfio-user-client.js';
+import { E, exported, type Exported } from '../support/vfio-user-fixture.js';
 
 let fx: Exported | undefined;
 afterEach(() => {

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { exportFunction, InterruptRouter } from '../../src/vfio-user/adapter.js';
 import { VfioUserServer } from '../../src/vfio-user/server.js';
-import { withVfs } from '../core/helpers.js';
+import { withVfs } from '../support/functions.js';
 
 const ENABLED = process.env.VMMR_GUEST_TESTS === '1';
 const HELPER = process.env.VMMR_GUEST_HELPER ?? '../support/guest.js';

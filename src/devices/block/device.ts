@@ -190,49 +190,23 @@ export class BlockDevice implements DeviceBackend {
     let length = 0;
     try {
       switch (type) {
-        case B.T_IN.value: {
+        case B.T_IN.value:
           length = dataIn;
-          this.stats.reads++;
-          this.checkRange(sector, dataIn, 'read');
-          this.checkSegments(chain, 'writable', 0, dataIn);
-          const base = sector * SECTOR;
-          this.backendCall(() =>
-            chain.writePieces(0, dataIn, (into, at, n, position) =>
-              this.backend.read(base + position, into, at, n),
-            ),
-          );
-          this.stats.bytesRead += dataIn;
+          this.readData(chain, sector, dataIn);
           used = chain.writable;
           break;
-        }
-        case B.T_OUT.value: {
+        case B.T_OUT.value:
           length = dataOut;
-          this.stats.writes++;
-          if (this.backend.readOnly) this.fail(B.S_IOERR.value);
-          this.checkRange(sector, dataOut, 'write');
-          this.checkSegments(chain, 'readable', OUTHDR, dataOut);
-          const base = sector * SECTOR;
-          this.backendCall(() =>
-            chain.readPieces(OUTHDR, dataOut, (bytes, at, n, position) =>
-              this.backend.write(base + position, bytes, at, n),
-            ),
-          );
-          this.stats.bytesWritten += dataOut;
-          this.stabilize();
+          this.writeData(chain, sector, dataOut);
           break;
-        }
         case B.T_FLUSH.value:
           this.stats.flushes++;
           this.backendCall(() => this.backend.flush());
           break;
-        case B.T_GET_ID.value: {
-          this.stats.getIds++;
-          const n = Math.min(dataIn, B.ID_BYTES.value);
-          chain.scatter(0, this.serial, 0, n);
-          if (dataIn > n) chain.fill(n, dataIn - n, 0);
+        case B.T_GET_ID.value:
+          this.getId(chain, dataIn);
           used = chain.writable;
           break;
-        }
         case B.T_DISCARD.value:
         case B.T_WRITE_ZEROES.value:
           this.ranges(chain, type, dataOut);
@@ -258,6 +232,44 @@ export class BlockDevice implements DeviceBackend {
         status,
       });
     return used;
+  }
+
+  /** VIRTIO_BLK_T_IN: sectors into the writable buffers before the status byte. */
+  private readData(chain: DescriptorChain, sector: number, dataIn: number): void {
+    this.stats.reads++;
+    this.checkRange(sector, dataIn, 'read');
+    this.checkSegments(chain, 'writable', 0, dataIn);
+    const base = sector * SECTOR;
+    this.backendCall(() =>
+      chain.writePieces(0, dataIn, (into, at, n, position) =>
+        this.backend.read(base + position, into, at, n),
+      ),
+    );
+    this.stats.bytesRead += dataIn;
+  }
+
+  /** VIRTIO_BLK_T_OUT: the readable bytes after the header onto the disk. */
+  private writeData(chain: DescriptorChain, sector: number, dataOut: number): void {
+    this.stats.writes++;
+    if (this.backend.readOnly) this.fail(B.S_IOERR.value);
+    this.checkRange(sector, dataOut, 'write');
+    this.checkSegments(chain, 'readable', OUTHDR, dataOut);
+    const base = sector * SECTOR;
+    this.backendCall(() =>
+      chain.readPieces(OUTHDR, dataOut, (bytes, at, n, position) =>
+        this.backend.write(base + position, bytes, at, n),
+      ),
+    );
+    this.stats.bytesWritten += dataOut;
+    this.stabilize();
+  }
+
+  /** VIRTIO_BLK_T_GET_ID: the serial, zero-padded to the buffer (at most 20 bytes, §5.2.6). */
+  private getId(chain: DescriptorChain, dataIn: number): void {
+    this.stats.getIds++;
+    const n = Math.min(dataIn, B.ID_BYTES.value);
+    chain.scatter(0, this.serial, 0, n);
+    if (dataIn > n) chain.fill(n, dataIn - n, 0);
   }
 
   /** DISCARD and WRITE_ZEROES (§5.2.6: segments of struct virtio_blk_discard_write_zeroes). */

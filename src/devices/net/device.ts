@@ -105,6 +105,14 @@ function zeroDrops(): Record<NetDropReason, number> {
   return { filtered: 0, 'no-buffers': 0, 'too-big': 0, gso: 0, 'link-down': 0, runt: 0 };
 }
 
+function le16(data: Uint8Array, at: number): number {
+  return data[at]! | (data[at + 1]! << 8);
+}
+
+function le32(data: Uint8Array, at: number): number {
+  return (data[at]! | (data[at + 1]! << 8) | (data[at + 2]! << 16) | (data[at + 3]! << 24)) >>> 0;
+}
+
 export class NetDevice implements DeviceBackend, SwitchPort {
   readonly type = 'net' as const;
   readonly portName: string;
@@ -391,54 +399,14 @@ export class NetDevice implements DeviceBackend, SwitchPort {
   }
 
   private command(cls: number, cmd: number, data: Uint8Array): boolean {
-    const le16 = (at: number) => data[at]! | (data[at + 1]! << 8);
-    const le32 = (at: number) =>
-      (data[at]! | (data[at + 1]! << 8) | (data[at + 2]! << 16) | (data[at + 3]! << 24)) >>> 0;
     switch (cls) {
-      case K.CLASS_RX.value: {
-        const basic = cmd === K.RX_PROMISC.value || cmd === K.RX_ALLMULTI.value;
-        const extra = cmd >= K.RX_ALLUNI.value && cmd <= K.RX_NOBCAST.value;
-        if (!((basic && this.has(NETF.CTRL_RX.value)) || (extra && this.has(NETF.CTRL_RX_EXTRA.value))))
-          return false;
-        if (data.length !== 1 || data[0]! > 1) return false;
-        const on = data[0] === 1;
-        const m = this.filter.modes;
-        if (cmd === K.RX_PROMISC.value) m.promisc = on;
-        else if (cmd === K.RX_ALLMULTI.value) m.allmulti = on;
-        else if (cmd === K.RX_ALLUNI.value) m.alluni = on;
-        else if (cmd === K.RX_NOMULTI.value) m.nomulti = on;
-        else if (cmd === K.RX_NOUNI.value) m.nouni = on;
-        else m.nobcast = on;
-        return true;
-      }
-      case K.CLASS_MAC.value: {
-        const alen = E.ALEN.value;
-        if (cmd === K.MAC_ADDR_SET.value) {
-          if (!this.has(NETF.CTRL_MAC_ADDR.value) || data.length !== alen) return false;
-          this.ctx.setConfig(CFG.MAC.offset, data);
-          return true;
-        }
-        if (cmd !== K.MAC_TABLE_SET.value || !this.has(NETF.CTRL_RX.value)) return false;
-        const tables: number[][] = [];
-        let at = 0;
-        for (let t = 0; t < 2; t++) {
-          if (at + 4 > data.length) return false;
-          const n = le32(at);
-          at += 4;
-          if (n > (data.length - at) / alen) return false;
-          const macs: number[] = [];
-          for (let i = 0; i < n; i++) macs.push(macKey(data, at + alen * i));
-          at += alen * n;
-          tables.push(macs);
-        }
-        if (at !== data.length) return false;
-        this.filter.setTable('unicast', tables[0]!);
-        this.filter.setTable('multicast', tables[1]!);
-        return true;
-      }
+      case K.CLASS_RX.value:
+        return this.rxModeCommand(cmd, data);
+      case K.CLASS_MAC.value:
+        return this.macCommand(cmd, data);
       case K.CLASS_VLAN.value: {
         if (!this.has(NETF.CTRL_VLAN.value) || data.length !== 2) return false;
-        const vid = le16(0);
+        const vid = le16(data, 0);
         if (vid >= K.VLAN_ID_LIMIT.value) return false;
         if (cmd === K.VLAN_ADD.value) this.filter.vlans.add(vid);
         else if (cmd === K.VLAN_DEL.value) this.filter.vlans.delete(vid);
@@ -453,7 +421,7 @@ export class NetDevice implements DeviceBackend, SwitchPort {
       }
       case K.CLASS_MQ.value: {
         if (cmd !== K.MQ_VQ_PAIRS_SET.value || !this.has(NETF.MQ.value) || data.length !== 2) return false;
-        const pairs = le16(0);
+        const pairs = le16(data, 0);
         if (pairs < K.MQ_VQ_PAIRS_MIN.value || pairs > this.maxPairs) return false;
         this.activePairs = pairs;
         return true;
@@ -465,12 +433,57 @@ export class NetDevice implements DeviceBackend, SwitchPort {
           data.length !== 8
         )
           return false;
-        this.guestOffloads = le32(0) + le32(4) * 2 ** 32;
+        this.guestOffloads = le32(data, 0) + le32(data, 4) * 2 ** 32;
         return true;
       }
       default:
         return false;
     }
+  }
+
+  /** VIRTIO_NET_CTRL_RX (§5.1.6.5.1): one on/off byte per mode. */
+  private rxModeCommand(cmd: number, data: Uint8Array): boolean {
+    const basic = cmd === K.RX_PROMISC.value || cmd === K.RX_ALLMULTI.value;
+    const extra = cmd >= K.RX_ALLUNI.value && cmd <= K.RX_NOBCAST.value;
+    if (!((basic && this.has(NETF.CTRL_RX.value)) || (extra && this.has(NETF.CTRL_RX_EXTRA.value))))
+      return false;
+    if (data.length !== 1 || data[0]! > 1) return false;
+    const on = data[0] === 1;
+    const m = this.filter.modes;
+    if (cmd === K.RX_PROMISC.value) m.promisc = on;
+    else if (cmd === K.RX_ALLMULTI.value) m.allmulti = on;
+    else if (cmd === K.RX_ALLUNI.value) m.alluni = on;
+    else if (cmd === K.RX_NOMULTI.value) m.nomulti = on;
+    else if (cmd === K.RX_NOUNI.value) m.nouni = on;
+    else m.nobcast = on;
+    return true;
+  }
+
+  /** VIRTIO_NET_CTRL_MAC (§5.1.6.5.2): MAC_ADDR_SET, or MAC_TABLE_SET with two counted tables. */
+  private macCommand(cmd: number, data: Uint8Array): boolean {
+    const alen = E.ALEN.value;
+    if (cmd === K.MAC_ADDR_SET.value) {
+      if (!this.has(NETF.CTRL_MAC_ADDR.value) || data.length !== alen) return false;
+      this.ctx.setConfig(CFG.MAC.offset, data);
+      return true;
+    }
+    if (cmd !== K.MAC_TABLE_SET.value || !this.has(NETF.CTRL_RX.value)) return false;
+    const tables: number[][] = [];
+    let at = 0;
+    for (let t = 0; t < 2; t++) {
+      if (at + 4 > data.length) return false;
+      const n = le32(data, at);
+      at += 4;
+      if (n > (data.length - at) / alen) return false;
+      const macs: number[] = [];
+      for (let i = 0; i < n; i++) macs.push(macKey(data, at + alen * i));
+      at += alen * n;
+      tables.push(macs);
+    }
+    if (at !== data.length) return false;
+    this.filter.setTable('unicast', tables[0]!);
+    this.filter.setTable('multicast', tables[1]!);
+    return true;
   }
 
   // ---- device side -----------------------------------------------------------------------

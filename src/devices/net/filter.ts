@@ -31,15 +31,13 @@ export interface FilterState extends RxModes {
   vlans: number[];
 }
 
+/** The receive modes after a device reset: promiscuous, as QEMU hw/net/virtio-net.c virtio_net_reset leaves them. */
+function defaultModes(): RxModes {
+  return { promisc: true, allmulti: false, alluni: false, nomulti: false, nouni: false, nobcast: false };
+}
+
 export class RxFilter {
-  modes: RxModes = {
-    promisc: true,
-    allmulti: false,
-    alluni: false,
-    nomulti: false,
-    nouni: false,
-    nobcast: false,
-  };
+  modes: RxModes = defaultModes();
   unicast = new Set<number>();
   multicast = new Set<number>();
   unicastOverflow = false;
@@ -47,14 +45,7 @@ export class RxFilter {
   vlans = new Set<number>();
 
   reset(): void {
-    this.modes = {
-      promisc: true,
-      allmulti: false,
-      alluni: false,
-      nomulti: false,
-      nouni: false,
-      nobcast: false,
-    };
+    this.modes = defaultModes();
     this.unicast.clear();
     this.multicast.clear();
     this.unicastOverflow = false;
