@@ -106,11 +106,11 @@ export class AdminChannel {
     const b = this.scratch;
     encodeHeader(b, opcode, GROUP_TYPE_SRIOV, this.member);
     b[CMD_HDR_SIZE] = offset;
-    if (!write) return this.engine.execute(b.subarray(0, CMD_HDR_SIZE + 1), CMD_STATUS_SIZE + width);
+    if (!write) return this.engine.execute(b, CMD_STATUS_SIZE + width, CMD_HDR_SIZE + 1);
     const at = CMD_HDR_SIZE + LEGACY_WR_HDR_SIZE;
     b.fill(0, CMD_HDR_SIZE + 1, at);
     putLe(b, at, width, value);
-    return this.engine.execute(b.subarray(0, at + width), CMD_STATUS_SIZE);
+    return this.engine.execute(b, CMD_STATUS_SIZE, at + width);
   }
 
   /** A failed command as a refusal: the member's own when it refused the access, else the admin status. */

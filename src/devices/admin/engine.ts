@@ -92,10 +92,10 @@ function fail(qualifier: number, reason: string, error?: VmmrError): never {
 }
 
 /** Readable bytes zero-extended to `length` (missing fields read as zero, §2.13). */
-function padded(bytes: Uint8Array, length: number): Uint8Array {
-  if (bytes.length >= length) return bytes;
+function padded(bytes: Uint8Array, given: number, length: number): Uint8Array {
+  if (given >= length) return bytes;
   const out = new Uint8Array(length);
-  out.set(bytes);
+  out.set(bytes.subarray(0, given));
   return out;
 }
 
@@ -115,20 +115,21 @@ export class AdminCommandEngine {
   }
 
   /**
-   * Runs one command: `readable` is the device-readable part of its chain, `writable` the length
-   * of the device-writable part (the result is truncated to what fits).
+   * Runs one command: `readable` holds the device-readable part of its chain (its first `length`
+   * bytes), `writable` is the length of the device-writable part (the result is truncated to fit).
    */
-  execute(readable: Uint8Array, writable: number): AdminOutcome {
-    const h = padded(readable, CMD_HDR_SIZE);
+  execute(readable: Uint8Array, writable: number, length = readable.length): AdminOutcome {
+    const h = padded(readable, length, CMD_HDR_SIZE);
     const opcode = getLe(h, R.OPCODE.offset, 2);
     const groupType = getLe(h, R.GROUP_TYPE.offset, 2);
     const memberId =
       getLe(h, R.GROUP_MEMBER_ID.offset, 4) + getLe(h, R.GROUP_MEMBER_ID.offset + 4, 4) * 2 ** 32;
-    const data = readable.subarray(Math.min(CMD_HDR_SIZE, readable.length));
+    const data = readable.subarray(Math.min(CMD_HDR_SIZE, length), length);
     const room = Math.max(0, writable - CMD_STATUS_SIZE);
     try {
       const result = this.dispatch(opcode, groupType, memberId, data, room);
-      return { opcode, memberId, status: ADMIN_STATUS.OK, qualifier: Q.OK, result: result.subarray(0, room) };
+      const fits = result.length <= room ? result : result.subarray(0, room);
+      return { opcode, memberId, status: ADMIN_STATUS.OK, qualifier: Q.OK, result: fits };
     } catch (e) {
       if (!(e instanceof Failure)) throw e;
       const outcome: AdminOutcome = {
