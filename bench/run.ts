@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { renderSvg } from './lib/chart.js';
 import { sinkChecksum } from './lib/measure.js';
 import { environment, formatSection, writeResults, type Results, type Section } from './lib/results.js';
+import { runAdmin } from './admin.js';
 import { runDatapath } from './datapath.js';
 import { runInProcess } from './in-process.js';
 
@@ -47,6 +48,7 @@ interface SectionRunner {
 const SECTIONS: readonly SectionRunner[] = [
   { id: 'in-process', run: () => runInProcess() },
   { id: 'datapath', run: () => runDatapath() },
+  { id: 'admin', run: () => runAdmin() },
   { id: 'rest', run: (http) => childSection('./rest.js', [], http) },
   { id: 'batch', run: (http) => childSection('./batch.js', [], http) },
   { id: 'scale', run: () => childSection('./scale.js', ['--expose-gc']) },

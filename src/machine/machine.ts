@@ -394,7 +394,13 @@ export class Machine {
         `not a vmmr state of version ${STATE_VERSION} (format ${JSON.stringify(state.format)}, version ${JSON.stringify(state.version)})`,
       );
     }
-    const machine = new Machine({ pfs: state.pfs }, { ...options, firmware: undefined });
+    // Snapshots written before the admin options existed leave them out: they take the defaults.
+    const pfs = state.pfs.map((pf: Partial<ResolvedPf> & Omit<ResolvedPf, 'adminQueue' | 'translator'>) => ({
+      ...pf,
+      adminQueue: pf.adminQueue ?? false,
+      translator: pf.translator ?? 'mmr',
+    }));
+    const machine = new Machine({ pfs }, { ...options, firmware: undefined });
     const pfBdfs = new Set(machine.pfs.map((pf) => pf.bdf));
     const isPf = (f: FunctionState): boolean => pfBdfs.has(normalizeBdf(f.bdf));
     for (const f of state.functions.filter(isPf)) {

@@ -27,7 +27,7 @@ import {
   virtioRing,
   type VirtioTypeName,
 } from '../spec/index.js';
-import type { PfDefinition } from '../mmr/pf.js';
+import { TRANSLATOR_BACKENDS, type PfDefinition } from '../mmr/pf.js';
 import { vfIndexAt } from '../sriov/routing.js';
 import { ACCESS_POLICIES, NOTIFY_ROUTES } from '../virtio/model.js';
 import { VmmrError } from '../base/errors.js';
@@ -40,6 +40,8 @@ export const PF_DEFAULTS = {
   queueSize: 256,
   policy: 'strict',
   notify: 'notify-region',
+  adminQueue: false,
+  translator: 'mmr',
 } as const satisfies Partial<ResolvedPf>;
 
 /** Longest virtio-blk serial (VIRTIO_BLK_ID_BYTES). */
@@ -128,6 +130,14 @@ export const TopologyPfSchema = Type.Object(
     ),
     notify: Type.Optional(
       Type.Enum([...NOTIFY_ROUTES], { description: `one of ${NOTIFY_ROUTES.join(', ')}` }),
+    ),
+    adminQueue: Type.Optional(
+      Type.Boolean({ description: 'true to offer VIRTIO_F_ADMIN_VQ and the legacy admin commands' }),
+    ),
+    translator: Type.Optional(
+      Type.Enum([...TRANSLATOR_BACKENDS], {
+        description: `one of ${TRANSLATOR_BACKENDS.join(', ')} (admin needs "adminQueue": true)`,
+      }),
     ),
     switch: Type.Optional(SWITCH_NAME),
     ramDiskSize: Type.Optional(
@@ -478,6 +488,14 @@ function resolvePf(
   if ((queueSize & (queueSize - 1)) !== 0) {
     throw fail(`${at}.queueSize`, `expected a power of two 1..${MAX_QUEUE_SIZE}, got ${queueSize}`);
   }
+  const adminQueue = pf.adminQueue ?? PF_DEFAULTS.adminQueue;
+  const translator = pf.translator ?? PF_DEFAULTS.translator;
+  if (translator === 'admin' && !adminQueue) {
+    throw fail(
+      `${at}.translator`,
+      'expected "mmr" unless "adminQueue" is true: the admin backend needs admin commands',
+    );
+  }
   const vfs = resolveOverrides(pf, { at, bdf, pfBdf, totalVfs, firstVfOffset, vfStride }, seenMacs, fail);
   return {
     bdf: pfBdf,
@@ -489,6 +507,8 @@ function resolvePf(
     queueSize,
     policy: pf.policy ?? PF_DEFAULTS.policy,
     notify: pf.notify ?? PF_DEFAULTS.notify,
+    adminQueue,
+    translator,
     ...backendFields(pf.type, pf, at, fail),
     vfs,
   };

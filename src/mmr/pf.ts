@@ -8,6 +8,7 @@ import {
   type VirtioTypeName,
 } from '../spec/index.js';
 import type { EventBus } from '../base/events.js';
+import { AdminCommandEngine, type AdminGroupOwner } from '../devices/admin/engine.js';
 import { ConfigStore } from '../pci/config-space.js';
 import { IntxPin } from '../pci/intx.js';
 import { applyRegisterTable } from '../pci/registers.js';
@@ -44,6 +45,10 @@ export interface PfDefinition {
   queueSize: number;
   policy: AccessPolicy;
   notify: NotifyRoute;
+  /** Offer VIRTIO_F_ADMIN_VQ: an administration virtqueue and the legacy admin commands (virtio 1.3 §2.12, §2.13). */
+  adminQueue: boolean;
+  /** How the translator carries its VFs' guest legacy accesses by default (a VF may choose otherwise). */
+  translator: TranslatorBackend;
   /** Identity overrides by VF index. */
   overrides: ReadonlyMap<number, IdentityOverride>;
   /** Back-end settings of the PF itself and, by VF index, of VFs that differ from `vfBackend`. */
@@ -51,6 +56,14 @@ export interface PfDefinition {
   vfBackend?: BackendSettings;
   vfBackends?: ReadonlyMap<number, BackendSettings>;
 }
+
+/**
+ * How the translator turns a guest's legacy I/O access into device accesses: `mmr` as one MMIO
+ * access on the VF's MMR block, `admin` as one legacy admin command on the PF (as Linux
+ * drivers/vfio/pci/virtio does).
+ */
+export const TRANSLATOR_BACKENDS = ['mmr', 'admin'] as const;
+export type TranslatorBackend = (typeof TRANSLATOR_BACKENDS)[number];
 
 /** Who hears that VFs came or went (the machine: firmware places them, their guest views close). */
 export interface VfListener {
@@ -70,7 +83,7 @@ export const VF_BAR_INDEX = barLayout.constants.VF_BAR_INDEX.value;
  * VFs are transitional MMR VFs: the SR-IOV capability (src/sriov) decides when VFs exist; this
  * class creates them at PF + First VF Offset + n × VF Stride and removes them.
  */
-export class VirtioPf extends VirtioPciFunction {
+export class VirtioPf extends VirtioPciFunction implements AdminGroupOwner {
   readonly kind = 'pf';
   readonly domain: number;
   readonly rid: number;
@@ -83,6 +96,8 @@ export class VirtioPf extends VirtioPciFunction {
   /** Offset of the MMR locator in every VF's config space. */
   readonly vfLocator: number;
   vfs: MmrVf[] = [];
+  /** The group administration command engine, when the PF offers VIRTIO_F_ADMIN_VQ. */
+  readonly admin: AdminCommandEngine | undefined;
   private readonly intx: IntxPin;
 
   constructor(
@@ -99,7 +114,7 @@ export class VirtioPf extends VirtioPciFunction {
     const info = deviceTypes.types[d.type];
     const common = { queueSize: d.queueSize, policy: d.policy, notifyRoute: d.notify, type: d.type };
     this.template = buildFunctionTemplate(
-      buildModel({ ...common, transitional: false }),
+      buildModel({ ...common, transitional: false, adminQueue: d.adminQueue }),
       {
         vendorId: DT.VENDOR_ID.value,
         deviceId: info.modernId,
@@ -156,6 +171,7 @@ export class VirtioPf extends VirtioPciFunction {
       this.vfEnableEdge(enabled),
     );
     this.device = new VirtioDevice(this.template.model, this);
+    this.admin = d.adminQueue ? new AdminCommandEngine(this) : undefined;
     this.intx = new IntxPin(this.config, (level) => {
       if (this.events.active) this.events.emit({ type: 'interrupt', bdf: this.bdf, mode: 'intx', level });
     });
@@ -203,6 +219,30 @@ export class VirtioPf extends VirtioPciFunction {
 
   vfMemoryDecodeEnabled(): boolean {
     return this.sriovCapability.vfMemoryDecodeEnabled();
+  }
+
+  // ---- owner of the SR-IOV group (virtio 1.3 §2.12: member id = VF number 1..NumVFs) ----
+
+  get groupEnabled(): boolean {
+    return this.vfEnabled;
+  }
+
+  get memberCount(): number {
+    return this.vfs.length;
+  }
+
+  member(id: number): MmrVf | undefined {
+    return this.vfs[id - 1];
+  }
+
+  get adminEngine(): AdminCommandEngine | undefined {
+    return this.admin;
+  }
+
+  /** A device reset of the PF also resets the list of admin commands its driver uses (§2.12.1). */
+  override deviceReset(): void {
+    super.deviceReset();
+    this.admin?.reset();
   }
 
   /** Routing ID of VF n (0-based). */

@@ -1,10 +1,19 @@
 import type { EventBus } from '../base/events.js';
+import type { AdminMember, LegacyRegion } from '../devices/admin/engine.js';
 import { ConfigStore } from '../pci/config-space.js';
+import { legacy } from '../spec/index.js';
 import type { BackendSettings, DataPathHub } from '../virtio/datapath.js';
 import { VirtioDevice } from '../virtio/device.js';
+import {
+  legacyCommonRead,
+  legacyCommonWrite,
+  readDeviceConfigBytes,
+  writeDeviceConfigBytes,
+} from '../virtio/memory-bar.js';
 import { VirtioPciFunction, type FunctionTemplate } from '../virtio/pci-function.js';
 import type { VirtioPf } from './pf.js';
 import { derivedMacByte, derivedSerial } from './identity.js';
+import { LEGACY_BLOCK_OFFSET } from './locator.js';
 
 /**
  * Hears what a VF does that a layer above it emulates (the translator's guest view: its INTx
@@ -28,7 +37,7 @@ export interface VfObserver {
  * template, model and register tables are the PF's; the VF holds its device state and the config
  * dwords it changed.
  */
-export class MmrVf extends VirtioPciFunction {
+export class MmrVf extends VirtioPciFunction implements AdminMember {
   readonly kind = 'vf';
   readonly config: ConfigStore;
   readonly device: VirtioDevice;
@@ -106,6 +115,29 @@ export class MmrVf extends VirtioPciFunction {
 
   barSize(): number {
     return this.pf.vfBarSize();
+  }
+
+  // ---- as a member of its PF's SR-IOV group (virtio 1.3 §2.12.1.2 "Legacy Interfaces") ----
+
+  /** What its PF's admin commands read: the legacy header or device config, under the VF's policy. */
+  readLegacy(region: LegacyRegion, offset: number, length: number): Uint8Array {
+    const strict = this.policyStrict;
+    if (region === 'device') return readDeviceConfigBytes(this.device, offset, length, strict);
+    return legacyCommonRead(this.device, this.msixEnabled(), offset, length, strict);
+  }
+
+  writeLegacy(region: LegacyRegion, offset: number, data: Uint8Array): void {
+    const strict = this.policyStrict;
+    if (region === 'device') writeDeviceConfigBytes(this.device, offset, data, strict);
+    else legacyCommonWrite(this.device, this.msixEnabled(), offset, data, strict);
+  }
+
+  /** QUEUE_NOTIFY of the legacy block in the VF BAR: a le16 queue index written there notifies that queue. */
+  notifyAddress(): { bar: number; offset: number } {
+    return {
+      bar: this.template.barIndex,
+      offset: LEGACY_BLOCK_OFFSET + legacy.registers.QUEUE_NOTIFY.offset,
+    };
   }
 
   /** Bus address of this VF's memory BAR: the PF's VF BAR base + index * per-VF size. */

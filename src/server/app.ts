@@ -32,6 +32,7 @@ import { eventRoutes } from './routes/events.js';
 import { functionRoutes } from './routes/functions.js';
 import { guestRoutes } from './routes/guest.js';
 import { healthRoutes } from './routes/health.js';
+import { adminRoutes } from './routes/admin.js';
 import { pfRoutes } from './routes/pfs.js';
 import { stateRoutes } from './routes/state.js';
 import { restoreAtStartup, stateFileRoutes } from './persistence.js';
@@ -106,6 +107,7 @@ export interface BuildAppOptions {
 export const ROUTE_MODULES: readonly RouteModule[] = [
   healthRoutes,
   pfRoutes,
+  adminRoutes,
   functionRoutes,
   configRoutes,
   barRoutes,

@@ -37,6 +37,7 @@ export const STATUS_BY_CODE: Readonly<Record<VmmrErrorCode, number>> = {
   VMMR_ERR_NOT_CONFIGURED: 409,
   VMMR_ERR_EXPORTED: 409,
   VMMR_ERR_SOCKET: 409,
+  VMMR_ERR_ADMIN_STATUS: 409,
   // A VF address whose VF is not enabled (it existed, or may exist, but is gone now).
   VMMR_ERR_VF_DISABLED: 410,
   VMMR_ERR_TOO_LARGE: 413,
@@ -85,6 +86,7 @@ const TITLES: Readonly<Record<VmmrErrorCode, string>> = {
   VMMR_ERR_NOT_TRANSITIONAL: 'Not a transitional MMR VF',
   VMMR_ERR_STATE: 'State not restorable',
   VMMR_ERR_DMA: 'Outside DMA memory',
+  VMMR_ERR_ADMIN_STATUS: 'Admin command failed',
   VMMR_ERR_INTERNAL: 'Internal error',
 };
 

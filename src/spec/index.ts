@@ -35,6 +35,7 @@ import featScsiRaw from '../../spec-tables/virtio-features-scsi.json' with { typ
 import featCommonRaw from '../../spec-tables/virtio-features.json' with { type: 'json' };
 import legacyRaw from '../../spec-tables/virtio-legacy.json' with { type: 'json' };
 import virtioPciCapRaw from '../../spec-tables/virtio-pci-cap.json' with { type: 'json' };
+import virtioAdminRaw from '../../spec-tables/virtio-admin.json' with { type: 'json' };
 import virtioRingRaw from '../../spec-tables/virtio-ring.json' with { type: 'json' };
 import virtioStatusRaw from '../../spec-tables/virtio-status.json' with { type: 'json' };
 import virtioNetHdrRaw from '../../spec-tables/virtio-net-hdr.json' with { type: 'json' };
@@ -161,6 +162,8 @@ export const legacy = table(legacyRaw, 'virtio-legacy');
 export const virtioStatus = table(virtioStatusRaw, 'virtio-status');
 /** Virtqueue memory layouts (split and packed). */
 export const virtioRing = table(virtioRingRaw, 'virtio-ring');
+/** Group administration commands: opcodes, statuses, wire layouts (legacy interface, SR-IOV group). */
+export const virtioAdmin = table(virtioAdminRaw, 'virtio-admin');
 
 // ---------------------------------------------------------------------------------------------
 // Data path: request and message layouts, frame formats, limits
@@ -361,6 +364,7 @@ export const allTables: readonly AnyTable[] = Object.freeze([
   legacy,
   virtioStatus,
   virtioRing,
+  virtioAdmin,
   virtioNetHdr,
   virtioNetCtrl,
   virtioBlkReq,

@@ -7,7 +7,29 @@ import { ConfigStore, ConfigTemplate } from '../pci/config-space.js';
 import { IntxPin } from '../pci/intx.js';
 import { NOTIFY_OFF_MULTIPLIER } from '../virtio/memory-bar.js';
 import { placeMemoryBar } from '../pci/registers.js';
+import type { TranslatorBackend } from '../mmr/pf.js';
+import { AdminChannel, traced, type AdminAccess, type AdminTrace } from './admin-backend.js';
 import { TraceRing } from './trace.js';
+
+/** What a translated access touched, for its trace entry. */
+interface TracedAccess {
+  bar?: number;
+  offset?: number;
+  admin?: AdminTrace;
+}
+
+/** The BAR access of a trace entry, when the access became one. */
+function placed(access: TracedAccess, defaultBar: number): { bar?: number; offset?: number } {
+  return access.offset === undefined ? {} : { bar: access.bar ?? defaultBar, offset: access.offset };
+}
+
+function noAdminCommands(vf: MmrVf): VmmrError {
+  return new VmmrError(
+    'VMMR_ERR_BAD_VALUE',
+    `the admin backend needs admin commands: PF ${vf.pf.bdf} does not offer VIRTIO_F_ADMIN_VQ (topology "adminQueue": false)`,
+    { bdf: vf.bdf },
+  );
+}
 
 const H = pciHeader.registers;
 const HC = pciHeader.constants;
@@ -121,6 +143,9 @@ export class GuestView implements VfObserver {
   trace: TraceRing | undefined;
   /** The modern capabilities are hidden (the `legacyOnly` option); undefined: all pass through. */
   private hidden: HiddenCapabilities | undefined;
+  /** How guest legacy accesses reach the device: the MMR block (mmr) or the PF's admin commands (admin). */
+  backend: TranslatorBackend;
+  private channel: AdminChannel | undefined;
 
   /**
    * `template` comes from buildGuestTemplate for this VF's template and BAR size, `modern` from
@@ -134,6 +159,7 @@ export class GuestView implements VfObserver {
   ) {
     this.legacyOnly = legacyOnly;
     this.config = new ConfigStore(template);
+    this.backend = vf.pf.definition.translator;
     this.intx = new IntxPin(this.config, (level) => {
       const events = this.vf.events;
       if (events.active)
@@ -330,57 +356,107 @@ export class GuestView implements VfObserver {
   }
 
   private ioReadOne(port: number, width: number): number {
+    if (this.backend === 'admin') {
+      if (!this.trace) return this.adminRead(port, width).value;
+      return this.traced('read', port, width, 0, {}, () => {
+        const { value, outcome, offset } = this.adminRead(port, width);
+        return { value, admin: traced(outcome, offset) };
+      });
+    }
     const offset = LEGACY_BLOCK_OFFSET + port;
     if (!this.trace) {
       this.checkIo(port, width);
       return this.vf.readBar(this.vf.template.barIndex, offset, width);
     }
-    return this.traced('read', port, width, 0, offset, () => {
+    return this.traced('read', port, width, 0, { offset }, () => {
       this.checkIo(port, width);
-      return this.vf.readBar(this.vf.template.barIndex, offset, width);
+      return { value: this.vf.readBar(this.vf.template.barIndex, offset, width) };
     });
   }
 
   private ioWriteOne(port: number, width: number, value: number): void {
+    if (this.backend === 'admin') {
+      if (!this.trace) this.adminWrite(port, width, value);
+      else
+        this.traced('write', port, width, value, {}, () => ({
+          value,
+          ...this.adminWrite(port, width, value),
+        }));
+      return;
+    }
     const offset = this.target(port, width, value);
     if (!this.trace) {
       this.checkIo(port, width);
       this.vf.writeBar(this.vf.template.barIndex, offset, width, value);
       return;
     }
-    this.traced('write', port, width, value, offset, () => {
+    this.traced('write', port, width, value, { offset }, () => {
       this.checkIo(port, width);
       this.vf.writeBar(this.vf.template.barIndex, offset, width, value);
-      return value;
+      return { value };
     });
   }
 
+  // ---- the admin backend ----
+
+  private adminChannel(): AdminChannel {
+    if (!this.channel) {
+      const engine = this.vf.pf.admin;
+      if (!engine) throw noAdminCommands(this.vf);
+      this.channel = new AdminChannel(engine, this.vf);
+    }
+    return this.channel;
+  }
+
+  private adminRead(port: number, width: number): AdminAccess<number> {
+    this.checkIo(port, width);
+    return this.adminChannel().read(port, width);
+  }
+
+  /** QUEUE_NOTIFY goes to the LEGACY_NOTIFY_INFO address; every other write is one command. */
+  private adminWrite(port: number, width: number, value: number): TracedAccess {
+    this.checkIo(port, width);
+    const channel = this.adminChannel();
+    if (port === QUEUE_NOTIFY.offset && width === QUEUE_NOTIFY.size) {
+      const { address, command } = channel.notifyAddress();
+      this.vf.writeBar(address.bar, address.offset, width, value);
+      return { offset: address.offset, bar: address.bar, ...(command ? { admin: command } : {}) };
+    }
+    const { outcome, offset } = channel.write(port, width, value);
+    return this.trace ? { admin: traced(outcome, offset) } : {};
+  }
+
+  /** Chooses the backend of this view (the PF's translator setting is the default). */
+  setBackend(backend: TranslatorBackend): void {
+    if (backend === 'admin' && !this.vf.pf.admin) throw noAdminCommands(this.vf);
+    this.backend = backend;
+  }
+
+  /** Records the access; `planned` is what is known before it runs (the mmr backend's BAR offset). */
   private traced(
     op: 'read' | 'write',
     port: number,
     width: number,
     value: number,
-    offset: number,
-    run: () => number,
+    planned: TracedAccess,
+    run: () => TracedAccess & { value: number },
   ): number {
-    const register = this.vf.template.bar.registerAt(offset, this.vf.msixEnabled()) ?? 'unmapped';
-    const bar = this.vf.template.barIndex;
+    const at = planned.offset ?? LEGACY_BLOCK_OFFSET + port;
+    const register = this.vf.template.bar.registerAt(at, this.vf.msixEnabled()) ?? 'unmapped';
+    const base = { op, port, width, backend: this.backend, register };
     try {
-      const result = run();
+      const done = { ...planned, ...run() };
       this.trace!.record({
-        op,
-        port,
-        width,
-        value: op === 'read' ? result : value,
-        bar,
-        offset,
-        register,
+        ...base,
+        value: op === 'read' ? done.value : value,
+        ...placed(done, this.vf.template.barIndex),
+        ...(done.admin ? { admin: done.admin } : {}),
         outcome: 'ok',
       });
-      return result;
+      return done.value;
     } catch (e) {
       const outcome = isVmmrError(e) ? e.code : 'error';
-      this.trace!.record({ op, port, width, value, bar, offset, register, outcome });
+      this.trace!.record({ ...base, value, ...placed(planned, this.vf.template.barIndex), outcome });
       throw e;
     }
   }

@@ -1,3 +1,5 @@
+import type { AdminTrace } from './admin-backend.js';
+
 /** One translated access, as recorded by a VF's trace ring. */
 export interface TraceEntry {
   seq: number;
@@ -7,8 +9,13 @@ export interface TraceEntry {
   port: number;
   width: number;
   value: number;
-  bar: number;
-  offset: number;
+  /** Which backend carried it: one MMIO access (mmr) or one admin command on the PF (admin). */
+  backend: 'mmr' | 'admin';
+  /** The VF BAR access it became (mmr; admin: a QUEUE_NOTIFY written to the LEGACY_NOTIFY_INFO address). */
+  bar?: number;
+  offset?: number;
+  /** The admin command it became (admin backend). */
+  admin?: AdminTrace;
   register: string;
   outcome: string;
 }

@@ -40,6 +40,8 @@ export function pfSummary(pf: VirtioPf): PfSummary {
     queueSize: d.queueSize,
     policy: d.policy,
     notify: d.notify,
+    adminQueue: d.adminQueue,
+    translator: d.translator,
     numVfs: sriovRegister(pf, S.NUM_VF),
     vfEnabled: (ctrl & SC.CTRL_VFE.value) !== 0,
     vfMemoryEnabled: (ctrl & SC.CTRL_MSE.value) !== 0,

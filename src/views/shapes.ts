@@ -22,6 +22,8 @@ export const PfSummarySchema = Type.Object({
   queueSize: Type.Integer(),
   policy: Type.String({ description: 'strict or compat' }),
   notify: Type.String({ description: 'notify-region or legacy-register' }),
+  adminQueue: Type.Boolean({ description: 'the PF offers VIRTIO_F_ADMIN_VQ and the legacy admin commands' }),
+  translator: Type.String({ description: "the guest views' default backend: mmr or admin" }),
   numVfs: Type.Integer({ description: 'SR-IOV NumVFs as the register holds it' }),
   vfEnabled: Type.Boolean({ description: 'SR-IOV Control VF Enable' }),
   vfMemoryEnabled: Type.Boolean({
@@ -348,3 +350,23 @@ export const VfioUserExportSchema = Type.Object({
 export type VfioUserExport = Static<typeof VfioUserExportSchema>;
 
 export const VfioUserExportListSchema = Type.Object({ items: Type.Array(VfioUserExportSchema) });
+
+/** What the device wrote back for each directly issued admin command (src/control/admin.ts). */
+export const AdminAnswerSchema = Type.Object({
+  opcode: Type.Integer(),
+  opcodeName: Type.String({ description: 'LIST_QUERY, LEGACY_COMMON_CFG_READ, ... or the number in hex' }),
+  status: Type.Integer({ description: 'VIRTIO_ADMIN_STATUS_*: 0 OK, 22 EINVAL, ...' }),
+  statusName: Type.String(),
+  qualifier: Type.Integer({ description: 'VIRTIO_ADMIN_STATUS_Q_*' }),
+  qualifierName: Type.String(),
+  result: Type.String({
+    description: 'command_specific_result as plain hex, as long as the device wrote it',
+  }),
+  reason: Type.Optional(Type.String({ description: 'why the device failed the command (not on the wire)' })),
+});
+export const AdminAnswersSchema = Type.Object({ answers: Type.Array(AdminAnswerSchema) });
+export type AdminAnswers = Static<typeof AdminAnswersSchema>;
+
+export const GuestBackendSchema = Type.Object({
+  backend: Type.String({ description: 'mmr or admin' }),
+});

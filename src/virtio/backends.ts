@@ -3,6 +3,7 @@
  * "Wiring"): net joins its switch, block opens its RAM disk or file image, the others need
  * nothing but their context.
  */
+import { AdminQueue } from '../devices/admin/queue.js';
 import { BalloonDevice } from '../devices/balloon.js';
 import { FileDisk, RamDisk, type BlockBackend } from '../devices/block/backend.js';
 import { BlockDevice } from '../devices/block/device.js';
@@ -31,7 +32,38 @@ function blockStorage(ctx: FunctionDataPath, settings: BackendSettings): BlockBa
   return new RamDisk(capacitySectors(settings), ctx.hub.budget);
 }
 
+/**
+ * A PF's back-end with its administration virtqueue beside the device queues (virtio 1.3
+ * §2.13): notifications of admin_queue_index go to the admin commands, the rest to the device.
+ */
+export class WithAdminQueue implements DeviceBackend {
+  constructor(
+    readonly device: DeviceBackend,
+    readonly admin: AdminQueue,
+  ) {}
+
+  get type(): DeviceBackend['type'] {
+    return this.device.type;
+  }
+
+  notify(queue: number): void {
+    if (queue === this.admin.index) this.admin.notify(queue);
+    else this.device.notify(queue);
+  }
+
+  reset(): void {
+    this.device.reset();
+    this.admin.reset();
+  }
+}
+
 function create(ctx: FunctionDataPath, fn: DataPathFunction): DeviceBackend {
+  const device = createDevice(ctx, fn);
+  const engine = fn.adminEngine;
+  return engine ? new WithAdminQueue(device, new AdminQueue(ctx, fn.device.adminQueueIndex, engine)) : device;
+}
+
+function createDevice(ctx: FunctionDataPath, fn: DataPathFunction): DeviceBackend {
   const settings = fn.backendSettings();
   switch (fn.device.model.type) {
     case 'net': {
@@ -54,7 +86,8 @@ function create(ctx: FunctionDataPath, fn: DataPathFunction): DeviceBackend {
   }
 }
 
-function close(backend: DeviceBackend): void {
+function close(wrapped: DeviceBackend): void {
+  const backend = wrapped instanceof WithAdminQueue ? wrapped.device : wrapped;
   if (backend instanceof NetDevice) backend.attach(undefined);
   else if (backend instanceof BlockDevice && backend.backend instanceof FileDisk) backend.backend.close();
 }

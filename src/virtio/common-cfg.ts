@@ -4,7 +4,8 @@ import { RegisterBlock, type Handler, type WideHandler } from './registers.js';
 
 /**
  * Modern common configuration (virtio 1.2 §4.1.4.3, struct virtio_pci_common_cfg and
- * struct virtio_pci_modern_common_cfg in <linux/virtio_pci.h>). Same device state as the
+ * struct virtio_pci_modern_common_cfg in <linux/virtio_pci.h>; admin_queue_index at 60 and
+ * admin_queue_num at 62 from virtio 1.3 §4.1.4.3). Same device state as the
  * legacy block. Queue fields address the queue selected by queue_select; for a queue that does
  * not exist they read 0 (queue_size 0 tells the driver so) and ignore writes.
  */
@@ -30,6 +31,8 @@ const handlers: Record<Exclude<CommonRegister, WideRegister>, Handler<VirtioDevi
   QUEUE_NOTIFY_OFF: { read: (d) => d.queueNotifyOff() },
   QUEUE_NOTIFY_DATA: { read: () => 0 },
   QUEUE_RESET: { read: () => 0, write: () => undefined },
+  ADMIN_QUEUE_INDEX: { read: (d) => d.adminQueueIndex },
+  ADMIN_QUEUE_NUM: { read: (d) => d.model.adminQueues },
 };
 
 const wideHandlers: Record<WideRegister, WideHandler<VirtioDevice>> = {

@@ -18,6 +18,7 @@
  */
 import { VmmrError } from '../base/errors.js';
 import type { EventBus } from '../base/events.js';
+import type { AdminCommandEngine } from '../devices/admin/engine.js';
 import type { DeviceBackend, DeviceContext, DeviceEvent, FeatureBits } from '../devices/context.js';
 import { NetSwitch } from '../devices/net/switch.js';
 import { DmaBudget } from '../dma/budget.js';
@@ -50,6 +51,8 @@ export interface DataPathFunction {
   serial(): string;
   /** Where the function's back-end comes from (topology settings). */
   backendSettings(): BackendSettings;
+  /** A PF's group administration commands, served on its administration virtqueue. */
+  readonly adminEngine?: AdminCommandEngine | undefined;
 }
 
 /** A function's back-end settings (topology: switch, RAM disk size, image path). */

@@ -10,6 +10,8 @@ const ISR_CONFIG = legacy.constants.ISR_CONFIG.value;
 const QUEUE_ADDR_SHIFT = legacy.constants.QUEUE_ADDR_SHIFT.value;
 const VRING_ALIGN = legacy.constants.VRING_ALIGN.value;
 const FEATURES_OK = virtioStatus.constants.FEATURES_OK.value;
+/** What views call an administration virtqueue. */
+export const ADMIN_QUEUE_NAME = 'adminq';
 const NEEDS_RESET = virtioStatus.constants.NEEDS_RESET.value;
 const DRIVER_OK = virtioStatus.constants.DRIVER_OK.value;
 const ACK_DRIVER = virtioStatus.constants.ACKNOWLEDGE.value | virtioStatus.constants.DRIVER.value;
@@ -73,7 +75,7 @@ const QUEUE_FIELDS = 9;
 
 /** The queue records of the devices of one model: QUEUE_FIELDS slots per queue, then the programmed flag. */
 export function queuePool(model: DeviceModel): RecordPool {
-  const queues = model.queueNames.length;
+  const queues = model.queueNames.length + model.adminQueues;
   return new RecordPool(queues * QUEUE_FIELDS + 1, (words, at) => {
     for (let i = 0; i < queues; i++) {
       words[at + i * QUEUE_FIELDS + Q_SIZE] = model.queueMaxSize;
@@ -287,12 +289,23 @@ export class VirtioDevice {
 
   // ---- queues (§2.6, §4.1.4.3, legacy §4.1.4.10) ----
 
+  /** Device queues (num_queues); the administration virtqueues come after them. */
   get numQueues(): number {
     return this.model.queueNames.length;
   }
 
+  /** Every queue a driver can select: device queues, then administration virtqueues. */
+  get queueCount(): number {
+    return this.model.queueNames.length + this.model.adminQueues;
+  }
+
+  /** Index of the first administration virtqueue (admin_queue_index); 0 when there is none. */
+  get adminQueueIndex(): number {
+    return this.model.adminQueues > 0 ? this.numQueues : 0;
+  }
+
   private get programmedSlot(): number {
-    return this.numQueues * QUEUE_FIELDS;
+    return this.queueCount * QUEUE_FIELDS;
   }
 
   /** A driver write to a queue register: the record is taken once and marked programmed. */
@@ -327,7 +340,7 @@ export class VirtioDevice {
   }
 
   private get selectedExists(): boolean {
-    return this.queueSelect < this.numQueues;
+    return this.queueSelect < this.queueCount;
   }
 
   selectQueue(index: number): void {
@@ -449,7 +462,7 @@ export class VirtioDevice {
   /** The device used buffers of a queue: ISR bit 0 and the queue's vector (§4.1.4.5). */
   raiseQueueInterrupt(queue: number): void {
     this.isr |= ISR_QUEUE;
-    this.signal(queue < this.numQueues ? this.slot(queue, Q_VECTOR) : NO_VECTOR);
+    this.signal(queue < this.queueCount ? this.slot(queue, Q_VECTOR) : NO_VECTOR);
   }
 
   /** The device changed its configuration: generation, ISR bit 1 and the config vector. */
@@ -580,7 +593,11 @@ export class VirtioDevice {
   // ---- views and state ----
 
   queueStates(): QueueState[] {
-    return this.model.queueNames.map((name, index) => ({
+    const names = [
+      ...this.model.queueNames,
+      ...new Array<string>(this.model.adminQueues).fill(ADMIN_QUEUE_NAME),
+    ];
+    return names.map((name, index) => ({
       index,
       name,
       size: this.slot(index, Q_SIZE),
@@ -632,7 +649,7 @@ export class VirtioDevice {
       driverFeatureSelect: this.driverFeatureSelect,
       driverFeatures: hex64(this.driverFeaturesLo, this.driverFeaturesHi),
       queues: this.queuesProgrammed
-        ? this.model.queueNames.map((_, index) => this.queueRegisters(index))
+        ? Array.from({ length: this.queueCount }, (_, index) => this.queueRegisters(index))
         : null,
       config: this.config ? bytesToHex(this.config) : null,
     };
@@ -654,9 +671,9 @@ export class VirtioDevice {
 
   /** Restored queue registers, parsed whole before any slot changes. */
   private restoreQueues(queues: readonly QueueRegisters[]): void {
-    if (queues.length !== this.numQueues) {
+    if (queues.length !== this.queueCount) {
       throw new Error(
-        `device state: ${queues.length} queues, the ${this.model.type} device has ${this.numQueues}`,
+        `device state: ${queues.length} queues, the ${this.model.type} device has ${this.queueCount}`,
       );
     }
     const parsed = new Uint32Array(this.programmedSlot + 1);

@@ -48,7 +48,11 @@ export function regionsOf(m: DeviceModel): Region[] {
     { name: 'COMMON_CFG', offset: L.COMMON_CFG.offset, length: L.COMMON_CFG.size },
     { name: 'ISR', offset: L.ISR.offset, length: barLayout.constants.ISR_LENGTH.value },
     { name: 'DEVICE_CFG', offset: L.DEVICE_CFG.offset, length: m.config.size },
-    { name: 'NOTIFY', offset: L.NOTIFY.offset, length: m.queueNames.length * NOTIFY_OFF_MULTIPLIER },
+    {
+      name: 'NOTIFY',
+      offset: L.NOTIFY.offset,
+      length: (m.queueNames.length + m.adminQueues) * NOTIFY_OFF_MULTIPLIER,
+    },
     { name: 'MSIX_TABLE', offset: L.MSIX_TABLE.offset, length: m.msixVectors * ENTRY_SIZE },
     { name: 'MSIX_PBA', offset: L.MSIX_PBA.offset, length: Math.ceil(m.msixVectors / PBA_QWORD_VECTORS) * 8 },
   ];
@@ -297,7 +301,7 @@ function notifyQueue(dev: VirtioDevice, rel: number, width: number, strict: bool
   throw new VmmrError(
     'VMMR_ERR_WIDTH_MISMATCH',
     `notify region: a driver notification is a 2-byte write of the queue index at notify + queue * ${NOTIFY_OFF_MULTIPLIER}` +
-      ` (queues 0..${dev.numQueues - 1})`,
+      ` (queues 0..${dev.queueCount - 1})`,
     { register: `notify queue ${Math.floor(queue)}` },
   );
 }
@@ -463,4 +467,96 @@ function legacyWrite64(
     return;
   }
   legacyHeader(msixEnabled).write64(dev, rel, low, high, strict);
+}
+
+// ---- legacy accesses of any length (group administration commands, virtio 1.3 §2.12.1.2) ----
+
+const COMMON_WIDTHS = new Set([1, 2, 4]);
+
+/** Length of the legacy common configuration (the header): 24 with MSI-X enabled, else 20. */
+export function legacyHeaderLength(msixEnabled: boolean): number {
+  return legacyConfigStart(msixEnabled);
+}
+
+function checkLegacyCommon(msixEnabled: boolean, offset: number, width: number): void {
+  if (!COMMON_WIDTHS.has(width)) {
+    throw new VmmrError(
+      'VMMR_ERR_BAD_WIDTH',
+      `legacy common configuration: a ${width}-byte access at +0x${offset.toString(16)} is not one register (registers are 1, 2 or 4 bytes)`,
+      { offset, width },
+    );
+  }
+  const end = legacyHeaderLength(msixEnabled);
+  if (offset + width > end) {
+    throw new VmmrError(
+      'VMMR_ERR_OUT_OF_RANGE',
+      `legacy common configuration is ${end} bytes (MSI-X ${msixEnabled ? 'enabled' : 'disabled'}): a ${width}-byte access at +0x${offset.toString(16)} runs past it into the device configuration`,
+      { offset, width },
+    );
+  }
+}
+
+function toBytes(value: number, width: number): Uint8Array {
+  const out = new Uint8Array(width);
+  for (let i = 0; i < width; i++) out[i] = Math.floor(value / 2 ** (8 * i)) & 0xff;
+  return out;
+}
+
+function fromBytes(bytes: Uint8Array): number {
+  let value = 0;
+  for (let i = bytes.length - 1; i >= 0; i--) value = value * 256 + bytes[i]!;
+  return value;
+}
+
+/** One read of the legacy header that lies wholly inside it, little-endian bytes. */
+export function legacyCommonRead(
+  dev: VirtioDevice,
+  msixEnabled: boolean,
+  offset: number,
+  width: number,
+  strict: boolean,
+): Uint8Array {
+  checkLegacyCommon(msixEnabled, offset, width);
+  return toBytes(legacyHeader(msixEnabled).read(dev, offset, width, strict), width);
+}
+
+export function legacyCommonWrite(
+  dev: VirtioDevice,
+  msixEnabled: boolean,
+  offset: number,
+  data: Uint8Array,
+  strict: boolean,
+): void {
+  checkLegacyCommon(msixEnabled, offset, data.length);
+  legacyHeader(msixEnabled).write(dev, offset, data.length, fromBytes(data), strict);
+}
+
+/** Device configuration bytes [offset, offset + length): one access of 1, 2 or 4 bytes, else byte by byte. */
+export function readDeviceConfigBytes(
+  dev: VirtioDevice,
+  offset: number,
+  length: number,
+  strict: boolean,
+): Uint8Array {
+  if (COMMON_WIDTHS.has(length)) return toBytes(readDeviceConfig(dev, offset, length, strict), length);
+  const out = new Uint8Array(length).fill(0xff);
+  if (!fitsConfig(dev, offset, length, strict)) return out;
+  for (let i = 0; i < length; i++) out[i] = dev.readConfig(offset + i, 1);
+  return out;
+}
+
+/** Checks the whole range first (a refused write changes nothing), then writes. */
+export function writeDeviceConfigBytes(
+  dev: VirtioDevice,
+  offset: number,
+  data: Uint8Array,
+  strict: boolean,
+): void {
+  if (COMMON_WIDTHS.has(data.length)) {
+    writeDeviceConfig(dev, offset, data.length, fromBytes(data), strict);
+    return;
+  }
+  if (!fitsConfig(dev, offset, data.length, strict)) return;
+  if (strict) checkConfigWritable(dev, offset, data.length);
+  for (let i = 0; i < data.length; i++) dev.writeConfig(offset + i, 1, data[i]!);
 }

@@ -4,6 +4,7 @@ import {
   deviceTypes,
   features,
   legacyBlockLength,
+  virtioAdmin,
   virtioRing,
   type AnyTable,
   type VirtioTypeName,
@@ -49,6 +50,8 @@ export interface DeviceModel {
   readonly typeId: number;
   readonly transitional: boolean;
   readonly queueNames: readonly string[];
+  /** Administration virtqueues after the device queues (virtio 1.3 §2.13): 1 with VIRTIO_F_ADMIN_VQ, else 0. */
+  readonly adminQueues: number;
   readonly queueMaxSize: number;
   readonly msixVectors: number;
   readonly featuresLo: number;
@@ -72,9 +75,11 @@ export interface ModelOptions {
   queueSize: number;
   policy: AccessPolicy;
   notifyRoute: NotifyRoute;
+  /** Offer VIRTIO_F_ADMIN_VQ and one administration virtqueue (PFs only). */
+  adminQueue?: boolean;
 }
 
-function featureBits(type: VirtioTypeName, transitional: boolean): [number, number] {
+function featureBits(type: VirtioTypeName, transitional: boolean, adminQueue: boolean): [number, number] {
   let lo = 0;
   let hi = 0;
   const set = (bit: number): void => {
@@ -86,6 +91,7 @@ function featureBits(type: VirtioTypeName, transitional: boolean): [number, numb
     set(features.common.constants[name as keyof typeof features.common.constants].value);
   const own: AnyTable = features.byType[type];
   for (const name of features.offeredByType[type] as readonly string[]) set(own.constants[name]!.value);
+  if (adminQueue) set(features.common.constants.ADMIN_VQ.value);
   return [lo, hi];
 }
 
@@ -153,7 +159,9 @@ const BLOCK_CAPACITY_FIELD: keyof typeof deviceConfigs.block.registers = 'CAPACI
 export function buildModel(options: ModelOptions): DeviceModel {
   const info = deviceTypes.types[options.type];
   const config = configLayout(options.type);
-  const [featuresLo, featuresHi] = featureBits(options.type, options.transitional);
+  const adminQueue = options.adminQueue ?? false;
+  if (adminQueue && options.transitional) throw new Error('only a PF offers an administration virtqueue');
+  const [featuresLo, featuresHi] = featureBits(options.type, options.transitional, adminQueue);
   const legacyLength = options.transitional ? legacyBlockLength(options.type) : 0;
   if (legacyLength > barLayout.registers.LEGACY.size) {
     throw new Error(`legacy block of ${options.type} (${legacyLength} bytes) exceeds the BAR layout`);
@@ -166,6 +174,7 @@ export function buildModel(options: ModelOptions): DeviceModel {
     typeId: info.typeId,
     transitional: options.transitional,
     queueNames: info.queues,
+    adminQueues: adminQueue ? virtioAdmin.constants.ADMIN_QUEUES.value : 0,
     queueMaxSize: options.queueSize,
     msixVectors: info.msixVectors,
     featuresLo,

@@ -45,6 +45,8 @@ describe('parseTopology: defaults and normalisation', () => {
           queueSize: 256,
           policy: 'strict',
           notify: 'notify-region',
+          adminQueue: false,
+          translator: 'mmr',
           vfs: {},
         },
       ],

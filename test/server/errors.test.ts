@@ -48,6 +48,19 @@ const SCENARIOS: Record<VmmrErrorCode, { env?: Record<string, string>; run: Scen
       return call(app, 'GET', `${fn(VF1)}/guest/io/0?width=4`);
     },
   },
+  VMMR_ERR_ADMIN_STATUS: {
+    run: async (app) => {
+      const pf = '0000:50:00.0';
+      const vf = '0000:50:00.1';
+      const body = { bdf: pf, type: 'net', totalVfs: 1, adminQueue: true, translator: 'admin' };
+      await call(app, 'POST', '/api/v1/pfs', body);
+      await call(app, 'PUT', `/api/v1/pfs/${pf}/sriov`, { numVfs: 1 });
+      // a driver that blocks LIST_USE leaves the translator no way to use the legacy commands
+      await call(app, 'POST', `/api/v1/pfs/${pf}/admin`, { commands: [{ opcode: 'LIST_USE', data: '01' }] });
+      await call(app, 'PUT', `${fn(vf)}/guest/config/4`, { width: 2, value: 1 });
+      return call(app, 'GET', `${fn(vf)}/guest/io/0?width=4`);
+    },
+  },
   VMMR_ERR_SRIOV_STATE: {
     run: async (app) => {
       await enableVfs(app, 2);

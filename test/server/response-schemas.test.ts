@@ -22,6 +22,7 @@ import {
 } from '../support/server.js';
 
 const CON_PF = '0000:41:00.0';
+const ADMIN_PF = '0000:50:00.0';
 const BAL_PF = '0000:42:00.0';
 
 interface Case {
@@ -55,6 +56,19 @@ const CASES: Readonly<Record<string, Case[]>> = {
       method: 'POST',
       url: '/api/v1/pfs',
       payload: { bdf: BAL_PF, type: 'balloon', totalVfs: 0 },
+      expect: 201,
+    },
+    {
+      method: 'POST',
+      url: '/api/v1/pfs',
+      payload: {
+        bdf: ADMIN_PF,
+        type: 'net',
+        totalVfs: 2,
+        initialVfs: 2,
+        adminQueue: true,
+        translator: 'admin',
+      },
       expect: 201,
     },
     { method: 'POST', url: '/api/v1/pfs', payload: { bdf: NET_PF, type: 'net', totalVfs: 2 }, expect: 409 },
@@ -294,6 +308,57 @@ const CASES: Readonly<Record<string, Case[]>> = {
   'DELETE /api/v1/functions/:bdf/vfio-user': [
     { method: 'DELETE', url: `/api/v1/functions/${VF1}/vfio-user`, expect: 204 },
     { method: 'DELETE', url: `/api/v1/functions/${VF1}/vfio-user`, expect: 404 },
+  ],
+  'POST /api/v1/pfs/:bdf/admin': [
+    {
+      method: 'POST',
+      url: `/api/v1/pfs/${ADMIN_PF}/admin`,
+      payload: {
+        commands: [
+          { opcode: 'LIST_QUERY', resultLength: 8 },
+          { opcode: 1, data: '7f00000000000000' },
+          { opcode: 'LEGACY_COMMON_CFG_READ', memberId: 1, data: '0c', resultLength: 2 },
+          { opcode: 'LEGACY_COMMON_CFG_READ', memberId: '0x9', data: '0c', resultLength: 2 },
+        ],
+      },
+      expect: 200,
+    },
+    {
+      method: 'POST',
+      url: `/api/v1/pfs/${NET_PF}/admin`,
+      payload: { commands: [{ opcode: 0 }] },
+      expect: 409,
+    },
+    {
+      method: 'POST',
+      url: `/api/v1/pfs/${ADMIN_PF}/admin`,
+      payload: { commands: [{ opcode: 0, data: 'zz' }] },
+      expect: 400,
+    },
+    {
+      method: 'POST',
+      url: `/api/v1/pfs/${NOWHERE}/admin`,
+      payload: { commands: [{ opcode: 0 }] },
+      expect: 404,
+    },
+  ],
+  'GET /api/v1/functions/:bdf/guest/backend': [
+    { method: 'GET', url: `/api/v1/functions/${VF1}/guest/backend`, expect: 200 },
+    { method: 'GET', url: '/api/v1/functions/0000:01:00.7/guest/backend', expect: 410 },
+  ],
+  'PUT /api/v1/functions/:bdf/guest/backend': [
+    {
+      method: 'PUT',
+      url: `/api/v1/functions/${VF1}/guest/backend`,
+      payload: { backend: 'mmr' },
+      expect: 200,
+    },
+    {
+      method: 'PUT',
+      url: `/api/v1/functions/${VF1}/guest/backend`,
+      payload: { backend: 'admin' },
+      expect: 400,
+    },
   ],
   'GET /api/v1/state': [{ method: 'GET', url: '/api/v1/state', expect: 200 }],
   'PUT /api/v1/state': [

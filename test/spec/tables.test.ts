@@ -92,6 +92,7 @@ describe('spec table files', () => {
       'pc-platform',
       'qtest-protocol',
       'virtio-ring',
+      'virtio-admin',
       'virtio-net-hdr',
       'virtio-net-ctrl',
       'virtio-blk-req',

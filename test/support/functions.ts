@@ -76,6 +76,8 @@ export function machineOf(
     queueSize: p.queueSize ?? 256,
     policy: p.policy ?? 'strict',
     notify: p.notify ?? 'notify-region',
+    adminQueue: p.adminQueue ?? false,
+    translator: p.translator ?? 'mmr',
     vfs: Object.fromEntries(
       Object.entries(p.vfs ?? {}).map(([bdf, o]) => [
         normalizeBdf(bdf),

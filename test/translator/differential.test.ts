@@ -1,10 +1,13 @@
 /**
  * Differential test of the translator: the Linux legacy probe run through the guest view (I/O
- * BAR0 and guest config space) and run directly on the MMR block (BAR2 + 0x1000 and the VF's
- * config space), on two fresh machines, must give the same transcript, the same device state,
- * the same VF config space and the same events. The one difference allowed is where a notify
- * kick lands: through I/O it goes to the notify region by default (docs/device-model.md "Interrupts" and "The translator's guest view"), directly it is the
- * legacy register; with the topology's notify 'legacy-register' the events are identical.
+ * BAR0 and guest config space) with either backend (mmr: MMIO on the MMR block; admin: legacy
+ * admin commands on the PF, docs/admin-commands.md) and run directly on the MMR block (BAR2 +
+ * 0x1000 and the VF's config space), on fresh machines, must give the same transcript, the same
+ * device state, the same VF config space and the same events. The one difference allowed is where
+ * a notify kick lands: through mmr I/O it goes to the notify region by default
+ * (docs/device-model.md "Interrupts" and "The translator's guest view"), directly and through the
+ * admin backend's LEGACY_NOTIFY_INFO address it is the legacy register; with the topology's
+ * notify 'legacy-register' the events are identical.
  */
 import { describe, expect, it } from 'vitest';
 import type { Space } from '../../src/access/index.js';
@@ -20,10 +23,13 @@ import type { MmrVf } from '../../src/mmr/vf.js';
 import { IDS, TYPES, expectSameBytes, rd, record, withVfs, wr, type TypeName } from '../support/functions.js';
 import type { TopologyPf } from '../../src/machine/topology.js';
 
-function port(vf: MmrVf, route: 'io' | 'direct'): SimPort {
+type Route = 'io' | 'io-admin' | 'direct';
+
+function port(vf: MmrVf, route: Route): SimPort {
+  const io = route !== 'direct';
   const where = (op: SimOp): [Space, number] => {
-    if (op.space === 'config') return [route === 'io' ? 'guest-config' : 'config', op.offset];
-    if (op.space === 'legacy') return route === 'io' ? ['io', op.offset] : ['bar2', 0x1000 + op.offset];
+    if (op.space === 'config') return [io ? 'guest-config' : 'config', op.offset];
+    if (op.space === 'legacy') return io ? ['io', op.offset] : ['bar2', 0x1000 + op.offset];
     throw new Error(`the legacy probe made a ${op.space} access`);
   };
   return {
@@ -46,14 +52,15 @@ interface Run {
 
 function probe(
   type: TypeName,
-  route: 'io' | 'direct',
+  route: Route,
   msix: boolean,
   teardown: boolean,
   extra: Partial<TopologyPf> = {},
 ): Run {
-  const { machine, vf } = withVfs(type, 2, extra);
+  const backend = route === 'io-admin' ? 'admin' : 'mmr';
+  const { machine, vf } = withVfs(type, 2, { adminQueue: true, translator: backend, ...extra });
   // the guest's PCI core turns I/O decode on before the driver probes (not part of the probe)
-  if (route === 'io') wr(vf, 'guest-config', 0x04, 2, 0x0001);
+  if (route !== 'direct') wr(vf, 'guest-config', 0x04, 2, 0x0001);
   const events = record(machine);
   const queues = Array.from({ length: IDS[type].queues }, (_, q) => q);
   const transcript = runSim(
@@ -85,6 +92,12 @@ describe('legacy probe through I/O equals the legacy probe on the MMR block', ()
           const routes = (r: Run) => r.events.flatMap((e) => (e.type === 'notify' ? [e.via] : []));
           expect(routes(viaIo)).toEqual(Array(IDS[type].queues).fill('notify-region'));
           expect(routes(direct)).toEqual(Array(IDS[type].queues).fill('legacy-register'));
+          // through admin commands everything is identical, the kicks included (the NOTIFY_INFO address)
+          const viaAdmin = probe(type, 'io-admin', msix, teardown);
+          expect(viaAdmin.transcript).toEqual(direct.transcript);
+          expect(viaAdmin.vf.device.getState()).toEqual(direct.vf.device.getState());
+          expectSameBytes(viaAdmin.vf.config.snapshot(), direct.vf.config.snapshot(), 'VF config');
+          expect(viaAdmin.events).toEqual(direct.events);
         });
       }
     }

@@ -266,12 +266,12 @@ describe('queue fields', () => {
 });
 
 describe('strict refusals in the common cfg', () => {
-  it('width mismatches name the register; the tail of the region is unmapped', () => {
+  it('width mismatches name the register; past admin_queue_num (virtio 1.3, offset 62) it is unmapped', () => {
     const [f] = fixtures();
     refusal(() => R(f!, STATUS, 2), 'VMMR_ERR_WIDTH_MISMATCH', 'DEVICE_STATUS');
     refusal(() => R(f!, DFSELECT, 2), 'VMMR_ERR_WIDTH_MISMATCH', 'DEVICE_FEATURE_SELECT');
     refusal(() => R(f!, DFSELECT, 8), 'VMMR_ERR_WIDTH_MISMATCH', 'DEVICE_FEATURE_SELECT');
-    refusal(() => R(f!, 0x3c, 4), 'VMMR_ERR_UNMAPPED');
+    refusal(() => R(f!, 0x3c, 4), 'VMMR_ERR_WIDTH_MISMATCH', 'ADMIN_QUEUE_INDEX');
     refusal(() => R(f!, 0x40, 4), 'VMMR_ERR_UNMAPPED');
   });
 
@@ -282,7 +282,9 @@ describe('strict refusals in the common cfg', () => {
     W(f, STATUS, 1, 3);
     expect(R(f, STATUS, 2)).toBe(3);
     expect(R(f, DFSELECT + 2, 2)).toBe(0xffff);
-    expect(R(f, 0x3c, 4)).toBe(0xffffffff);
+    // admin_queue_index and admin_queue_num read 0 without VIRTIO_F_ADMIN_VQ
+    expect(R(f, 0x3c, 2)).toBe(0);
+    expect(R(f, 0x3e, 2)).toBe(0);
     W(f, NUMQ, 2, 0);
     expect(R(f, NUMQ, 2)).toBe(IDS.net.queues);
     // 8-byte access of two 4-byte registers: two accesses

@@ -19,8 +19,24 @@ const TraceEntrySchema = Type.Object({
   port: Type.Integer({ description: 'port offset in the guest I/O BAR0' }),
   width: Type.Integer(),
   value: Type.String(),
-  bar: Type.Integer({ description: 'VF BAR the access went to' }),
-  offset: Type.Integer({ description: 'offset in that BAR' }),
+  backend: Type.Union([Type.Literal('mmr'), Type.Literal('admin')], {
+    description: 'mmr: one MMIO access on the VF BAR; admin: one admin command on the PF',
+  }),
+  bar: Type.Optional(
+    Type.Integer({ description: 'VF BAR the access went to (absent for an admin command)' }),
+  ),
+  offset: Type.Optional(Type.Integer({ description: 'offset in that BAR' })),
+  admin: Type.Optional(
+    Type.Object({
+      opcode: Type.String({
+        description: 'LEGACY_COMMON_CFG_READ, LEGACY_DEV_CFG_WRITE, LEGACY_NOTIFY_INFO, ...',
+      }),
+      member: Type.Integer({ description: 'group member id: the VF number 1..NumVFs' }),
+      offset: Type.Integer({ description: 'offset in the legacy header or in the device configuration' }),
+      status: Type.String({ description: 'OK, EINVAL, ...' }),
+      qualifier: Type.String({ description: 'OK, INVALID_FIELD, ...' }),
+    }),
+  ),
   register: Type.String(),
   outcome: Type.String({ description: 'ok or the error code' }),
 });

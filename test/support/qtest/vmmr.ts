@@ -32,6 +32,8 @@ export function resolvePf(p: PfSpec): ResolvedPf {
     queueSize: p.queueSize ?? 256,
     policy: p.policy ?? 'strict',
     notify: p.notify ?? 'notify-region',
+    adminQueue: p.adminQueue ?? false,
+    translator: p.translator ?? 'mmr',
     vfs: Object.fromEntries(
       Object.entries(p.vfs ?? {}).map(([bdf, { vfioUser, ...o }]) => [
         normalizeBdf(bdf),
