@@ -75,6 +75,7 @@ export class Emulator {
       this.detach();
       this.detach = undefined;
     }
+    this.current.close();
     this.current = machine;
     if (this.listeners.size > 0) this.attach();
     this.topologyChanged(change);

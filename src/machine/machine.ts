@@ -288,6 +288,11 @@ export class Machine {
     return fn as MmrVf;
   }
 
+  /** The machine is replaced (REST reset or restore): back-ends let go of switches and image files. */
+  close(): void {
+    this.dataPath.release([...this.functions()]);
+  }
+
   /**
    * Processes every notification waiting for the data path now (they run on their own right
    * after the notifying access otherwise); returns how many were processed.

@@ -9,7 +9,9 @@ import type { VmmrEvent } from '../../src/base/events.js';
 import { setNumVfs } from '../../src/control/sriov.js';
 import { NetDevice } from '../../src/devices/net/device.js';
 import type { SplitRingDriver } from '../../src/driver-sim/rings.js';
+import { Emulator } from '../../src/machine/emulator.js';
 import { Machine } from '../../src/machine/machine.js';
+import { parseTopology } from '../../src/machine/topology.js';
 import { barLayout, commonCfg, msixCap, virtioStatus } from '../../src/spec/index.js';
 import { mac } from '../support/frames.js';
 import { netDriverOn, wiredMachine } from '../support/wired.js';
@@ -130,5 +132,20 @@ describe('data path in the snapshot', () => {
     const net = restored.dataPathOf(VF0).backend as NetDevice;
     expect(net.stats.txFrames).toBe(0);
     expect(restored.dataPathOf(VF0).queueViews()[1]!.run).toMatchObject({ lastAvail: 3, requests: 3 });
+  });
+});
+
+describe('a replaced machine', () => {
+  it('lets go of its back-ends when the emulator resets it', () => {
+    const emulator = new Emulator(
+      parseTopology({ pfs: [{ bdf: PF, type: 'net', totalVfs: 0, switch: 'lan' }] }, 'test'),
+    );
+    const first = emulator.machine;
+    netDriverOn(first, PF, { via: 'modern', names: ['VERSION_1'] }).driver.send([frame(1)]);
+    expect(first.dataPath.existingSwitch('lan')!.portNames).toEqual([PF]);
+    emulator.reset();
+    expect(first.dataPath.functionCount).toBe(0);
+    expect(first.dataPath.existingSwitch('lan')!.portNames).toEqual([]);
+    expect(first.dataPath.budget.used).toBe(0);
   });
 });

@@ -229,7 +229,9 @@ const netRoutes: RouteModule = (app, ctx) => {
       return reply.type('application/vnd.tcpdump.pcap').send(device.capture.toPcap() as never);
     },
   );
+};
 
+const netHostRoutes: RouteModule = (app, ctx) => {
   app.post(
     '/api/v1/functions/:bdf/net/rx',
     {
@@ -293,7 +295,7 @@ const netRoutes: RouteModule = (app, ctx) => {
   );
 };
 
-const deviceSideRoutes: RouteModule = (app, ctx) => {
+const blockRoutes: RouteModule = (app, ctx) => {
   app.get(
     '/api/v1/functions/:bdf/block',
     {
@@ -347,7 +349,9 @@ const deviceSideRoutes: RouteModule = (app, ctx) => {
       return blockView(machine, request.params.bdf);
     },
   );
+};
 
+const consoleBalloonRoutes: RouteModule = (app, ctx) => {
   app.get(
     '/api/v1/functions/:bdf/console',
     {
@@ -421,5 +425,7 @@ export const dataPathRoutes: RouteModule = (app, ctx) => {
   dmaRoutes(app, ctx);
   queueRoutes(app, ctx);
   netRoutes(app, ctx);
-  deviceSideRoutes(app, ctx);
+  netHostRoutes(app, ctx);
+  blockRoutes(app, ctx);
+  consoleBalloonRoutes(app, ctx);
 };
