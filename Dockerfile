@@ -2,14 +2,15 @@
 
 # ---- build: compile TypeScript to dist/ ------------------------------------
 FROM node:24-bookworm-slim AS build
-# npm ci builds the vfio-user native addon (src/vfio-user/native) with node-gyp.
+# node-gyp builds the vfio-user native addon (src/vfio-user/native).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY src/vfio-user/native ./src/vfio-user/native
-RUN npm ci --no-audit --no-fund
+# Scripts off: `prepare` would compile sources not copied yet; the addon is built explicitly.
+RUN npm ci --ignore-scripts --no-audit --no-fund && npm run build:native
 COPY tsconfig.json tsconfig.build.json ./
 COPY spec-tables ./spec-tables
 COPY src ./src
