@@ -210,10 +210,11 @@ export async function buildApp(opts: BuildAppOptions): Promise<VmmrApp> {
   );
 
   const emulator = new Emulator(opts.topology, config.maxVfs === undefined ? {} : { maxVfs: config.maxVfs });
-  const metrics = new Metrics(emulator);
+  const metrics: Metrics = new Metrics(emulator, () => sse.size);
   const sse = new SseHub(emulator, {
     queueLimit: limits.sseQueue,
     keepaliveMs: opts.sseKeepaliveMs ?? DEFAULT_SSE_KEEPALIVE_MS,
+    onDrop: () => metrics.countDroppedStream(),
   });
   const routes: RegisteredRoute[] = [];
   const ctx: AppContext = { config, limits, topology: opts.topology, emulator, metrics, sse, routes };
