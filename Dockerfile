@@ -2,18 +2,20 @@
 
 # ---- build: compile TypeScript to dist/ ------------------------------------
 FROM node:24-bookworm-slim AS build
-# npm ci builds the vfio-user native addon (src/vfio-user/native) with node-gyp.
+# node-gyp builds the vfio-user native addon (src/vfio-user/native).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY src/vfio-user/native ./src/vfio-user/native
-RUN npm ci --no-audit --no-fund
+# Scripts off: `prepare` would compile sources not copied yet; the addon is built explicitly.
+RUN npm ci --ignore-scripts --no-audit --no-fund && npm run build:native
 COPY tsconfig.json tsconfig.build.json ./
 COPY spec-tables ./spec-tables
 COPY src ./src
-RUN npm run build
+# The runtime reads the compiled JavaScript and the JSON it imports; not maps, not declarations.
+RUN npm run build && find dist -name '*.map' -delete -o -name '*.d.ts' -delete
 
 # ---- runtime: production dependencies + compiled output only ---------------
 FROM node:24-bookworm-slim AS runtime
@@ -29,9 +31,14 @@ ENV NODE_ENV=production \
 COPY package.json package-lock.json ./
 # No compiler here: the addon built in the build stage is copied instead of rebuilt.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
-COPY --from=build /app/dist ./dist
+# Only what the service reads: dist/src (the code), dist/spec-tables (the tables it imports),
+# the native addon, package.json (type and version) and the production dependencies.
+COPY --from=build /app/dist/src ./dist/src
+COPY --from=build /app/dist/spec-tables ./dist/spec-tables
 COPY --from=build /app/src/vfio-user/native/build/Release/vmmr_vfio_user.node ./src/vfio-user/native/build/Release/
-COPY spec-tables ./spec-tables
+# A writable state directory for the unprivileged user: VMMR_STATE_FILE=/var/lib/vmmr/state.json.
+RUN mkdir -p /var/lib/vmmr && chown node:node /var/lib/vmmr
+VOLUME ["/var/lib/vmmr"]
 USER node
 EXPOSE 8080
 # No curl in the slim image: probe with node's built-in fetch.

@@ -224,10 +224,11 @@ export async function buildApp(opts: BuildAppOptions): Promise<VmmrApp> {
     ...(config.maxVfs === undefined ? {} : { maxVfs: config.maxVfs }),
     ...(config.dmaLimit === undefined ? {} : { dmaLimit: config.dmaLimit }),
   });
-  const metrics = new Metrics(emulator);
+  const metrics: Metrics = new Metrics(emulator, () => sse.size);
   const sse = new SseHub(emulator, {
     queueLimit: limits.sseQueue,
     keepaliveMs: opts.sseKeepaliveMs ?? DEFAULT_SSE_KEEPALIVE_MS,
+    onDrop: () => metrics.countDroppedStream(),
   });
   const routes: RegisteredRoute[] = [];
   const vfioUser = new VfioUserExports({

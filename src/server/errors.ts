@@ -194,7 +194,10 @@ export class RequestValidationError extends Error {
 const VALIDATION_PARTS = new Set(['body', 'querystring', 'params', 'headers']);
 
 /** Maps anything a handler or fastify throws to a problem; 5xx only for our own bugs. */
-export function problemFromError(error: unknown): { problem: Problem; unexpected: boolean } {
+export function problemFromError(
+  error: unknown,
+  bodyLimit?: number,
+): { problem: Problem; unexpected: boolean } {
   if (isVmmrError(error)) return { problem: problemOf(error), unexpected: false };
   const e = error as FastifyError & { validation?: SchemaError[]; validationContext?: string };
   if (Array.isArray(e?.validation)) {
@@ -208,7 +211,11 @@ export function problemFromError(error: unknown): { problem: Problem; unexpected
   }
   const status = typeof e?.statusCode === 'number' ? e.statusCode : 500;
   if (status === 413) {
-    return { problem: problemOf(new VmmrError('VMMR_ERR_TOO_LARGE', oneLine(e.message))), unexpected: false };
+    const detail =
+      e.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
+        ? `the request body is larger than VMMR_BODY_LIMIT${bodyLimit === undefined ? '' : ` (${bodyLimit} bytes)`} allows: send less, or start the server with a larger VMMR_BODY_LIMIT`
+        : oneLine(e.message);
+    return { problem: problemOf(new VmmrError('VMMR_ERR_TOO_LARGE', detail)), unexpected: false };
   }
   if (status >= 400 && status < 500) {
     const problem = problemOf(new VmmrError('VMMR_ERR_BAD_REQUEST', oneLine(e.message)));
@@ -225,7 +232,7 @@ function oneLine(text: string | undefined): string {
 }
 
 export function errorHandler(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  const { problem, unexpected } = problemFromError(error);
+  const { problem, unexpected } = problemFromError(error, request.routeOptions?.bodyLimit);
   if (unexpected)
     request.log.error(
       { err: error, method: request.method, url: request.url },

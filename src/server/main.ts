@@ -83,9 +83,17 @@ export async function startServer(
 
   const address = app.server.address() as AddressInfo;
   const url = urlFor(config, address);
-  const vfs = topology.pfs.reduce((n, pf) => n + pf.initialVfs, 0);
+  // `pfs` and `vfs` (enabled) mean what they mean in GET /readyz.
+  const machine = app.vmmr.emulator.machine;
+  const initialVfs = topology.pfs.reduce((n, pf) => n + pf.initialVfs, 0);
   app.log.info(
-    { url, pfs: topology.pfs.length, vfs, topology: config.topologyPath ?? 'embedded default' },
+    {
+      url,
+      pfs: machine.pfs.length,
+      vfs: machine.enabledVfCount(),
+      initialVfs,
+      topology: config.topologyPath ?? 'embedded default',
+    },
     `vmmr ready on ${url}`,
   );
 
@@ -105,18 +113,22 @@ export async function startServer(
       exit(1);
     }, timeoutMs);
     timer.unref();
-    closing = app.close().then(
-      () => {
-        clearTimeout(timer);
-        app.log.info('stopped');
-        exit(0);
-      },
-      (err: unknown) => {
-        clearTimeout(timer);
-        app.log.error({ err }, 'error while shutting down');
-        exit(1);
-      },
-    );
+    // Each line is flushed before the next step, so the log reads in the order things happened.
+    closing = flushLog(app)
+      .then(() => app.close())
+      .then(
+        async () => {
+          clearTimeout(timer);
+          app.log.info('stopped');
+          await flushLog(app);
+          exit(0);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          app.log.error({ err }, 'error while shutting down');
+          exit(1);
+        },
+      );
   };
 
   const removeHandlers = (): void => {
@@ -138,4 +150,10 @@ export async function startServer(
       await (closing ?? app.close());
     },
   };
+}
+
+/** Resolves once the log lines written so far have reached the logger's destination. */
+function flushLog(app: VmmrApp): Promise<void> {
+  const log = app.log as { flush?: (cb?: (err?: Error) => void) => void };
+  return new Promise((resolve) => (log.flush ? log.flush(() => resolve()) : resolve()));
 }

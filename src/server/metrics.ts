@@ -5,7 +5,9 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { SPACES } from '../access/index.js';
+import type { VmmrEvent } from '../base/events.js';
 import type { Emulator } from '../machine/emulator.js';
+import { packageVersion } from './version.js';
 
 export type AccessOp = 'read' | 'write';
 type AccessLabel = 'space' | 'width' | 'op' | 'outcome';
@@ -15,9 +17,44 @@ export class Metrics {
   readonly registry = new Registry();
   private readonly accesses: Counter<AccessLabel>;
   readonly requestDuration: Histogram<RequestLabel>;
+  private readonly events: Counter<'type'>;
+  private readonly interrupts: Counter<'mode'>;
+  private readonly notifies: Counter<'via'>;
+  private readonly droppedStreams: Counter;
 
-  constructor(emulator: Emulator) {
+  /** `subscribers` counts the open event streams (the metrics' own listener is not one). */
+  constructor(emulator: Emulator, subscribers: () => number) {
     const registers = [this.registry];
+    this.events = new Counter({
+      name: 'vmmr_events_total',
+      help: 'Device events by type (what GET /api/v1/events streams), whether or not a stream is open',
+      labelNames: ['type'],
+      registers,
+    });
+    this.interrupts = new Counter({
+      name: 'vmmr_interrupts_total',
+      help: 'Interrupts signalled by mode: intx (INTx asserted), msix (message sent), msix-pending (vector masked)',
+      labelNames: ['mode'],
+      registers,
+    });
+    this.notifies = new Counter({
+      name: 'vmmr_notifies_total',
+      help: 'Queue notifications (driver kicks) by the way they arrived: notify-region or legacy-register',
+      labelNames: ['via'],
+      registers,
+    });
+    this.droppedStreams = new Counter({
+      name: 'vmmr_event_streams_dropped_total',
+      help: 'Event streams dropped because their client fell VMMR_SSE_QUEUE events behind',
+      registers,
+    });
+    new Gauge({
+      name: 'vmmr_build_info',
+      help: 'Always 1; the labels say which vmmr and which Node.js run',
+      labelNames: ['version', 'node'],
+      registers,
+    }).set({ version: packageVersion(), node: process.versions.node }, 1);
+    emulator.subscribe({ event: (event) => this.countEvent(event), topology: () => undefined });
     collectDefaultMetrics({ register: this.registry });
     this.accesses = new Counter({
       name: 'vmmr_accesses_total',
@@ -55,7 +92,7 @@ export class Metrics {
       help: 'Open event streams (GET /api/v1/events)',
       registers,
       collect() {
-        this.set(emulator.subscriberCount);
+        this.set(subscribers());
       },
     });
   }
@@ -63,6 +100,17 @@ export class Metrics {
   /** Label sets built once per distinct key: a request costs a map lookup, not an object and its hash. */
   private readonly accessLabels = new Map<string, Partial<Record<AccessLabel, string>>>();
   private readonly requestLabels = new Map<string, Partial<Record<RequestLabel, string>>>();
+
+  private countEvent(event: VmmrEvent): void {
+    this.events.inc({ type: event.type });
+    if (event.type === 'notify') this.notifies.inc({ via: event.via });
+    else if (event.type === 'interrupt' && (event.mode !== 'intx' || event.level))
+      this.interrupts.inc({ mode: event.mode });
+  }
+
+  countDroppedStream(): void {
+    this.droppedStreams.inc();
+  }
 
   countAccess(space: string, width: number | 'block', op: AccessOp, outcome: string, n = 1): void {
     const key = `${space} ${width} ${op} ${outcome}`;

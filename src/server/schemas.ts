@@ -5,6 +5,7 @@ import { DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT } from '../views/paging.js';
 import { SPACES } from '../access/index.js';
 import { MAX_BLOCK_LENGTH } from '../access/block.js';
 import { HexString } from '../views/shapes.js';
+import { STATUS_BY_CODE } from './errors.js';
 
 export const BdfParam = Type.String({
   description: 'PCI address "dddd:bb:dd.f" (or "bb:dd.f" for domain 0000), hex',
@@ -12,6 +13,14 @@ export const BdfParam = Type.String({
 });
 
 export const BdfParams = Type.Object({ bdf: BdfParam });
+
+/** The address of a PF route (its example is a PF of the embedded default topology). */
+export const PfBdfParams = Type.Object({
+  bdf: Type.String({
+    description: 'PCI address of a PF, "dddd:bb:dd.f" (or "bb:dd.f" for domain 0000), hex',
+    examples: ['0000:01:00.0'],
+  }),
+});
 
 export const OffsetParam = Type.String({
   description: 'byte offset, hex ("0x44") or decimal ("68")',
@@ -53,7 +62,10 @@ export const Problem = Type.Object(
     type: Type.String({ description: 'urn:vmmr:error:<code>' }),
     title: Type.String(),
     status: Type.Integer(),
-    code: Type.String({ description: 'stable error code, e.g. VMMR_ERR_BAD_WIDTH' }),
+    code: Type.Union(
+      Object.keys(STATUS_BY_CODE).map((code) => Type.Literal(code)),
+      { description: 'stable error code; the status follows it' },
+    ),
     detail: Type.String(),
     bdf: Type.Optional(Type.String()),
     space: Type.Optional(Type.String()),

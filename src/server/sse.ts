@@ -28,6 +28,8 @@ export interface EventFilter {
 export interface SseOptions {
   queueLimit: number;
   keepaliveMs: number;
+  /** Called when a stream is dropped for falling behind. */
+  onDrop?: () => void;
 }
 
 /** Grace period for a stream that was ended but whose client does not read the end. */
@@ -170,6 +172,7 @@ export class SseStream implements EmulatorListener {
    */
   private drop(): void {
     const data = { reason: 'slow-subscriber', queueLimit: this.options.queueLimit, lastSeq: this.written };
+    this.options.onDrop?.();
     this.finish(`event: dropped\ndata: ${JSON.stringify(data)}\n\n`, false);
   }
 

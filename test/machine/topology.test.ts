@@ -457,13 +457,13 @@ describe('DEFAULT_TOPOLOGY', () => {
   });
 });
 
-describe('README', () => {
+describe('docs/configuration.md', () => {
   it('has a topology example that parses', () => {
-    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const readme = readFileSync(new URL('../../docs/configuration.md', import.meta.url), 'utf8');
     const section = readme.slice(readme.indexOf('## Topology file'));
     const example = /```json\n([\s\S]*?)```/.exec(section)?.[1];
     expect(example).toBeDefined();
-    const t = parseTopology(JSON.parse(example ?? ''), 'README.md');
+    const t = parseTopology(JSON.parse(example ?? ''), 'docs/configuration.md');
     expect(t.pfs.map((p) => p.bdf)).toEqual(['0000:01:00.0', '0000:81:00.0']);
     expect(t.pfs[1]?.vfs['0000:81:01.0']?.serial).toBe('disk-0001');
   });

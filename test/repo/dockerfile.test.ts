@@ -64,6 +64,7 @@ describe('Dockerfile', () => {
       'CMD',
       'ARG',
       'LABEL',
+      'VOLUME',
     ]);
     for (const ins of dockerfile.getInstructions()) expect(known).toContain(ins.getKeyword());
   });
@@ -113,13 +114,47 @@ describe('Dockerfile', () => {
     expect(runs.some((r) => /\bnpm (ci|install)\b(?![^&;|]*--omit=dev)/.test(r))).toBe(false);
   });
 
-  it('copies the compiled output from the build stage and the spec tables', () => {
+  it('copies into the runtime image only what the service reads', () => {
     const copies = finalOf('COPY').map((c) => ({
       from: (c as Copy).getFromFlag()?.getValue() ?? undefined,
       args: argsOf(c),
     }));
-    expect(copies).toContainEqual({ from: 'build', args: ['/app/dist', './dist'] });
-    expect(copies).toContainEqual({ from: undefined, args: ['spec-tables', './spec-tables'] });
+    expect(copies).toEqual([
+      { from: undefined, args: ['package.json', 'package-lock.json', './'] },
+      { from: 'build', args: ['/app/dist/src', './dist/src'] },
+      { from: 'build', args: ['/app/dist/spec-tables', './dist/spec-tables'] },
+      {
+        from: 'build',
+        args: [
+          '/app/src/vfio-user/native/build/Release/vmmr_vfio_user.node',
+          './src/vfio-user/native/build/Release/',
+        ],
+      },
+    ]);
+    // The spec tables reach the runtime as JSON modules of dist/ (src/spec/index.ts imports
+    // them), never as files read from the source tree.
+    const spec = readFileSync(join(ROOT, 'src', 'spec', 'index.ts'), 'utf8');
+    expect(spec).toMatch(/from '\.\.\/\.\.\/spec-tables\/[a-z0-9-]+\.json' with \{ type: 'json' \}/);
+    const runs = (all[0] as Stage).instructions
+      .filter((i) => i.getKeyword() === 'RUN')
+      .map((i) => i.getArgumentsContent() ?? '');
+    expect(
+      runs.some((r) => r.includes("-name '*.map' -delete") && r.includes("-name '*.d.ts' -delete")),
+    ).toBe(true);
+  });
+
+  it('has a state directory owned by node, declared as a VOLUME', () => {
+    const volumes = finalOf('VOLUME').map(execArgs);
+    expect(volumes).toEqual([['/var/lib/vmmr']]);
+    const runs = finalOf('RUN').map((i) => i.getArgumentsContent() ?? '');
+    expect(runs.some((r) => /mkdir -p \/var\/lib\/vmmr\b.*chown node:node \/var\/lib\/vmmr\b/s.test(r))).toBe(
+      true,
+    );
+    const ordered = final.instructions.map((i) => i.getKeyword());
+    expect(ordered.indexOf('VOLUME')).toBeLessThan(ordered.lastIndexOf('USER'));
+    const docs = readFileSync(join(ROOT, 'docs', 'configuration.md'), 'utf8');
+    expect(docs).toContain('-v vmmr-state:/var/lib/vmmr');
+    expect(docs).toContain('-e VMMR_STATE_FILE=/var/lib/vmmr/state.json');
   });
 
   it('runs as a non-root user in the final stage', () => {

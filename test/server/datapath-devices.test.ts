@@ -8,7 +8,7 @@ import { BlockDriver } from '../../src/driver-sim/block-driver.js';
 import { DmaArena } from '../../src/driver-sim/memory.js';
 import { openQueue } from '../../src/driver-sim/queues.js';
 import { deviceConfigs } from '../../src/spec/index.js';
-import { ok, testApp, call } from './helpers.js';
+import { ok, testApp, call } from '../support/server.js';
 import { parseTopology } from '../../src/machine/topology.js';
 import type { VmmrApp } from '../../src/server/app.js';
 import { RegisterTransport } from '../../src/driver-sim/register-transport.js';

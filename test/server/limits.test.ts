@@ -1,6 +1,6 @@
 /**
  * Limits: each is configurable, each is enforced with a clear error, each is documented in the
- * README `## Configuration` table (the single place), and a bad value stops startup with one line.
+ * docs/configuration.md `## Configuration` table (the single place), and a bad value stops startup with one line.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -148,8 +148,8 @@ describe('limits are configured and documented', () => {
     ...readFileSync(join(ROOT, 'src', 'server', 'config.ts'), 'utf8').matchAll(/env\.(VMMR_[A-Z_]+)/g),
   ].map((m) => m[1]!);
 
-  it('every VMMR_* setting read by src/server/config.ts has a row in the README Configuration table', () => {
-    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  it('every VMMR_* setting read by src/server/config.ts has a row in the docs/configuration.md table', () => {
+    const readme = readFileSync(join(ROOT, 'docs', 'configuration.md'), 'utf8');
     const section = readme.slice(
       readme.indexOf('## Configuration'),
       readme.indexOf('\n## ', readme.indexOf('## Configuration') + 5),
@@ -157,7 +157,7 @@ describe('limits are configured and documented', () => {
     const rows = new Set([...section.matchAll(/^\| `([A-Z_]+)`/gm)].map((m) => m[1]));
     expect(VARIABLES.length).toBeGreaterThanOrEqual(8);
     for (const v of [...VARIABLES, 'VMMR_TOPOLOGY', 'HOST', 'PORT', 'LOG_LEVEL'])
-      expect(rows.has(v), `${v} in the README table`).toBe(true);
+      expect(rows.has(v), `${v} in the docs/configuration.md table`).toBe(true);
   });
 
   it.each([

@@ -1,6 +1,7 @@
 /** The OpenAPI document: valid, and covering every route the app registered. */
 import SwaggerParser from '@apidevtools/swagger-parser';
 import { describe, expect, it } from 'vitest';
+import { STATUS_BY_CODE } from '../../src/server/errors.js';
 import { call, testApp } from '../support/server.js';
 
 /** "/api/v1/functions/:bdf/bars/:n/:offset" -> "/api/v1/functions/{bdf}/bars/{n}/{offset}" */
@@ -109,4 +110,41 @@ describe('OpenAPI document', () => {
     expect(code).not.toMatch(/https?:\/\//);
     expect(code).toContain('validatorUrl: null');
   });
+
+  it('names every operation once, shares one problem schema, declares 401 and has no placeholders', async () => {
+    const app = await testApp();
+    const body = (await call(app, 'GET', '/openapi.json')).body;
+    const doc = JSON.parse(body) as {
+      paths: Record<string, Record<string, Operation>>;
+      components: { schemas: Record<string, { properties: { code: { anyOf: { const: string }[] } } }> };
+    };
+    const ops = Object.entries(doc.paths).flatMap(([path, o]) =>
+      Object.entries(o).map(([m, op]) => ({ path, m, op })),
+    );
+    const ids = ops.map(({ op }) => op.operationId);
+    expect(ids.every((id) => typeof id === 'string' && /^[a-z][A-Za-z]+$/.test(id))).toBe(true);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(body).not.toContain('Default Response');
+    expect(body.match(/urn:vmmr:error:<code>/g)).toHaveLength(1);
+    const codes = doc.components.schemas['Problem']!.properties.code.anyOf.map((c) => c.const);
+    expect(codes.sort()).toEqual(Object.keys(STATUS_BY_CODE).sort());
+    for (const { path, m, op } of ops) {
+      for (const [status, r] of Object.entries(op.responses))
+        if (r.content?.['application/problem+json'])
+          expect(r.content['application/problem+json'].schema, `${m} ${path} ${status}`).toEqual({
+            $ref: '#/components/schemas/Problem',
+          });
+      expect(op.responses['401'] !== undefined, `${m} ${path} 401`).toBe(path.startsWith('/api/'));
+      if (path.startsWith('/api/v1/pfs/{bdf}'))
+        expect(op.parameters?.find((p) => p.name === 'bdf')?.example, `${m} ${path}`).toBe('0000:01:00.0');
+    }
+    const page = await call(app, 'GET', '/docs/');
+    expect(page.body).toMatch(/<title>vmmr<\/title>/);
+  });
 });
+
+interface Operation {
+  operationId?: string;
+  parameters?: { name: string; example?: string }[];
+  responses: Record<string, { content?: Record<string, { schema: unknown }> }>;
+}

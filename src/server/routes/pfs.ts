@@ -8,7 +8,7 @@ import { pfSummary, sriovState } from '../../views/pfs.js';
 import { TopologyError, TopologyPfSchema, parseTopology } from '../../machine/topology.js';
 import type { RouteModule } from '../app.js';
 import { PfListSchema, PfSummarySchema, SriovStateSchema } from '../../views/shapes.js';
-import { BdfParams, PageQuery, problems } from '../schemas.js';
+import { PageQuery, PfBdfParams, problems } from '../schemas.js';
 
 const tags = ['pfs'];
 
@@ -61,7 +61,7 @@ export const pfRoutes: RouteModule = (app, ctx) => {
       schema: {
         tags,
         summary: 'One PF',
-        params: BdfParams,
+        params: PfBdfParams,
         response: { 200: PfSummarySchema, ...problems(400, 404) },
       },
     },
@@ -75,7 +75,7 @@ export const pfRoutes: RouteModule = (app, ctx) => {
         tags,
         summary: 'Remove a PF and its VFs',
         description: 'Event streams filtered on the PF or one of its VFs end with `event: end`.',
-        params: BdfParams,
+        params: PfBdfParams,
         response: { 204: Type.Null({ description: 'removed' }), ...problems(400, 404) },
       },
     },
@@ -92,7 +92,7 @@ export const pfRoutes: RouteModule = (app, ctx) => {
       schema: {
         tags,
         summary: 'SR-IOV state and the enabled VFs (paged)',
-        params: BdfParams,
+        params: PfBdfParams,
         querystring: PageQuery,
         response: { 200: SriovStateSchema, ...problems(400, 404) },
       },
@@ -116,7 +116,7 @@ export const pfRoutes: RouteModule = (app, ctx) => {
           'Changing a nonzero count to another nonzero count without going to 0 first is 409 ' +
           'VMMR_ERR_SRIOV_STATE (sysfs: EBUSY); above TotalVFs is 400 VMMR_ERR_SRIOV_RANGE; above the process ' +
           'VF limit (VMMR_MAX_VFS) is 409 VMMR_ERR_LIMIT. Setting the current count again changes nothing.',
-        params: BdfParams,
+        params: PfBdfParams,
         querystring: PageQuery,
         body: Type.Object(
           { numVfs: Type.Integer({ minimum: 0, description: 'VFs to enable, 0 to disable' }) },
