@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 
-# ---- build: compile TypeScript to dist/ ------------------------------------
+# ---- build: compile TypeScript and the dashboard to dist/ -------------------
 FROM node:24-bookworm-slim AS build
 # npm ci builds the vfio-user native addon (src/vfio-user/native) with node-gyp.
 RUN apt-get update \
@@ -8,11 +8,13 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
-COPY src/vfio-user/native ./src/vfio-user/native
-RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY spec-tables ./spec-tables
 COPY src ./src
+# npm ci's prepare script builds the dashboard (ui/ -> dist/ui/, vite), which imports from
+# spec-tables/ and src/: all three are in place before it runs.
+COPY ui ./ui
+RUN npm ci --no-audit --no-fund
 RUN npm run build
 
 # ---- runtime: production dependencies + compiled output only ---------------

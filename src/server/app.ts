@@ -35,6 +35,7 @@ import { stateRoutes } from './routes/state.js';
 import { restoreAtStartup, stateFileRoutes } from './persistence.js';
 import { clientErrorHandler } from './client-errors.js';
 import { traceRoutes } from './routes/trace.js';
+import { uiRoutes } from './routes/ui.js';
 import { SseHub } from './sse.js';
 import { validatorCompiler } from './validation.js';
 
@@ -110,6 +111,7 @@ export const ROUTE_MODULES: readonly RouteModule[] = [
   traceRoutes,
   stateRoutes,
   stateFileRoutes,
+  uiRoutes,
 ];
 
 /**

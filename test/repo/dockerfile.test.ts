@@ -107,6 +107,23 @@ describe('Dockerfile', () => {
     expect(runs.some((r) => /\bnpm run build\b/.test(r))).toBe(true);
   });
 
+  it('builds the dashboard: ui/ is in place before npm ci (whose prepare script builds dist/ui)', () => {
+    const build = all[0] as Stage;
+    const uiCopy = build.instructions.findIndex(
+      (i) => i.getKeyword() === 'COPY' && argsOf(i)[0]?.replace(/^\.\//, '') === 'ui',
+    );
+    const npmCi = build.instructions.findIndex(
+      (i) => i.getKeyword() === 'RUN' && /\bnpm ci\b/.test(i.getArgumentsContent() ?? ''),
+    );
+    expect(uiCopy).toBeGreaterThanOrEqual(0);
+    expect(uiCopy).toBeLessThan(npmCi);
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>;
+    };
+    expect(pkg.scripts['prepare']).toBe('npm run build:ui');
+    expect(pkg.scripts['build:ui']).toMatch(/\bvite build\b/);
+  });
+
   it('installs only production dependencies in the runtime stage', () => {
     const runs = finalOf('RUN').map((i) => i.getArgumentsContent() ?? '');
     expect(runs.some((r) => /\bnpm ci\b[^&;|]*--omit=dev/.test(r))).toBe(true);
