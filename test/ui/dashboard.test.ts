@@ -136,11 +136,11 @@ describe('dashboard: SR-IOV, a VF, its STATUS bits and the timeline', () => {
 
   it('reads in the dark scheme', async () => {
     await page.emulateMedia({ colorScheme: 'dark' });
-    const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    const bg = await page.evaluate<string>('getComputedStyle(document.body).backgroundColor');
     expect(bg).toBe('rgb(22, 24, 28)');
     await page.screenshot({ path: join(SCREENSHOTS, 'dashboard-dark.png') });
     await page.emulateMedia({ colorScheme: 'light' });
-    expect(await page.evaluate(() => getComputedStyle(document.body).backgroundColor)).toBe(
+    expect(await page.evaluate<string>('getComputedStyle(document.body).backgroundColor')).toBe(
       'rgb(255, 255, 255)',
     );
   });
