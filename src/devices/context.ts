@@ -6,7 +6,8 @@
  * nothing else, so the same back-end serves a VF, a PF, a translated VF and a unit test.
  */
 import type { VirtioTypeName } from '../spec/index.js';
-import type { Virtqueue, VirtqueueError, VirtqueueErrorInfo } from '../virtqueue/index.js';
+import type { DeviceEvent } from '../base/events.js';
+import type { Virtqueue, VirtqueueError } from '../virtqueue/index.js';
 
 /** Negotiated feature bits as two 32-bit halves (bit n of `lo` is feature n, of `hi` n + 32). */
 export interface FeatureBits {
@@ -18,19 +19,7 @@ export function hasFeature(features: FeatureBits, bit: number): boolean {
   return bit < 32 ? ((features.lo >>> bit) & 1) === 1 : ((features.hi >>> (bit - 32)) & 1) === 1;
 }
 
-/** What devices report as they run (a transport forwards them to its event stream). */
-export type DeviceEvent =
-  | { type: 'net-tx'; queue: number; length: number; seq: number }
-  | { type: 'net-rx'; queue: number; length: number; buffers: number }
-  | { type: 'net-rx-drop'; length: number; reason: NetDropReason }
-  | { type: 'net-ctrl'; class: number; command: number; ack: number }
-  | { type: 'console-tx'; length: number }
-  | { type: 'block-request'; request: number; sector: number; length: number; status: number }
-  | { type: 'balloon'; queue: 'inflate' | 'deflate'; pages: number }
-  | { type: 'balloon-stats'; stats: Record<string, number> }
-  | { type: 'queue-error'; error: VirtqueueErrorInfo };
-
-export type NetDropReason = 'filtered' | 'no-buffers' | 'too-big' | 'gso' | 'link-down' | 'runt';
+export type { DeviceEvent, NetDropReason } from '../base/events.js';
 
 export interface DeviceContext {
   /** Feature bits the driver accepted. */

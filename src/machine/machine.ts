@@ -1,4 +1,6 @@
+import { statSync } from 'node:fs';
 import { VmmrError } from '../base/errors.js';
+import { deviceConfigs } from '../spec/index.js';
 import { EventBus } from '../base/events.js';
 import { bdfKey, formatBdf, MAX_RID, normalizeBdf, parseBdf } from '../pci/bdf.js';
 import { parseMac, type IdentityOverride } from '../mmr/identity.js';
@@ -7,6 +9,7 @@ import { VirtioPf, type PfDefinition } from '../mmr/pf.js';
 import { lastVfRid, vfIndexAt, vfRid, type VfRouting } from '../sriov/routing.js';
 import type { GuestView } from '../translator/guest-view.js';
 import { Translator } from '../translator/translator.js';
+import { DataPathHub, type BackendSettings, type FunctionDataPath } from '../virtio/datapath.js';
 import type { FunctionState, VirtioPciFunction } from '../virtio/pci-function.js';
 import { STATE_FORMAT, STATE_VERSION, type MachineState } from './state.js';
 import type { ResolvedPf, ResolvedTopology } from './topology.js';
@@ -14,9 +17,14 @@ import type { ResolvedPf, ResolvedTopology } from './topology.js';
 export interface MachineOptions {
   /** Most VFs enabled at once in this process (default 65536). */
   maxVfs?: number;
+  /** Bytes of DMA memory and RAM disks all functions may allocate together (VMMR_DMA_LIMIT). */
+  dmaLimit?: number;
+  /** Runs deferred data-path processing (default queueMicrotask; `drain` runs it at once). */
+  defer?: (run: () => void) => void;
 }
 
 export const DEFAULT_MAX_VFS = 65536;
+const SECTOR_SIZE = deviceConfigs.block.constants.SECTOR_SIZE.value;
 
 /** Who holds a routing ID, for collision messages. */
 function describeOwner(bdf: string, vf: number): string {
@@ -27,10 +35,41 @@ function routingOf(pf: ResolvedPf, rid: number): VfRouting {
   return { rid, firstVfOffset: pf.firstVfOffset, vfStride: pf.vfStride, totalVfs: pf.totalVfs };
 }
 
+/** The size of an image file in sectors, or a topology refusal naming the file. */
+function imageSectors(path: string, owner: string): number {
+  try {
+    return Math.floor(statSync(path).size / SECTOR_SIZE);
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code ?? (e instanceof Error ? e.message : String(e));
+    throw new VmmrError('VMMR_ERR_TOPOLOGY', `${owner}: disk image ${path} cannot be opened (${why})`, {
+      bdf: owner,
+    });
+  }
+}
+
+function backendOf(
+  entry: { switch?: string; ramDiskSize?: number; image?: string; readOnly?: boolean },
+  owner: string,
+): BackendSettings {
+  return {
+    ...(entry.switch !== undefined ? { switch: entry.switch } : {}),
+    ...(entry.ramDiskSize !== undefined ? { ramDiskBytes: entry.ramDiskSize } : {}),
+    ...(entry.image !== undefined
+      ? {
+          image: entry.image,
+          imageSectors: imageSectors(entry.image, owner),
+          readOnly: entry.readOnly ?? false,
+        }
+      : {}),
+  };
+}
+
 function toDefinition(pf: ResolvedPf): PfDefinition {
   const { domain, rid } = parseBdf(pf.bdf);
   const routing = routingOf(pf, rid);
   const overrides = new Map<number, IdentityOverride>();
+  const vfBackend = backendOf({ switch: pf.switch, ramDiskSize: pf.ramDiskSize }, pf.bdf);
+  const vfBackends = new Map<number, BackendSettings>();
   for (const [vfBdf, override] of Object.entries(pf.vfs)) {
     const at = parseBdf(vfBdf);
     const index = at.domain === domain ? vfIndexAt(routing, at.rid) : -1;
@@ -41,9 +80,11 @@ function toDefinition(pf: ResolvedPf): PfDefinition {
       ...(override.mac !== undefined ? { mac: parseMac(override.mac) } : {}),
       ...(override.serial !== undefined ? { serial: override.serial } : {}),
     });
+    if (override.switch !== undefined || override.image !== undefined)
+      vfBackends.set(index, { ...vfBackend, ...backendOf(override, vfBdf) });
   }
-  const { bdf, vfs, ...rest } = pf;
-  return { ...rest, domain, rid, overrides };
+  const { bdf, vfs, switch: _switch, ramDiskSize: _size, image: _image, readOnly: _ro, ...rest } = pf;
+  return { ...rest, domain, rid, overrides, backend: backendOf(pf, pf.bdf), vfBackend, vfBackends };
 }
 
 /** Space names that address a VF's guest view (the translator) rather than the VF itself. */
@@ -59,12 +100,14 @@ export class Machine {
   readonly events = new EventBus();
   readonly translator = new Translator();
   readonly maxVfs: number;
+  readonly dataPath: DataPathHub;
   private pfList: VirtioPf[] = [];
   private readonly sources = new Map<VirtioPf, ResolvedPf>();
   private readonly pfByKey = new Map<number, VirtioPf>();
 
   constructor(topology: ResolvedTopology, options: MachineOptions = {}) {
     this.maxVfs = options.maxVfs ?? DEFAULT_MAX_VFS;
+    this.dataPath = new DataPathHub({ dmaLimit: options.dmaLimit, defer: options.defer });
     for (const pf of topology.pfs) this.addPf(pf);
   }
 
@@ -89,7 +132,11 @@ export class Machine {
       def,
       this.events,
       { available: () => this.maxVfs - this.enabledVfCount() },
-      (removed) => this.translator.release(removed),
+      (removed) => {
+        this.translator.release(removed);
+        this.dataPath.release(removed);
+      },
+      this.dataPath,
     );
     this.pfList = [...this.pfList, pf].sort((a, b) => bdfKey(a.domain, a.rid) - bdfKey(b.domain, b.rid));
     this.pfByKey.set(bdfKey(def.domain, def.rid), pf);
@@ -105,6 +152,7 @@ export class Machine {
     this.pfList = this.pfList.filter((p) => p !== pf);
     this.sources.delete(pf);
     pf.removeVfs();
+    this.dataPath.release([pf]);
     return pf;
   }
 
@@ -186,6 +234,19 @@ export class Machine {
       );
     }
     return fn as MmrVf;
+  }
+
+  /**
+   * Processes every notification waiting for the data path now (they run on their own right
+   * after the notifying access otherwise); returns how many were processed.
+   */
+  drain(): number {
+    return this.dataPath.drain();
+  }
+
+  /** The data path of the function at a BDF: its DMA space, queues and back-end (made on first use). */
+  dataPathOf(bdf: string): FunctionDataPath {
+    return this.dataPath.path(this.find(bdf));
   }
 
   /** The translator's guest view of the VF at a BDF (opened on first use). */

@@ -20,7 +20,13 @@ import {
 } from '../base/schema-errors.js';
 import { isMacText, MAC_FORM, notUnicast, parseMac } from '../mmr/identity.js';
 import { BDF_FORM, formatBdf, parseBdf, type Bdf } from '../pci/bdf.js';
-import { deepFreeze, deviceConfigs, VIRTIO_TYPE_NAMES, virtioRing } from '../spec/index.js';
+import {
+  deepFreeze,
+  deviceConfigs,
+  VIRTIO_TYPE_NAMES,
+  virtioRing,
+  type VirtioTypeName,
+} from '../spec/index.js';
 import type { PfDefinition } from '../mmr/pf.js';
 import { vfIndexAt } from '../sriov/routing.js';
 import { ACCESS_POLICIES, NOTIFY_ROUTES } from '../virtio/model.js';
@@ -37,6 +43,7 @@ export const PF_DEFAULTS = {
 /** Longest virtio-blk serial (VIRTIO_BLK_ID_BYTES). */
 const MAX_BLK_SERIAL = deviceConfigs.block.constants.ID_BYTES.value;
 const MAX_QUEUE_SIZE = virtioRing.constants.VIRTQUEUE_MAX_SIZE.value;
+const SECTOR_SIZE = deviceConfigs.block.constants.SECTOR_SIZE.value;
 
 // ---------------------------------------------------------------------------
 // Schema
@@ -44,6 +51,15 @@ const MAX_QUEUE_SIZE = virtioRing.constants.VIRTQUEUE_MAX_SIZE.value;
 
 const u16 = (description: string, minimum = 0): ReturnType<typeof Type.Integer> =>
   Type.Integer({ minimum, maximum: 0xffff, description });
+
+const SWITCH_NAME = Type.String({
+  minLength: 1,
+  maxLength: 64,
+  pattern: '^[A-Za-z0-9._-]+$',
+  description: 'a switch name: 1 to 64 letters, digits, ".", "_" or "-"',
+});
+const IMAGE_PATH = Type.String({ minLength: 1, description: 'the path of a disk image file' });
+const READ_ONLY = Type.Boolean({ description: 'true or false' });
 
 export const TopologyVfOverrideSchema = Type.Object(
   {
@@ -55,8 +71,14 @@ export const TopologyVfOverrideSchema = Type.Object(
         description: `printable ASCII of at most ${MAX_BLK_SERIAL} characters`,
       }),
     ),
+    switch: Type.Optional(SWITCH_NAME),
+    image: Type.Optional(IMAGE_PATH),
+    readOnly: Type.Optional(READ_ONLY),
   },
-  { additionalProperties: false, description: 'an object with optional "mac" and "serial"' },
+  {
+    additionalProperties: false,
+    description: 'an object with optional "mac", "serial", "switch", "image" and "readOnly"',
+  },
 );
 
 export const TopologyPfSchema = Type.Object(
@@ -82,6 +104,17 @@ export const TopologyPfSchema = Type.Object(
     notify: Type.Optional(
       Type.Enum([...NOTIFY_ROUTES], { description: `one of ${NOTIFY_ROUTES.join(', ')}` }),
     ),
+    switch: Type.Optional(SWITCH_NAME),
+    ramDiskSize: Type.Optional(
+      Type.Integer({
+        minimum: SECTOR_SIZE,
+        maximum: Number.MAX_SAFE_INTEGER,
+        multipleOf: SECTOR_SIZE,
+        description: `a RAM disk size in bytes, a multiple of ${SECTOR_SIZE}`,
+      }),
+    ),
+    image: Type.Optional(IMAGE_PATH),
+    readOnly: Type.Optional(READ_ONLY),
     vfs: Type.Optional(
       Type.Record(Type.String(), TopologyVfOverrideSchema, {
         description: 'an object keyed by VF PCI address',
@@ -113,10 +146,27 @@ export interface ResolvedVfOverride {
   /** Lower-case "52:54:00:12:34:56". */
   mac?: string;
   serial?: string;
+  switch?: string;
+  image?: string;
+  readOnly?: boolean;
+}
+
+/** Where the back-ends of a PF's functions come from (absent: defaults, docs/data-path.md "Settings"). */
+export interface ResolvedBackend {
+  /** net: the switch the PF and its VFs join. */
+  switch?: string;
+  /** block: bytes of each function's RAM disk. */
+  ramDiskSize?: number;
+  /** block: the PF's own disk image. */
+  image?: string;
+  readOnly?: boolean;
 }
 
 /** A topology PF entry with every default filled: what a PF is (PfDefinition), by address. */
-export interface ResolvedPf extends Omit<PfDefinition, 'domain' | 'rid' | 'overrides'> {
+export interface ResolvedPf
+  extends
+    Omit<PfDefinition, 'domain' | 'rid' | 'overrides' | 'backend' | 'vfBackend' | 'vfBackends'>,
+    ResolvedBackend {
   /** Always the long, lower-case form "0000:01:00.0". */
   bdf: string;
   /** Keyed by the long, lower-case VF BDF. */
@@ -303,9 +353,34 @@ function resolveOverrides(
         throw fail(`${vfAt}.serial`, `"serial" applies only to a block PF, this PF is ${pf.type}`);
       resolved.serial = override.serial;
     }
+    Object.assign(resolved, backendFields(pf.type, override, vfAt, fail));
     vfs[vfBdf] = resolved;
   }
   return vfs;
+}
+
+const BACKEND_TYPES: Record<keyof ResolvedBackend, VirtioTypeName> = {
+  switch: 'net',
+  ramDiskSize: 'block',
+  image: 'block',
+  readOnly: 'block',
+};
+
+/** The back-end fields of a PF or VF entry, each checked against the PF's type. */
+function backendFields(
+  type: VirtioTypeName,
+  entry: ResolvedBackend,
+  at: string,
+  fail: Fail,
+): ResolvedBackend {
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(BACKEND_TYPES) as (keyof ResolvedBackend)[]) {
+    if (entry[key] === undefined) continue;
+    if (BACKEND_TYPES[key] !== type)
+      throw fail(`${at}.${key}`, `"${key}" applies only to a ${BACKEND_TYPES[key]} PF, this PF is ${type}`);
+    out[key] = entry[key];
+  }
+  return out as ResolvedBackend;
 }
 
 /** One PF entry with its defaults filled, after the rules a schema cannot express. */
@@ -351,6 +426,7 @@ function resolvePf(
     queueSize,
     policy: pf.policy ?? PF_DEFAULTS.policy,
     notify: pf.notify ?? PF_DEFAULTS.notify,
+    ...backendFields(pf.type, pf, at, fail),
     vfs,
   };
 }

@@ -13,6 +13,7 @@ import { IntxPin } from '../pci/intx.js';
 import { applyRegisterTable } from '../pci/registers.js';
 import { layoutSriov, SriovCapability, type VfBudget } from '../sriov/capability.js';
 import { lastVfRid, vfIndexAt, vfRid } from '../sriov/routing.js';
+import { DataPathHub, type BackendSettings } from '../virtio/datapath.js';
 import { VirtioDevice } from '../virtio/device.js';
 import { BAR_LAYOUT_SIZE } from '../virtio/memory-bar.js';
 import { buildModel, type AccessPolicy, type NotifyRoute } from '../virtio/model.js';
@@ -45,10 +46,16 @@ export interface PfDefinition {
   notify: NotifyRoute;
   /** Identity overrides by VF index. */
   overrides: ReadonlyMap<number, IdentityOverride>;
+  /** Back-end settings of the PF itself and, by VF index, of VFs that differ from `vfBackend`. */
+  backend?: BackendSettings;
+  vfBackend?: BackendSettings;
+  vfBackends?: ReadonlyMap<number, BackendSettings>;
 }
 
 /** Who hears that VFs went away (the machine: their guest views close). */
 export type VfRemovalListener = (removed: readonly MmrVf[]) => void;
+
+const NO_SETTINGS: BackendSettings = Object.freeze({});
 
 export const PF_BAR_INDEX = barLayout.constants.PF_BAR_INDEX.value;
 export const VF_BAR_INDEX = barLayout.constants.VF_BAR_INDEX.value;
@@ -78,6 +85,7 @@ export class VirtioPf extends VirtioPciFunction {
     readonly events: EventBus,
     budget: VfBudget,
     private readonly onVfsRemoved: VfRemovalListener = () => undefined,
+    readonly hub: DataPathHub = new DataPathHub(),
   ) {
     super();
     const d = definition;
@@ -167,6 +175,15 @@ export class VirtioPf extends VirtioPciFunction {
 
   serial(): string {
     return derivedSerial(this.domain, this.rid);
+  }
+
+  backendSettings(): BackendSettings {
+    return this.definition.backend ?? NO_SETTINGS;
+  }
+
+  /** Back-end settings of VF n. */
+  vfBackendSettings(n: number): BackendSettings {
+    return this.definition.vfBackends?.get(n) ?? this.definition.vfBackend ?? NO_SETTINGS;
   }
 
   // ---- SR-IOV ----

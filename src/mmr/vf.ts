@@ -1,5 +1,6 @@
 import type { EventBus } from '../base/events.js';
 import { ConfigStore } from '../pci/config-space.js';
+import type { BackendSettings, DataPathHub } from '../virtio/datapath.js';
 import { VirtioDevice } from '../virtio/device.js';
 import { VirtioPciFunction, type FunctionTemplate } from '../virtio/pci-function.js';
 import type { VirtioPf } from './pf.js';
@@ -66,6 +67,14 @@ export class MmrVf extends VirtioPciFunction {
 
   serial(): string {
     return this.pf.overrideFor(this.index)?.serial ?? derivedSerial(this.domain, this.rid);
+  }
+
+  get hub(): DataPathHub {
+    return this.pf.hub;
+  }
+
+  backendSettings(): BackendSettings {
+    return this.pf.vfBackendSettings(this.index);
   }
 
   updateIntx(): void {

@@ -9,6 +9,8 @@ const ISR_CONFIG = legacy.constants.ISR_CONFIG.value;
 const QUEUE_ADDR_SHIFT = legacy.constants.QUEUE_ADDR_SHIFT.value;
 const VRING_ALIGN = legacy.constants.VRING_ALIGN.value;
 const FEATURES_OK = virtioStatus.constants.FEATURES_OK.value;
+const NEEDS_RESET = virtioStatus.constants.NEEDS_RESET.value;
+const DRIVER_OK = virtioStatus.constants.DRIVER_OK.value;
 
 /** What a device needs from the PCI function that carries it. */
 export interface DeviceHost {
@@ -21,6 +23,23 @@ export interface DeviceHost {
   updateIntx(): void;
   /** Byte k of the function's identity field (net: its MAC), derived from its BDF unless overridden. */
   identityByte(k: number): number;
+  /** Capacity in 512-byte sectors of the storage behind a block function (its config CAPACITY). */
+  capacitySectors(): number;
+  /** A driver notification reached the device: the data path processes it after the access. */
+  queueNotified(queue: number): void;
+  /** The device was reset (§2.4): the data path drops its queues and what was in flight. */
+  deviceReset(): void;
+  /** DRIVER_OK was set: notifications held until then are processed. */
+  driverReady(): void;
+}
+
+/** What a driver programmed into one queue, as numbers (the data path builds its ring from it). */
+export interface QueueProgram {
+  size: number;
+  enabled: boolean;
+  desc: number;
+  driver: number;
+  device: number;
 }
 
 /** Per-queue state, stored as QUEUE_FIELDS u32 slots per queue in one array. */
@@ -151,6 +170,26 @@ export class VirtioDevice {
     if (from !== next && this.host.events.active) {
       this.host.events.emit({ type: 'status', bdf: this.host.bdf, from, to: next });
     }
+    if (next & DRIVER_OK && !(from & DRIVER_OK)) this.host.driverReady();
+  }
+
+  /** DRIVER_OK is set: the device may use buffers (§3.1.1 and §2.1.2). */
+  get driverOk(): boolean {
+    return (this.status & DRIVER_OK) !== 0;
+  }
+
+  /**
+   * The device found a queue broken (§2.1.2): DEVICE_NEEDS_RESET joins the status and a
+   * configuration change is raised. A legacy driver sees the bit too (it has no meaning for it;
+   * docs/data-path.md "Broken chains").
+   */
+  markNeedsReset(): void {
+    const from = this.status;
+    if (from & NEEDS_RESET) return;
+    this.status = from | NEEDS_RESET;
+    if (this.host.events.active)
+      this.host.events.emit({ type: 'status', bdf: this.host.bdf, from, to: this.status });
+    this.raiseConfigChange();
   }
 
   /** Device reset (§2.4): everything the driver set goes back to its reset value. */
@@ -166,6 +205,7 @@ export class VirtioDevice {
     this.driverFeaturesHi = 0;
     this.queues = undefined;
     this.restoreDriverWritableConfig();
+    this.host.deviceReset();
     this.host.updateIntx();
     if (this.host.events.active) {
       if (from !== 0) this.host.events.emit({ type: 'status', bdf: this.host.bdf, from, to: 0 });
@@ -303,6 +343,20 @@ export class VirtioDevice {
   /** A driver notification (§4.1.5.2): the queue index, from either route. */
   notify(queue: number, via: 'legacy-register' | 'notify-region'): void {
     if (this.host.events.active) this.host.events.emit({ type: 'notify', bdf: this.host.bdf, queue, via });
+    this.host.queueNotified(queue);
+  }
+
+  /** What the driver programmed into queue `index` (undefined for a queue the device lacks). */
+  queueProgram(index: number): QueueProgram | undefined {
+    if (index >= this.numQueues) return undefined;
+    const wide = (field: number): number => this.slot(index, field) + this.slot(index, field + 1) * 2 ** 32;
+    return {
+      size: this.slot(index, Q_SIZE),
+      enabled: this.slot(index, Q_ENABLED) === 1,
+      desc: wide(Q_DESC),
+      driver: wide(Q_DRIVER),
+      device: wide(Q_DEVICE),
+    };
   }
 
   // ---- MSI-X vectors (§4.1.4.3 / legacy MSI_*_VECTOR) ----
@@ -358,6 +412,10 @@ export class VirtioDevice {
     if (identity && i >= identity.offset && i < identity.offset + identity.size) {
       return this.host.identityByte(i - identity.offset);
     }
+    const capacity = this.model.capacityField;
+    if (capacity && i >= capacity.offset && i < capacity.offset + capacity.size) {
+      return Math.floor(this.host.capacitySectors() / 2 ** (8 * (i - capacity.offset))) & 0xff;
+    }
     return this.model.config.defaults[i]!;
   }
 
@@ -394,9 +452,14 @@ export class VirtioDevice {
 
   /** A device-side change of any field (link status, capacity…): a config-change interrupt. */
   setConfigField(offset: number, bytes: ArrayLike<number>): void {
-    const own = this.ownConfig();
-    for (let i = 0; i < bytes.length; i++) own[offset + i] = bytes[i]! & 0xff;
+    this.setDeviceConfig(offset, bytes);
     this.raiseConfigChange();
+  }
+
+  /** A device-side change of config bytes without a notification (bytes past the layout are ignored). */
+  setDeviceConfig(offset: number, bytes: ArrayLike<number>): void {
+    const own = this.ownConfig();
+    for (let i = 0; i < bytes.length && offset + i < own.length; i++) own[offset + i] = bytes[i]! & 0xff;
   }
 
   private ownConfig(): Uint8Array {

@@ -52,6 +52,8 @@ export interface DeviceModel {
   readonly config: DeviceConfigLayout;
   /** The field carrying the function's identity (net: MAC), derived per function. */
   readonly identityField: ConfigField | undefined;
+  /** The field carrying the storage size (block: CAPACITY), following the function's back-end. */
+  readonly capacityField: ConfigField | undefined;
   /** Length of the legacy register block (0 for a device without one). */
   readonly legacyLength: number;
   readonly policy: AccessPolicy;
@@ -107,6 +109,7 @@ function configLayout(type: VirtioTypeName): DeviceConfigLayout {
 }
 
 const NET_MAC_FIELD: keyof typeof deviceConfigs.net.registers = 'MAC';
+const BLOCK_CAPACITY_FIELD: keyof typeof deviceConfigs.block.registers = 'CAPACITY';
 
 export function buildModel(options: ModelOptions): DeviceModel {
   const info = deviceTypes.types[options.type];
@@ -130,6 +133,8 @@ export function buildModel(options: ModelOptions): DeviceModel {
     featuresHi,
     config,
     identityField: options.type === 'net' ? config.fields.find((f) => f.name === NET_MAC_FIELD) : undefined,
+    capacityField:
+      options.type === 'block' ? config.fields.find((f) => f.name === BLOCK_CAPACITY_FIELD) : undefined,
     legacyLength,
     policy: options.policy,
     notifyRoute: options.notifyRoute,

@@ -9,6 +9,8 @@ import { hex64 } from '../base/hex.js';
 import { MsixTable, type MsixFunction, type MsixMessage, type MsixState } from '../pci/msix.js';
 import type { ConfigChange } from '../pci/config-space.js';
 import type { VirtioDevice, DeviceHost, DeviceState } from './device.js';
+import { capacitySectors } from './backends.js';
+import type { BackendSettings, DataPathFunction, DataPathHub } from './datapath.js';
 import { BarDecoder, BAR_LAYOUT_SIZE, NOTIFY_OFF_MULTIPLIER, type BarTarget } from './memory-bar.js';
 import type { DeviceModel } from './model.js';
 
@@ -191,9 +193,16 @@ const FLR = pcieCap.constants.DEVCTL_BCR_FLR.value;
  * A PCI function carrying a virtio device: config side effects (MSI-X enable/mask, FLR, the
  * PCI_CFG access window) and decode of its memory BAR.
  */
-export abstract class VirtioPciFunction extends PciFunction implements DeviceHost, MsixFunction, BarTarget {
+export abstract class VirtioPciFunction
+  extends PciFunction
+  implements DeviceHost, MsixFunction, BarTarget, DataPathFunction
+{
   abstract readonly template: FunctionTemplate;
   abstract readonly device: VirtioDevice;
+  /** The machine's data path (DMA spaces, back-ends, the notification scheduler). */
+  abstract readonly hub: DataPathHub;
+  abstract serial(): string;
+  abstract backendSettings(): BackendSettings;
   /** This function's MSI-X table and PBA; undefined while at reset (see MsixTable). */
   msixSlots: Uint32Array | undefined = undefined;
   abstract readonly events: EventBus;
@@ -205,6 +214,26 @@ export abstract class VirtioPciFunction extends PciFunction implements DeviceHos
   abstract barSize(): number;
   /** Why decode is off, for refusals. */
   protected abstract decodeDisabledReason(): string;
+
+  busMasterEnabled(): boolean {
+    return (this.config.read(H.COMMAND.offset, H.COMMAND.size) & HC.COMMAND_MASTER.value) !== 0;
+  }
+
+  capacitySectors(): number {
+    return capacitySectors(this.backendSettings());
+  }
+
+  queueNotified(queue: number): void {
+    this.hub.notify(this, queue);
+  }
+
+  deviceReset(): void {
+    this.hub.reset(this);
+  }
+
+  driverReady(): void {
+    this.hub.resume(this);
+  }
 
   get policyStrict(): boolean {
     return this.template.model.policy === 'strict';
@@ -286,6 +315,8 @@ export abstract class VirtioPciFunction extends PciFunction implements DeviceHos
       this.updateIntx();
       this.template.msix.deliverPending(this);
     }
+    if (offset < H.COMMAND.offset + H.COMMAND.size && offset + width > H.COMMAND.offset)
+      this.hub.resume(this);
     this.afterConfigWrite(offset, width);
   }
 

@@ -333,7 +333,7 @@ describe('parseTopology: refusals name the path and the source', () => {
       't.json: pfs[0].vfs["01:00.1"]: unknown property "colour"',
     );
     expect(topologyError({ pfs: [pf({ vfs: { '01:00.1': 'x' } })] }).message).toBe(
-      't.json: pfs[0].vfs["01:00.1"]: expected an object with optional "mac" and "serial", got "x"',
+      't.json: pfs[0].vfs["01:00.1"]: expected an object with optional "mac", "serial", "switch", "image" and "readOnly", got "x"',
     );
   });
 

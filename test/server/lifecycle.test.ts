@@ -8,7 +8,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Pool } from 'undici';
 import { formatBdf } from '../../src/pci/bdf.js';
-import { call, expectProblem, pool, setNumVfs, start, type Answer, type Started } from '../support/robustness/server.js';
+import {
+  call,
+  expectProblem,
+  pool,
+  setNumVfs,
+  start,
+  type Answer,
+  type Started,
+} from '../support/robustness/server.js';
 import { checkDense, openSse, seqsOf, type SseClient } from '../support/robustness/sse.js';
 
 const LONG = process.env.FUZZ_LONG === '1';

@@ -88,14 +88,47 @@ describe('src/spec exports', () => {
   });
 
   it('expose the offered features', () => {
-    expect(features.offered.pf).toEqual(['VERSION_1', 'SR_IOV', 'RING_INDIRECT_DESC', 'RING_EVENT_IDX']);
-    expect(features.offeredByType.net).toEqual(['MAC', 'STATUS', 'MTU', 'CTRL_VQ']);
+    expect(features.offered.pf).toEqual([
+      'VERSION_1',
+      'SR_IOV',
+      'RING_INDIRECT_DESC',
+      'RING_EVENT_IDX',
+      'RING_PACKED',
+    ]);
+    expect(features.offeredByType.net).toEqual([
+      'MAC',
+      'STATUS',
+      'MTU',
+      'CTRL_VQ',
+      'MRG_RXBUF',
+      'CTRL_RX',
+      'CTRL_RX_EXTRA',
+      'CTRL_VLAN',
+      'CTRL_MAC_ADDR',
+      'GUEST_ANNOUNCE',
+      'GUEST_CSUM',
+    ]);
+    expect(featureMask(features.common, features.offered.pf)).toBe(
+      (1n << 32n) | (1n << 37n) | (1n << 28n) | (1n << 29n) | (1n << 34n),
+    );
     expect(features.offeredByType.rng).toEqual([]);
     expect(featureMask(features.common, features.offered.transitional)).toBe(
       (1n << 27n) | (1n << 24n) | (1n << 28n) | (1n << 29n) | (1n << 32n),
     );
     expect(featureMask(features.byType.net, features.offeredByType.net)).toBe(
-      (1n << 5n) | (1n << 16n) | (1n << 3n) | (1n << 17n),
+      // <linux/virtio_net.h>: MAC 5, STATUS 16, MTU 3, CTRL_VQ 17, MRG_RXBUF 15, CTRL_RX 18,
+      // CTRL_RX_EXTRA 20, CTRL_VLAN 19, CTRL_MAC_ADDR 23, GUEST_ANNOUNCE 21, GUEST_CSUM 1
+      (1n << 5n) |
+        (1n << 16n) |
+        (1n << 3n) |
+        (1n << 17n) |
+        (1n << 15n) |
+        (1n << 18n) |
+        (1n << 20n) |
+        (1n << 19n) |
+        (1n << 23n) |
+        (1n << 21n) |
+        (1n << 1n),
     );
   });
 

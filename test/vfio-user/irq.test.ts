@@ -5,7 +5,15 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { CMD, ERROR, REPLY, TestClient, VFIO, le, leBytes, type Reply } from '../support/vfio-user-client.js';
-import { E, closeFds, counter, eventfds, exported, openFds, type Exported } from '../support/vfio-user-fixture.js';
+import {
+  E,
+  closeFds,
+  counter,
+  eventfds,
+  exported,
+  openFds,
+  type Exported,
+} from '../support/vfio-user-fixture.js';
 
 let fx: Exported | undefined;
 let owned: number[] = [];

@@ -10,8 +10,26 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { native } from '../../src/vfio-user/native.js';
 import { VfioUserServer, VfioUserSetupError, checkSocketPath } from '../../src/vfio-user/server.js';
-import { CMD, ERROR, REPLY, TestClient, VFIO, dv, leBytes, regionAccess, type Reply } from '../support/vfio-user-client.js';
-import { E, closeFds, eventfds, exported, openFds, until, type Exported } from '../support/vfio-user-fixture.js';
+import {
+  CMD,
+  ERROR,
+  REPLY,
+  TestClient,
+  VFIO,
+  dv,
+  leBytes,
+  regionAccess,
+  type Reply,
+} from '../support/vfio-user-client.js';
+import {
+  E,
+  closeFds,
+  eventfds,
+  exported,
+  openFds,
+  until,
+  type Exported,
+} from '../support/vfio-user-fixture.js';
 
 const fixtures: Exported[] = [];
 const dirs: string[] = [];

@@ -4,7 +4,18 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { VirtioPciFunction } from '../../src/virtio/pci-function.js';
-import { IDS, TYPES, enableMemory, rd, rd64, refusal, setCfg, singlePf, withVfs, wr } from '../support/functions.js';
+import {
+  IDS,
+  TYPES,
+  enableMemory,
+  rd,
+  rd64,
+  refusal,
+  setCfg,
+  singlePf,
+  withVfs,
+  wr,
+} from '../support/functions.js';
 
 // <linux/virtio_pci.h> VIRTIO_PCI_COMMON_*
 const DFSELECT = 0x00;
