@@ -5,33 +5,12 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
 import { loadConfig } from '../../src/server/config.js';
 import { buildApp, type VmmrApp } from '../../src/server/app.js';
 import { uiAssetsDir } from '../../src/server/routes/ui.js';
 import { DEFAULT_TOPOLOGY, type ResolvedTopology } from '../../src/machine/topology.js';
 
-export const CHROMIUM = '/usr/bin/chromium';
-
-/** The flags this machine's closed network needs (no background connections, no sandbox as root). */
-const CHROMIUM_FLAGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
-export async function launchChromium(): Promise<Browser> {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `${CHROMIUM} is missing: the browser suites need Debian's chromium (apt-get install chromium)`,
-    );
-  }
-  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS });
-}
+export { launchChromium } from '../../bench/lib/chromium.js';
 
 export interface Dashboard {
   app: VmmrApp;
