@@ -1,6 +1,7 @@
 import { VmmrError, isVmmrError } from '../base/errors.js';
 import type { Machine } from '../machine/machine.js';
 import { readBlock, writeBlock } from './block.js';
+import { DMA_SPACE, dmaRead, dmaReadValue, dmaWrite, dmaWriteValue } from './dma.js';
 import { read, SPACES, isSpace, write, type AccessTarget, type AccessValue } from './index.js';
 
 /**
@@ -51,6 +52,18 @@ function runOne(target: AccessTarget, op: Operation): OperationResult {
   return WRITTEN;
 }
 
+/** A `dma` operation: a value of `width` bytes, or `length` / `data` bytes of DMA memory. */
+function runDma(machine: Machine, op: Operation): OperationResult {
+  const width = op.width ?? 0;
+  if (op.op === 'read') {
+    if (width > 0) return { ok: true, value: dmaReadValue(machine, op.bdf, op.offset, width) };
+    return { ok: true, data: dmaRead(machine, op.bdf, op.offset, op.length ?? 0) };
+  }
+  if (width > 0) dmaWriteValue(machine, op.bdf, op.offset, width, op.value as AccessValue);
+  else dmaWrite(machine, op.bdf, op.offset, op.data ?? new Uint8Array(0));
+  return WRITTEN;
+}
+
 /**
  * Runs operations in order as one unit: nothing else runs in between (the core is synchronous
  * and a batch never yields). Stops at the first refusal unless `continueOnError`; after a stop
@@ -70,6 +83,10 @@ export function runBatch(
     const op = ops[i]!;
     try {
       if (op.refused) throw op.refused;
+      if (op.space === DMA_SPACE) {
+        results.push(runDma(machine, op));
+        continue;
+      }
       if (!lastTarget || op.bdf !== lastBdf || op.space !== lastSpace) {
         lastTarget = undefined;
         lastTarget = machine.target(op.bdf, op.space);

@@ -24,6 +24,8 @@ export type VmmrErrorCode =
   | 'VMMR_ERR_TOPOLOGY'
   | 'VMMR_ERR_LIMIT'
   | 'VMMR_ERR_STATE'
+  // A DMA access outside the function's DMA space (or its address above 2^53).
+  | 'VMMR_ERR_DMA'
   // Transport-level codes (src/server): a malformed request, a missing or wrong bearer token,
   // an unknown route, a body or batch above the configured limits, a bug of vmmr's own.
   | 'VMMR_ERR_BAD_REQUEST'

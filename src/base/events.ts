@@ -20,7 +20,7 @@ export interface QueueErrorRecord {
   message: string;
 }
 
-/** What device back-ends report as they run (docs/data-path.md "Events"); the stream adds the bdf. */
+/** What device back-ends report as they run (docs/data-path.md "Wiring"); the stream adds the bdf. */
 export type DeviceEvent =
   | { type: 'net-tx'; queue: number; length: number; seq: number }
   | { type: 'net-rx'; queue: number; length: number; buffers: number }

@@ -9,6 +9,7 @@ import { VirtioPf, type PfDefinition } from '../mmr/pf.js';
 import { lastVfRid, vfIndexAt, vfRid, type VfRouting } from '../sriov/routing.js';
 import type { GuestView } from '../translator/guest-view.js';
 import { Translator } from '../translator/translator.js';
+import { checkRunState } from '../virtqueue/queue.js';
 import { DataPathHub, type BackendSettings, type FunctionDataPath } from '../virtio/datapath.js';
 import type { FunctionState, VirtioPciFunction } from '../virtio/pci-function.js';
 import { STATE_FORMAT, STATE_VERSION, type MachineState } from './state.js';
@@ -270,11 +271,41 @@ export class Machine {
   private functionState(fn: VirtioPciFunction): FunctionState {
     const state = fn.getState();
     const guest = fn.kind === 'vf' ? this.translator.stateOf(fn as MmrVf) : undefined;
-    return guest ? { ...state, guest } : state;
+    const path = this.dataPath.existing(fn);
+    const dma = path?.dma.getState();
+    const queues = path?.runStates();
+    return {
+      ...state,
+      ...(guest ? { guest } : {}),
+      ...(dma && Object.keys(dma.pages).length > 0 ? { dma } : {}),
+      ...(queues ? { queues } : {}),
+    };
   }
 
   private pristine(fn: VirtioPciFunction): boolean {
-    return fn.pristine && (fn.kind !== 'vf' || this.translator.pristine(fn as MmrVf));
+    return (
+      fn.pristine &&
+      (fn.kind !== 'vf' || this.translator.pristine(fn as MmrVf)) &&
+      this.dataPath.existing(fn) === undefined
+    );
+  }
+
+  /** The data path part of a function's snapshot: DMA pages, then the queues' run states. */
+  private restoreDataPath(fn: VirtioPciFunction, state: FunctionState): void {
+    if (!state.dma && !state.queues) return;
+    const path = this.dataPath.path(fn);
+    if (state.dma) path.dma.setState(state.dma);
+    if (state.queues) {
+      if (state.queues.length !== fn.device.numQueues)
+        throw new VmmrError(
+          'VMMR_ERR_STATE',
+          `${fn.bdf}: ${state.queues.length} queue run states, the device has ${fn.device.numQueues} queues`,
+        );
+      state.queues.forEach((q, i) => {
+        if (q !== null) checkRunState(i, q.format, q);
+      });
+      path.restoreRunStates(state.queues);
+    }
   }
 
   /** A JSON-safe snapshot: PF definitions, then the state of every function that changed. */
@@ -301,10 +332,15 @@ export class Machine {
     const machine = new Machine({ pfs: state.pfs }, options);
     const pfBdfs = new Set(machine.pfs.map((pf) => pf.bdf));
     const isPf = (f: FunctionState): boolean => pfBdfs.has(normalizeBdf(f.bdf));
-    for (const f of state.functions.filter(isPf)) machine.find(f.bdf).setState(f);
+    for (const f of state.functions.filter(isPf)) {
+      const pf = machine.find(f.bdf);
+      pf.setState(f);
+      machine.restoreDataPath(pf, f);
+    }
     for (const f of state.functions.filter((f) => !isPf(f))) {
       const fn = machine.find(f.bdf);
       fn.setState(f);
+      machine.restoreDataPath(fn, f);
       if (f.guest) {
         if (fn.kind !== 'vf')
           throw new VmmrError('VMMR_ERR_STATE', `${fn.bdf} is a PF: it has no guest view to restore`);

@@ -15,6 +15,7 @@ import type { DeviceState, QueueRegisters } from '../virtio/device.js';
 import type { FunctionState } from '../virtio/pci-function.js';
 import type { MsixState } from '../pci/msix.js';
 import type { ConfigChange } from '../pci/config-space.js';
+import { CHAIN_RULES, type ChainRule } from '../virtqueue/index.js';
 import { TopologyPfSchema, type ResolvedPf } from './topology.js';
 
 export const STATE_FORMAT = 'vmmr-state';
@@ -82,6 +83,33 @@ const MsixStateSchema = Type.Object(
   { additionalProperties: false },
 );
 
+const RunStateSchema = Type.Object(
+  {
+    format: Type.Union([Type.Literal('split'), Type.Literal('packed')]),
+    lastAvail: Uint(0xffff),
+    used: Uint(0xffff),
+    signalled: Type.Union([Uint(0xffff), Type.Null()]),
+    nextHead: Uint(0xffff),
+    requests: Type.Integer({ minimum: 0 }),
+    errors: Type.Integer({ minimum: 0 }),
+    error: Type.Union([
+      Type.Object(
+        {
+          queue: Type.Integer(),
+          descriptor: Type.Union([Type.Integer(), Type.Null()]),
+          table: Type.Union([Type.Literal('ring'), Type.Literal('indirect')]),
+          rule: Type.Unsafe<ChainRule>({ type: 'string', enum: [...CHAIN_RULES] }),
+          detail: Type.String(),
+          message: Type.String(),
+        },
+        { additionalProperties: false },
+      ),
+      Type.Null(),
+    ]),
+  },
+  { additionalProperties: false, description: "a queue's run state (src/virtqueue QueueRunState)" },
+);
+
 export const FunctionStateSchema = Type.Object(
   {
     bdf: Type.String(),
@@ -90,6 +118,22 @@ export const FunctionStateSchema = Type.Object(
     msix: Type.Union([MsixStateSchema, Type.Null()], { description: 'null while the table is at reset' }),
     guest: Type.Optional(
       Type.Array(ConfigChangeSchema, { description: "the translator guest view's own config changes" }),
+    ),
+    dma: Type.Optional(
+      Type.Object(
+        {
+          pageSize: Type.Integer(),
+          pages: Type.Record(Type.String(), Type.String(), {
+            description: 'hex page address -> base64 of the 4096-byte page (pages holding a non-zero byte)',
+          }),
+        },
+        { additionalProperties: false, description: "the function's DMA memory" },
+      ),
+    ),
+    queues: Type.Optional(
+      Type.Array(Type.Union([RunStateSchema, Type.Null()]), {
+        description: "the device's run state of each queue it used (null: not used)",
+      }),
     ),
   },
   { additionalProperties: false },

@@ -25,6 +25,7 @@ import { registerOpenApi } from './openapi.js';
 import { accessRoutes } from './routes/access.js';
 import { barRoutes } from './routes/bars.js';
 import { configRoutes } from './routes/config.js';
+import { dataPathRoutes } from './routes/datapath.js';
 import { deviceRoutes } from './routes/device.js';
 import { eventRoutes } from './routes/events.js';
 import { functionRoutes } from './routes/functions.js';
@@ -107,6 +108,7 @@ export const ROUTE_MODULES: readonly RouteModule[] = [
   guestRoutes,
   accessRoutes,
   deviceRoutes,
+  dataPathRoutes,
   eventRoutes,
   traceRoutes,
   stateRoutes,
@@ -211,7 +213,10 @@ export async function buildApp(opts: BuildAppOptions): Promise<VmmrApp> {
     done(null, body),
   );
 
-  const emulator = new Emulator(opts.topology, config.maxVfs === undefined ? {} : { maxVfs: config.maxVfs });
+  const emulator = new Emulator(opts.topology, {
+    ...(config.maxVfs === undefined ? {} : { maxVfs: config.maxVfs }),
+    ...(config.dmaLimit === undefined ? {} : { dmaLimit: config.dmaLimit }),
+  });
   const metrics = new Metrics(emulator);
   const sse = new SseHub(emulator, {
     queueLimit: limits.sseQueue,

@@ -54,6 +54,8 @@ export interface Config {
   maxBatch?: number;
   /** VMMR_MAX_VFS: most VFs enabled at once; undefined = the Machine's default (65536). */
   maxVfs?: number;
+  /** VMMR_DMA_LIMIT in bytes: DMA memory and RAM disks of all functions together; undefined = 1 GiB. */
+  dmaLimit?: number;
   /** VMMR_SSE_QUEUE; undefined = DEFAULT_SSE_QUEUE. */
   sseQueue?: number;
   /** VMMR_MAX_SUBSCRIBERS; undefined = DEFAULT_MAX_SUBSCRIBERS. */
@@ -234,6 +236,20 @@ export function parseMaxBatch(value: string, setting = 'VMMR_MAX_BATCH'): number
   return parseIntegerSetting(value, setting, 1, MAX_MAX_BATCH, 'batch size limit');
 }
 
+/** VMMR_DMA_LIMIT: bytes, with an optional unit KiB, MiB or GiB, 0..1 TiB. */
+export function parseDmaLimit(value: string, setting = 'VMMR_DMA_LIMIT'): number {
+  const m = /^([0-9]+)(KiB|MiB|GiB)?$/.exec(value.trim());
+  const unit = m?.[2] === 'KiB' ? 2 ** 10 : m?.[2] === 'MiB' ? 2 ** 20 : m?.[2] === 'GiB' ? 2 ** 30 : 1;
+  const bytes = m ? Number(m[1]) * unit : Number.NaN;
+  if (!Number.isSafeInteger(bytes) || bytes > 2 ** 40)
+    throw new ConfigError(
+      setting,
+      value,
+      'is not a valid DMA limit: expected bytes 0..1TiB, optionally with a unit KiB, MiB or GiB (e.g. 512MiB)',
+    );
+  return bytes;
+}
+
 export function parseMaxVfs(value: string, setting = 'VMMR_MAX_VFS'): number {
   return parseIntegerSetting(value, setting, 0, MAX_MAX_VFS, 'VF limit');
 }
@@ -333,6 +349,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   if (maxBatch !== undefined) config.maxBatch = parseMaxBatch(maxBatch);
   const maxVfs = env.VMMR_MAX_VFS;
   if (maxVfs !== undefined) config.maxVfs = parseMaxVfs(maxVfs);
+  const dmaLimit = env.VMMR_DMA_LIMIT;
+  if (dmaLimit !== undefined) config.dmaLimit = parseDmaLimit(dmaLimit);
   const sseQueue = env.VMMR_SSE_QUEUE;
   if (sseQueue !== undefined) config.sseQueue = parseSseQueue(sseQueue);
   const maxSubscribers = env.VMMR_MAX_SUBSCRIBERS;

@@ -45,6 +45,7 @@ export const STATUS_BY_CODE: Readonly<Record<VmmrErrorCode, number>> = {
   VMMR_ERR_WRITE_ONLY: 422,
   VMMR_ERR_NOT_TRANSITIONAL: 422,
   VMMR_ERR_STATE: 422,
+  VMMR_ERR_DMA: 422,
   // A bug of vmmr's own (logged at error level).
   VMMR_ERR_INTERNAL: 500,
 };
@@ -77,6 +78,7 @@ const TITLES: Readonly<Record<VmmrErrorCode, string>> = {
   VMMR_ERR_WRITE_ONLY: 'Register is write-only',
   VMMR_ERR_NOT_TRANSITIONAL: 'Not a transitional MMR VF',
   VMMR_ERR_STATE: 'State not restorable',
+  VMMR_ERR_DMA: 'Outside DMA memory',
   VMMR_ERR_INTERNAL: 'Internal error',
 };
 

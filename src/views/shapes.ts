@@ -253,3 +253,107 @@ export const FunctionDescriptionSchema = Type.Object({
   guest: Type.Optional(GuestSummarySchema),
 });
 export type FunctionDescription = Static<typeof FunctionDescriptionSchema>;
+
+// ---- data path (docs/data-path.md "REST") ----
+
+export const DmaDataSchema = Type.Object({
+  bdf: Type.String(),
+  address: Type.String({ description: 'DMA (bus) address, 64-bit hex' }),
+  length: Type.Integer(),
+  data: Type.String({ description: 'the bytes as plain hex' }),
+});
+export type DmaData = Static<typeof DmaDataSchema>;
+
+const RunStateSchema = Type.Object(
+  {
+    format: Type.String(),
+    lastAvail: Type.Integer({
+      description: 'split: avail index taken up to; packed: next position | wrap << 15',
+    }),
+    used: Type.Integer({ description: 'split: used index; packed: next used position | wrap << 15' }),
+    signalled: Type.Union([Type.Integer(), Type.Null()]),
+    nextHead: Type.Integer(),
+    requests: Type.Integer({ description: 'chains completed' }),
+    errors: Type.Integer({ description: 'chains refused as broken (a broken queue stops)' }),
+    error: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()], {
+      description: 'the rule broken: queue, descriptor, table, rule, detail, message',
+    }),
+  },
+  { additionalProperties: true, description: "the device's run state (null until the queue was used)" },
+);
+
+export const DataPathQueueSchema = Type.Object({
+  index: Type.Integer(),
+  name: Type.String(),
+  size: Type.Integer(),
+  enabled: Type.Boolean(),
+  layout: Type.Union([Type.Literal('legacy'), Type.Literal('modern')]),
+  format: Type.Union([Type.Literal('split'), Type.Literal('packed')]),
+  addresses: Type.Object({ desc: Type.String(), driver: Type.String(), device: Type.String() }),
+  run: Type.Union([RunStateSchema, Type.Null()]),
+});
+
+export const QueueListSchema = Type.Object({
+  bdf: Type.String(),
+  ready: Type.Boolean({ description: 'Bus Master set and DRIVER_OK: the device processes its queues' }),
+  items: Type.Array(DataPathQueueSchema),
+});
+export type QueueList = Static<typeof QueueListSchema>;
+
+export const DrainResultSchema = Type.Object({
+  bdf: Type.String(),
+  processed: Type.Integer({ description: 'notifications processed (this one and those waiting)' }),
+  queue: DataPathQueueSchema,
+});
+export type DrainResult = Static<typeof DrainResultSchema>;
+
+const Loose = (description: string) => Type.Object({}, { additionalProperties: true, description });
+
+export const NetStateSchema = Type.Object({
+  bdf: Type.String(),
+  mac: Type.String(),
+  linkUp: Type.Boolean(),
+  announce: Type.Boolean(),
+  headerSize: Type.Integer({ description: 'virtio-net header bytes for the negotiated features (10 or 12)' }),
+  activePairs: Type.Integer(),
+  guestOffloads: Type.Integer(),
+  filter: Loose('receive filter: RX modes, MAC tables, VLANs'),
+  pendingRx: Type.Integer({ description: 'frames waiting for receive buffers' }),
+  capture: Type.Object({ frames: Type.Integer(), total: Type.Integer() }),
+  stats: Loose('TX/RX counters, RX drops by reason'),
+  switch: Type.Union([Type.String(), Type.Null()]),
+});
+export type NetStateView = Static<typeof NetStateSchema>;
+
+export const RxResultSchema = Type.Object({
+  bdf: Type.String(),
+  result: Type.Union([Type.Literal('delivered'), Type.Literal('queued'), Type.Literal('dropped')]),
+});
+
+export const BlockStateSchema = Type.Object({
+  bdf: Type.String(),
+  sectors: Type.Integer(),
+  readOnly: Type.Boolean(),
+  stats: Loose('request counters'),
+  injected: Type.Array(Type.Object({ first: Type.Integer(), count: Type.Integer(), op: Type.String() }), {
+    description: 'sector ranges that fail with IOERR',
+  }),
+});
+export type BlockStateView = Static<typeof BlockStateSchema>;
+
+export const ConsoleStateSchema = Type.Object({
+  bdf: Type.String(),
+  output: Type.String({ description: 'port 0 output kept (last 64 KiB), plain hex' }),
+  pendingInput: Type.Integer({ description: 'input bytes waiting for receive buffers' }),
+  accepted: Type.Optional(Type.Integer({ description: 'bytes of the input taken' })),
+});
+export type ConsoleStateView = Static<typeof ConsoleStateSchema>;
+
+export const BalloonStateSchema = Type.Object({
+  bdf: Type.String(),
+  numPages: Type.Integer({ description: 'the host target (config num_pages)' }),
+  actual: Type.Integer({ description: 'what the driver reports it gave up (config actual)' }),
+  pages: Type.Integer({ description: 'page frame numbers in the balloon' }),
+  stats: Type.Record(Type.String(), Type.Number()),
+});
+export type BalloonStateView = Static<typeof BalloonStateSchema>;

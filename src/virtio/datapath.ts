@@ -16,6 +16,7 @@
  *   its mask (§4.1.4.5, §4.1.5.3). A broken queue sets DEVICE_NEEDS_RESET with a config change.
  * - Nothing exists for a function until it is used: an idle VF has no entry here at all.
  */
+import { VmmrError } from '../base/errors.js';
 import type { EventBus } from '../base/events.js';
 import type { DeviceBackend, DeviceContext, DeviceEvent, FeatureBits } from '../devices/context.js';
 import { NetSwitch } from '../devices/net/switch.js';
@@ -28,6 +29,7 @@ import {
   ringFeatures,
   VirtqueueError,
   type QueueInfo,
+  type QueueRunState,
   type Virtqueue,
 } from '../virtqueue/index.js';
 import { deviceBackends } from './backends.js';
@@ -104,6 +106,8 @@ export class FunctionDataPath implements DeviceContext {
   private featureCache: FeatureBits = { lo: 0, hi: 0 };
   /** Queues notified while Bus Master was clear, processed once it is set. */
   private readonly held = new Set<number>();
+  /** Run states from a snapshot, taken by each queue when it is next built. */
+  private restoredRuns: (QueueRunState | null)[] | undefined;
 
   constructor(
     readonly fn: DataPathFunction,
@@ -118,6 +122,17 @@ export class FunctionDataPath implements DeviceContext {
 
   get backend(): DeviceBackend {
     return (this.backendObject ??= this.hub.createBackend(this, this.fn));
+  }
+
+  /** The back-end as the class a route or action needs, or a refusal naming what the function is. */
+  backendAs<T extends DeviceBackend>(kind: new (...args: never[]) => T, what: string): T {
+    const device = this.backend;
+    if (device instanceof kind) return device;
+    throw new VmmrError(
+      'VMMR_ERR_BAD_REQUEST',
+      `${this.fn.bdf} is a ${this.device.model.type} function: this is for ${what} functions`,
+      { bdf: this.fn.bdf },
+    );
   }
 
   get existingBackend(): DeviceBackend | undefined {
@@ -157,14 +172,11 @@ export class FunctionDataPath implements DeviceContext {
   private build(index: number, program: QueueProgram, lo: number, hi: number): Virtqueue | undefined {
     const ring = ringFeatures(lo, hi);
     const addresses = { desc: program.desc, driver: program.driver, device: program.device };
+    const run = this.restoredRuns?.[index] ?? undefined;
+    if (this.restoredRuns) this.restoredRuns[index] = null;
     try {
-      const queue = createQueue(this.dma, {
-        index,
-        size: program.size,
-        format: ring.format,
-        addresses,
-        features: ring,
-      });
+      const setup = { index, size: program.size, format: ring.format, addresses, features: ring };
+      const queue = createQueue(this.dma, setup, run);
       this.built[index] = { queue, program, lo, hi };
       return queue;
     } catch (e) {
@@ -232,8 +244,21 @@ export class FunctionDataPath implements DeviceContext {
     for (const q of queues) this.hub.schedule(this, q);
   }
 
+  /** The run state of every queue the device built (null for the others), for snapshots. */
+  runStates(): (QueueRunState | null)[] | undefined {
+    if (!this.built.some((b) => b !== undefined)) return undefined;
+    return this.fn.device.model.queueNames.map((_, i) => this.built[i]?.queue.getState() ?? null);
+  }
+
+  /** Run states of a snapshot: each queue continues from its own when the device rebuilds it. */
+  restoreRunStates(states: readonly (QueueRunState | null)[]): void {
+    this.built.length = 0;
+    this.restoredRuns = [...states];
+  }
+
   /** Device reset: queues dropped, the back-end forgets what was in flight. */
   reset(): void {
+    this.restoredRuns = undefined;
     this.built.length = 0;
     this.held.clear();
     this.backendObject?.reset();

@@ -181,7 +181,7 @@ export class VirtioDevice {
   /**
    * The device found a queue broken (§2.1.2): DEVICE_NEEDS_RESET joins the status and a
    * configuration change is raised. A legacy driver sees the bit too (it has no meaning for it;
-   * docs/data-path.md "Broken chains").
+   * docs/data-path.md "Wiring").
    */
   markNeedsReset(): void {
     const from = this.status;

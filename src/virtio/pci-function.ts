@@ -8,6 +8,8 @@ import { PciFunction } from '../pci/function.js';
 import { hex64 } from '../base/hex.js';
 import { MsixTable, type MsixFunction, type MsixMessage, type MsixState } from '../pci/msix.js';
 import type { ConfigChange } from '../pci/config-space.js';
+import type { DmaSpaceState } from '../dma/sparse-ram.js';
+import type { QueueRunState } from '../virtqueue/index.js';
 import type { VirtioDevice, DeviceHost, DeviceState } from './device.js';
 import { capacitySectors } from './backends.js';
 import type { BackendSettings, DataPathFunction, DataPathHub } from './datapath.js';
@@ -51,6 +53,10 @@ export interface FunctionState {
   msix: MsixState | null;
   /** A VF's translator guest view: its config dwords that differ from the guest template. */
   guest?: ConfigChange[];
+  /** The function's DMA memory: only pages holding a non-zero byte (absent: untouched). */
+  dma?: DmaSpaceState;
+  /** The device's run state of each queue it used (null for the others; absent: none used). */
+  queues?: (QueueRunState | null)[];
 }
 
 /** A function template: config image, capability offsets and BAR placement (shared by VFs). */

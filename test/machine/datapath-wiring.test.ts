@@ -9,6 +9,7 @@ import type { VmmrEvent } from '../../src/base/events.js';
 import { setNumVfs } from '../../src/control/sriov.js';
 import { NetDevice } from '../../src/devices/net/device.js';
 import type { SplitRingDriver } from '../../src/driver-sim/rings.js';
+import { Machine } from '../../src/machine/machine.js';
 import { barLayout, commonCfg, msixCap, virtioStatus } from '../../src/spec/index.js';
 import { mac } from '../support/frames.js';
 import { netDriverOn, wiredMachine } from '../support/wired.js';
@@ -108,5 +109,26 @@ describe('data path wiring', () => {
     expect(machine.dataPath.functionCount).toBe(0);
     expect(machine.dataPath.existingSwitch('lan')!.portNames).toEqual([]);
     expect(machine.dataPath.budget.used).toBe(0);
+  });
+});
+
+describe('data path in the snapshot', () => {
+  it('keeps touched DMA pages and queue run states: a restored device does not process old chains again', () => {
+    const machine = wiredMachine([{ bdf: PF, type: 'net', totalVfs: 1, initialVfs: 1 }]);
+    netDriverOn(machine, VF0, { via: 'legacy-io', names: [] }).driver.send([frame(1), frame(2), frame(3)]);
+    const state = JSON.parse(JSON.stringify(machine.snapshot())) as ReturnType<Machine['snapshot']>;
+    const vf = state.functions.find((f) => f.bdf === VF0)!;
+    expect(Object.keys(vf.dma!.pages).length).toBeGreaterThan(0);
+    expect(vf.queues![1]).toMatchObject({ format: 'split', lastAvail: 3, used: 3, requests: 3 });
+
+    const restored = Machine.restore(state);
+    const a = machine.dataPathOf(VF0).dma;
+    const b = restored.dataPathOf(VF0).dma;
+    expect(b.getState()).toEqual(a.getState());
+    restored.find(VF0).device.notify(1, 'legacy-register');
+    restored.drain();
+    const net = restored.dataPathOf(VF0).backend as NetDevice;
+    expect(net.stats.txFrames).toBe(0);
+    expect(restored.dataPathOf(VF0).queueViews()[1]!.run).toMatchObject({ lastAvail: 3, requests: 3 });
   });
 });

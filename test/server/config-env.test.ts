@@ -8,6 +8,7 @@ import {
   limitsOf,
   loadConfig,
 } from '../../src/server/config.js';
+import { NET_PF, call, testApp } from './helpers.js';
 
 function configError(fn: () => unknown): ConfigError {
   try {
@@ -85,4 +86,26 @@ describe('HTTP settings', () => {
       expect(err.message).not.toContain('\n');
     },
   );
+});
+
+describe('VMMR_DMA_LIMIT', () => {
+  it('reads bytes with an optional unit and refuses anything else, naming the setting', () => {
+    expect(loadConfig({}).dmaLimit).toBeUndefined();
+    expect(loadConfig({ VMMR_DMA_LIMIT: '4096' }).dmaLimit).toBe(4096);
+    expect(loadConfig({ VMMR_DMA_LIMIT: '512MiB' }).dmaLimit).toBe(512 * 2 ** 20);
+    expect(loadConfig({ VMMR_DMA_LIMIT: '2GiB' }).dmaLimit).toBe(2 ** 31);
+    for (const bad of ['', '-1', '1.5GiB', '1TB', '2048GiB'])
+      expect(configError(() => loadConfig({ VMMR_DMA_LIMIT: bad })).message).toContain('VMMR_DMA_LIMIT');
+  });
+
+  it('bounds DMA memory over REST: the page beyond the limit is refused with VMMR_ERR_LIMIT', async () => {
+    const app = await testApp({ env: { VMMR_DMA_LIMIT: '8KiB' } });
+    const url = (a: number) => `/api/v1/functions/${NET_PF}/dma/${a}`;
+    expect((await call(app, 'PUT', url(0), { data: '01' })).statusCode).toBe(200);
+    expect((await call(app, 'PUT', url(0x1000), { data: '02' })).statusCode).toBe(200);
+    const refused = await call(app, 'PUT', url(0x2000), { data: '03' });
+    expect(refused.statusCode).toBe(409);
+    expect(refused.json()).toMatchObject({ code: 'VMMR_ERR_LIMIT' });
+    expect(refused.json().detail).toContain('VMMR_DMA_LIMIT = 8192 bytes');
+  });
 });

@@ -82,6 +82,9 @@ const SCENARIOS: Record<VmmrErrorCode, { env?: Record<string, string>; run: Scen
     },
   },
   VMMR_ERR_NOT_TRANSITIONAL: { run: (app) => call(app, 'GET', `${fn(NET_PF)}/guest/config/0?width=4`) },
+  VMMR_ERR_DMA: {
+    run: (app) => call(app, 'GET', `${fn(NET_PF)}/dma/0x1ffffffffffff8?length=16`),
+  },
   VMMR_ERR_STATE: {
     run: async (app) => {
       const state = (await call(app, 'GET', '/api/v1/state')).json() as Record<string, unknown>;

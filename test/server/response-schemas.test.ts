@@ -11,6 +11,9 @@ import type { LightMyRequestResponse } from 'fastify';
 import type { VmmrApp } from '../../src/server/app.js';
 import { BLK_PF, NET_PF, NOWHERE, VF1, call, testApp, type Method } from '../support/server.js';
 
+const CON_PF = '0000:41:00.0';
+const BAL_PF = '0000:42:00.0';
+
 interface Case {
   method: Method;
   url: string;
@@ -30,6 +33,18 @@ const CASES: Readonly<Record<string, Case[]>> = {
       method: 'POST',
       url: '/api/v1/pfs',
       payload: { bdf: '0000:40:00.0', type: 'rng', totalVfs: 2 },
+      expect: 201,
+    },
+    {
+      method: 'POST',
+      url: '/api/v1/pfs',
+      payload: { bdf: CON_PF, type: 'console', totalVfs: 0 },
+      expect: 201,
+    },
+    {
+      method: 'POST',
+      url: '/api/v1/pfs',
+      payload: { bdf: BAL_PF, type: 'balloon', totalVfs: 0 },
       expect: 201,
     },
     { method: 'POST', url: '/api/v1/pfs', payload: { bdf: NET_PF, type: 'net', totalVfs: 2 }, expect: 409 },
@@ -167,6 +182,74 @@ const CASES: Readonly<Record<string, Case[]>> = {
       payload: { enabled: true, depth: 16 },
       expect: 200,
     },
+  ],
+  'GET /api/v1/functions/:bdf/dma/:addr': [
+    { method: 'GET', url: `/api/v1/functions/${NET_PF}/dma/0x100000?length=16`, expect: 200 },
+    { method: 'GET', url: `/api/v1/functions/${NET_PF}/dma/0x1ffffffffffff8?length=16`, expect: 422 },
+    { method: 'GET', url: `/api/v1/functions/${NET_PF}/dma/0x100000?length=0`, expect: 400 },
+  ],
+  'PUT /api/v1/functions/:bdf/dma/:addr': [
+    {
+      method: 'PUT',
+      url: `/api/v1/functions/${NET_PF}/dma/0x100000`,
+      payload: { data: '00112233' },
+      expect: 200,
+    },
+    { method: 'PUT', url: `/api/v1/functions/${NET_PF}/dma/0x100000`, payload: { data: 'xyz' }, expect: 400 },
+  ],
+  'GET /api/v1/functions/:bdf/queues': [
+    { method: 'GET', url: `/api/v1/functions/${NET_PF}/queues`, expect: 200 },
+    { method: 'GET', url: `/api/v1/functions/${NOWHERE}/queues`, expect: 404 },
+  ],
+  'POST /api/v1/functions/:bdf/queues/:n/drain': [
+    { method: 'POST', url: `/api/v1/functions/${NET_PF}/queues/1/drain`, expect: 200 },
+    { method: 'POST', url: `/api/v1/functions/${NET_PF}/queues/99/drain`, expect: 400 },
+  ],
+  'GET /api/v1/functions/:bdf/net': [
+    { method: 'GET', url: `/api/v1/functions/${NET_PF}/net`, expect: 200 },
+    { method: 'GET', url: `/api/v1/functions/${BLK_PF}/net`, expect: 400 },
+  ],
+  'GET /api/v1/functions/:bdf/net/capture.pcap': [
+    { method: 'GET', url: `/api/v1/functions/${NET_PF}/net/capture.pcap`, expect: 200 },
+  ],
+  'POST /api/v1/functions/:bdf/net/rx': [
+    {
+      method: 'POST',
+      url: `/api/v1/functions/${NET_PF}/net/rx`,
+      payload: { frame: 'ff'.repeat(60) },
+      expect: 200,
+    },
+    { method: 'POST', url: `/api/v1/functions/${NET_PF}/net/rx`, payload: { frame: 'f' }, expect: 400 },
+  ],
+  'PUT /api/v1/functions/:bdf/net/switch': [
+    { method: 'PUT', url: `/api/v1/functions/${NET_PF}/net/switch`, payload: { switch: 'lan' }, expect: 200 },
+    { method: 'PUT', url: `/api/v1/functions/${NET_PF}/net/switch`, payload: { switch: 'a b' }, expect: 400 },
+  ],
+  'GET /api/v1/functions/:bdf/block': [
+    { method: 'GET', url: `/api/v1/functions/${BLK_PF}/block`, expect: 200 },
+  ],
+  'POST /api/v1/functions/:bdf/block/errors': [
+    {
+      method: 'POST',
+      url: `/api/v1/functions/${BLK_PF}/block/errors`,
+      payload: { first: 8, count: 8, op: 'read' },
+      expect: 200,
+    },
+  ],
+  'DELETE /api/v1/functions/:bdf/block/errors': [
+    { method: 'DELETE', url: `/api/v1/functions/${BLK_PF}/block/errors`, expect: 200 },
+  ],
+  'GET /api/v1/functions/:bdf/console': [
+    { method: 'GET', url: `/api/v1/functions/${CON_PF}/console`, expect: 200 },
+  ],
+  'POST /api/v1/functions/:bdf/console/rx': [
+    { method: 'POST', url: `/api/v1/functions/${CON_PF}/console/rx`, payload: { data: '6869' }, expect: 200 },
+  ],
+  'GET /api/v1/functions/:bdf/balloon': [
+    { method: 'GET', url: `/api/v1/functions/${BAL_PF}/balloon`, expect: 200 },
+  ],
+  'PUT /api/v1/functions/:bdf/balloon': [
+    { method: 'PUT', url: `/api/v1/functions/${BAL_PF}/balloon`, payload: { numPages: 256 }, expect: 200 },
   ],
   'GET /api/v1/state': [{ method: 'GET', url: '/api/v1/state', expect: 200 }],
   'PUT /api/v1/state': [

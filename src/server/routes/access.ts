@@ -376,7 +376,8 @@ const DESCRIPTION = (maxBatch: number): string =>
   'first refusal (later operations have no result); "continue" runs them all. A malformed operation ' +
   '(missing field, wrong JSON type) rejects the whole batch with 400 before anything runs; a bad value ' +
   '(unknown space, unaligned offset, bad hex…) fails that operation only. Spaces: config, bar0..bar5, io ' +
-  '(guest I/O BAR0 of a VF), guest-config. See docs/performance.md for throughput.';
+  "(guest I/O BAR0 of a VF), guest-config, dma (the function's DMA memory: values of 1, 2, 4 or 8 bytes, " +
+  'little-endian, or blocks). See docs/performance.md for throughput.';
 
 export const accessRoutes: RouteModule = (app, ctx) => {
   registerBatchRoute(app, ctx);
