@@ -9,6 +9,7 @@ import type { FunctionDescription, FunctionRegisters, RegisterValue } from '../.
 import { api, describeError } from './api.js';
 import { fill, h, table, type Child } from './dom.js';
 import { deviceActions } from './device-actions.js';
+import { TrafficView } from './traffic.js';
 
 interface TraceEntry {
   seq: number;
@@ -172,6 +173,7 @@ export class FunctionView {
   private generation = 0;
   /** Built once per opened function, so its inputs and last outcome survive the redraws. */
   private actions: HTMLElement | undefined;
+  private traffic: TrafficView | undefined;
 
   constructor(private readonly root: HTMLElement) {}
 
@@ -182,6 +184,7 @@ export class FunctionView {
   async open(bdf: string): Promise<void> {
     this.bdf = bdf;
     this.actions = undefined;
+    this.traffic = new TrafficView(bdf);
     await this.refresh();
     this.root.focus();
   }
@@ -230,7 +233,9 @@ export class FunctionView {
       d.kind === 'vf' ? this.views(d) : null,
       d.kind === 'vf' ? this.traceSection(d, trace) : null,
       (this.actions ??= deviceActions(d, () => this.refresh())),
+      this.traffic?.root,
     );
+    void this.traffic?.update(d);
   }
 
   /** The MMR VF as the host sees it beside the classic transitional device the guest sees. */
