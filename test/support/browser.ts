@@ -4,6 +4,7 @@
  * built by npm ci). A missing browser or missing assets fail the suite with what to do.
  */
 import { existsSync } from 'node:fs';
+import { expect } from 'vitest';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/server/config.js';
 import { buildApp, type VmmrApp } from '../../src/server/app.js';
@@ -34,3 +35,7 @@ export async function startDashboard(
 
 /** Where the suites save their screenshots (shown in docs/dashboard.md and the README). */
 export const SCREENSHOTS = join(import.meta.dirname, '..', '..', 'docs', 'images');
+
+/** expect.poll with room for a loaded machine: the page redraws after events and fetches. */
+export const eventually = <T>(read: () => T | Promise<T>) =>
+  expect.poll(read, { timeout: 15_000, interval: 50 });

@@ -7,7 +7,13 @@
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchChromium, SCREENSHOTS, startDashboard, type Dashboard } from '../support/browser.js';
+import {
+  eventually,
+  launchChromium,
+  SCREENSHOTS,
+  startDashboard,
+  type Dashboard,
+} from '../support/browser.js';
 
 const PF = '0000:01:00.0';
 const VF = '0000:01:00.1';
@@ -61,18 +67,18 @@ describe('dashboard: SR-IOV, a VF, its STATUS bits and the timeline', () => {
   it('enables 4 VFs from the page; the tree lists them like vmmr ls', async () => {
     await setNumVfs(page, PF, 4);
     const tree = page.getByRole('tree');
-    await expect.poll(() => tree.getByRole('treeitem').count()).toBe(2 + 4);
+    await eventually(() => tree.getByRole('treeitem').count()).toBe(2 + 4);
     const pf = (await (await rest(d, 'GET', `/api/v1/pfs/${PF}`)).json()) as {
       numVfs: number;
       vfEnabled: boolean;
       totalVfs: number;
     };
     expect(pf).toMatchObject({ numVfs: 4, vfEnabled: true });
-    await expect
-      .poll(() => page.locator(`section.pf[aria-label="PF ${PF}"] .sriov`).textContent())
-      .toBe(`[SR-IOV: 4/${pf.totalVfs} VFs, NumVFs 4, VF Enable 1, VF MSE 1]`);
+    await eventually(() => page.locator(`section.pf[aria-label="PF ${PF}"] .sriov`).textContent()).toBe(
+      `[SR-IOV: 4/${pf.totalVfs} VFs, NumVFs 4, VF Enable 1, VF MSE 1]`,
+    );
     for (const bdf of ['0000:01:00.1', '0000:01:00.2', '0000:01:00.3', '0000:01:00.4'])
-      await expect.poll(() => tree.locator(`[data-bdf="${bdf}"]`).count()).toBe(1);
+      await eventually(() => tree.locator(`[data-bdf="${bdf}"]`).count()).toBe(1);
   });
 
   it('a nonzero NumVFs over a nonzero one is refused, shown as the API words it', async () => {
@@ -81,7 +87,7 @@ describe('dashboard: SR-IOV, a VF, its STATUS bits and the timeline', () => {
     const problem = (await api.json()) as { code: string; detail: string };
     await setNumVfs(page, PF, 2);
     const output = page.locator(`form.numvfs[data-pf="${PF}"] output`);
-    await expect.poll(() => output.textContent()).toBe(`${problem.code}: ${problem.detail}`);
+    await eventually(() => output.textContent()).toBe(`${problem.code}: ${problem.detail}`);
   });
 
   it('opens a VF from the keyboard; a guest I/O write over REST shows in STATUS and the timeline', async () => {
@@ -90,7 +96,7 @@ describe('dashboard: SR-IOV, a VF, its STATUS bits and the timeline', () => {
     await page.keyboard.press('Home');
     await page.keyboard.press('ArrowDown');
     await page.keyboard.press('Enter');
-    await expect.poll(() => page.locator('#function-title').textContent()).toBe(`${VF} — net VF`);
+    await eventually(() => page.locator('#function-title').textContent()).toBe(`${VF} — net VF`);
     expect(await page.locator('#status-bits li[data-set="true"]').count()).toBe(0);
 
     expect(
@@ -101,12 +107,12 @@ describe('dashboard: SR-IOV, a VF, its STATUS bits and the timeline', () => {
     ).toBe(200);
 
     const set = page.locator('#status-bits li[data-set="true"]');
-    await expect.poll(() => set.allTextContents()).toEqual(['ACKNOWLEDGE+', 'DRIVER+']);
-    await expect
-      .poll(() => page.locator('#legacy-registers [data-register="STATUS"]').textContent())
-      .toBe('0x03');
+    await eventually(() => set.allTextContents()).toEqual(['ACKNOWLEDGE+', 'DRIVER+']);
+    await eventually(() => page.locator('#legacy-registers [data-register="STATUS"]').textContent()).toBe(
+      '0x03',
+    );
     const event = page.locator(`#timeline-list li[data-type="status"][data-bdf="${VF}"]`).first();
-    await expect.poll(() => event.textContent()).toContain('0x00 -> 0x03');
+    await eventually(() => event.textContent()).toContain('0x00 -> 0x03');
     await page.screenshot({ path: join(SCREENSHOTS, 'dashboard-vf.png') });
   });
 
@@ -115,23 +121,23 @@ describe('dashboard: SR-IOV, a VF, its STATUS bits and the timeline', () => {
     await page.locator('#type-status').uncheck();
     expect(await page.locator('#timeline-list li[data-type="status"]').count()).toBe(0);
     await page.locator('#type-status').check();
-    await expect.poll(() => page.locator('#timeline-list li[data-type="status"]').count()).toBeGreaterThan(0);
+    await eventually(() => page.locator('#timeline-list li[data-type="status"]').count()).toBeGreaterThan(0);
     await page.locator('#timeline-pause').click();
     const before = await list.count();
     expect((await rest(d, 'POST', `/api/v1/functions/${VF}/interrupt`, { config: true })).status).toBe(200);
-    await expect.poll(() => page.locator('#timeline-state').textContent()).toMatch(/^paused, \d+ waiting$/);
+    await eventually(() => page.locator('#timeline-state').textContent()).toMatch(/^paused, \d+ waiting$/);
     expect(await list.count()).toBe(before);
     await page.locator('#timeline-pause').click();
-    await expect.poll(() => page.locator('#timeline-list li[data-type="config-change"]').count()).toBe(1);
+    await eventually(() => page.locator('#timeline-list li[data-type="config-change"]').count()).toBe(1);
     await page.locator('#timeline-clear').click();
     expect(await list.count()).toBe(0);
   });
 
   it('device-side buttons: a config-change interrupt bumps the config generation', async () => {
     await page.locator('#irq-config-button').click();
-    await expect
-      .poll(() => page.locator('#device-outcome').textContent())
-      .toMatch(/config generation 2, events: .*config-change/);
+    await eventually(() => page.locator('#device-outcome').textContent()).toMatch(
+      /config generation 2, events: .*config-change/,
+    );
   });
 
   it('reads in the dark scheme', async () => {
@@ -163,27 +169,27 @@ describe('dashboard: the token flow', () => {
     const context = await browser.newContext();
     const page = await context.newPage();
     await page.goto(`${d.origin}/ui/`);
-    await expect
-      .poll(() => page.locator('#auth-state').textContent())
-      .toBe(`VMMR_ERR_UNAUTHORIZED: ${refused.detail}`);
+    await eventually(() => page.locator('#auth-state').textContent()).toBe(
+      `VMMR_ERR_UNAUTHORIZED: ${refused.detail}`,
+    );
 
     await page.getByLabel('API token').fill('not-it');
     await page.getByRole('button', { name: 'Use token' }).click();
     const wrong = (await (await rest(d, 'GET', '/api/v1/pfs', undefined, 'not-it')).json()) as {
       detail: string;
     };
-    await expect
-      .poll(() => page.locator('#auth-state').textContent())
-      .toBe(`VMMR_ERR_UNAUTHORIZED: ${wrong.detail}`);
+    await eventually(() => page.locator('#auth-state').textContent()).toBe(
+      `VMMR_ERR_UNAUTHORIZED: ${wrong.detail}`,
+    );
 
     await page.getByLabel('API token').fill(TOKEN);
     await page.getByRole('button', { name: 'Use token' }).click();
-    await expect.poll(() => page.getByRole('treeitem').count()).toBe(2);
+    await eventually(() => page.getByRole('treeitem').count()).toBe(2);
     expect(await page.locator('#auth-state').textContent()).toBe('');
     expect(await page.evaluate(() => sessionStorage.getItem('vmmr.token'))).toBe(TOKEN);
 
     await page.reload();
-    await expect.poll(() => page.getByRole('treeitem').count()).toBe(2);
+    await eventually(() => page.getByRole('treeitem').count()).toBe(2);
     const other = await context.newPage();
     await other.goto(`${d.origin}/ui/`);
     expect(await other.evaluate(() => sessionStorage.getItem('vmmr.token'))).toBeNull();

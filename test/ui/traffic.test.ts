@@ -9,7 +9,13 @@ import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hexDump } from '../../ui/src/frames.js';
-import { launchChromium, SCREENSHOTS, startDashboard, type Dashboard } from '../support/browser.js';
+import {
+  eventually,
+  launchChromium,
+  SCREENSHOTS,
+  startDashboard,
+  type Dashboard,
+} from '../support/browser.js';
 import { arp, ethernet, icmpEcho, ip, ipv4, mac, tcpdumpPackets } from '../support/frames.js';
 import { blockDriverOn, netDriverOn } from '../support/wired.js';
 
@@ -68,7 +74,7 @@ describe('dashboard: data path of a net VF', () => {
     driver.send(FRAMES);
     await page.goto(`${d.origin}/ui/#/function/${NET_VF}`);
     const frames = page.locator('#frames button.frame');
-    await expect.poll(() => frames.count()).toBe(2);
+    await eventually(() => frames.count()).toBe(2);
     expect(await frames.nth(0).textContent()).toBe(
       '#0 02:00:00:00:01:01 > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 42: Request who-has 10.0.0.2 tell 10.0.0.1',
     );
@@ -104,7 +110,7 @@ describe('dashboard: data path of a net VF', () => {
   it('injects a received frame from the page (net rx), answered as the API words it', async () => {
     await page.locator('#rx-frame').fill(FRAMES[0]!.toString('hex'));
     await page.getByRole('button', { name: 'Inject (net rx)' }).click();
-    await expect.poll(() => page.locator('#rx-outcome').textContent()).toMatch(/^(delivered|queued)$/);
+    await eventually(() => page.locator('#rx-outcome').textContent()).toMatch(/^(delivered|queued)$/);
     const state = (await (await fetch(`${d.origin}/api/v1/functions/${NET_VF}/net`)).json()) as {
       stats: { rxFrames: number };
       pendingRx: number;
@@ -113,10 +119,10 @@ describe('dashboard: data path of a net VF', () => {
     // A frame shorter than an Ethernet header: refused by the device as a runt.
     await page.locator('#rx-frame').fill('0102');
     await page.getByRole('button', { name: 'Inject (net rx)' }).click();
-    await expect.poll(() => page.locator('#rx-outcome').textContent()).toBe('dropped');
-    await expect
-      .poll(() => page.locator('#net-counters [data-counter="rxDropped.runt"]').textContent())
-      .toBe('1');
+    await eventually(() => page.locator('#rx-outcome').textContent()).toBe('dropped');
+    await eventually(() => page.locator('#net-counters [data-counter="rxDropped.runt"]').textContent()).toBe(
+      '1',
+    );
   });
 });
 
@@ -129,7 +135,7 @@ describe('dashboard: block counters of a block VF', () => {
     expect(driver.read(8, 8).status).toBe(0);
     await page.goto(`${d.origin}/ui/#/function/${BLK_VF}`);
     const counter = (name: string) => page.locator(`#block-counters [data-counter="${name}"]`).textContent();
-    await expect.poll(() => counter('writes')).toBe('1');
+    await eventually(() => counter('writes')).toBe('1');
     expect(await counter('reads')).toBe('2');
     expect(await counter('bytesWritten')).toBe('4096');
     expect(await counter('bytesRead')).toBe('8192');

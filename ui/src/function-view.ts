@@ -172,7 +172,10 @@ export class FunctionView {
   private bdf = '';
   private generation = 0;
   /** Built once per opened function, so its inputs and last outcome survive the redraws. */
-  private actions: HTMLElement | undefined;
+  /** Redrawn on each refresh. */
+  private readonly live = h('div');
+  /** Built once per opened function and never moved, so their inputs survive the redraws. */
+  private readonly actionsSlot = h('div');
   private traffic: TrafficView | undefined;
 
   constructor(private readonly root: HTMLElement) {}
@@ -183,8 +186,9 @@ export class FunctionView {
 
   async open(bdf: string): Promise<void> {
     this.bdf = bdf;
-    this.actions = undefined;
     this.traffic = new TrafficView(bdf);
+    fill(this.actionsSlot);
+    fill(this.root, this.live, this.actionsSlot, this.traffic.root);
     await this.refresh();
     this.root.focus();
   }
@@ -205,14 +209,19 @@ export class FunctionView {
       if (generation === this.generation) this.draw(d, r, trace);
     } catch (e) {
       if (generation === this.generation)
-        fill(this.root, h('h2', {}, bdf), h('p', { class: 'error', role: 'alert' }, describeError(e)));
+        fill(this.live, h('h2', {}, bdf), h('p', { class: 'error', role: 'alert' }, describeError(e)));
     }
   }
 
   private draw(d: FunctionDescription, r: FunctionRegisters, trace: TraceAnswer | undefined): void {
     const title = `${d.bdf} — ${d.type} ${d.kind === 'vf' ? 'VF' : 'PF'}`;
+    if (this.actionsSlot.childElementCount === 0)
+      fill(
+        this.actionsSlot,
+        deviceActions(d, () => this.refresh()),
+      );
     fill(
-      this.root,
+      this.live,
       h('h2', { id: 'function-title' }, title),
       h('div', { class: 'columns' }, identitySection(d), statusSection(d)),
       featureSection(r),
@@ -232,8 +241,6 @@ export class FunctionView {
       capabilitySection(r),
       d.kind === 'vf' ? this.views(d) : null,
       d.kind === 'vf' ? this.traceSection(d, trace) : null,
-      (this.actions ??= deviceActions(d, () => this.refresh())),
-      this.traffic?.root,
     );
     void this.traffic?.update(d);
   }
@@ -314,7 +321,7 @@ export class FunctionView {
   private act(method: string, path: string, body?: unknown): void {
     api(method, path, body).then(
       () => this.refresh(),
-      (e: unknown) => this.root.prepend(h('p', { class: 'error', role: 'alert' }, describeError(e))),
+      (e: unknown) => this.live.prepend(h('p', { class: 'error', role: 'alert' }, describeError(e))),
     );
   }
 }

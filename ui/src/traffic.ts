@@ -43,6 +43,8 @@ function queueTable(q: QueueList): HTMLTableElement {
 
 export class TrafficView {
   readonly root = h('section', { 'aria-labelledby': 'traffic-title', id: 'traffic' });
+  /** Redrawn on each update; the receive form after it stays in place. */
+  private readonly live = h('div');
   private captureTotal = -1;
   private frames: CapturedFrame[] = [];
   private pcapUrl = '';
@@ -61,6 +63,8 @@ export class TrafficView {
 
   constructor(private readonly bdf: string) {
     this.rx = this.rxForm();
+    this.rx.hidden = true;
+    fill(this.root, this.live, this.rx);
   }
 
   async update(d: FunctionDescription): Promise<void> {
@@ -69,10 +73,11 @@ export class TrafficView {
       const parts: Child[] = [h('h3', { id: 'traffic-title' }, 'Data path'), queueTable(queues)];
       if (d.type === 'net') parts.push(...(await this.net()));
       if (d.type === 'block') parts.push(await this.block());
-      fill(this.root, ...parts);
+      fill(this.live, ...parts);
+      this.rx.hidden = d.type !== 'net';
     } catch (e) {
       fill(
-        this.root,
+        this.live,
         h('h3', { id: 'traffic-title' }, 'Data path'),
         h('p', { class: 'error' }, describeError(e)),
       );
@@ -98,7 +103,7 @@ export class TrafficView {
       counterRows(n.stats),
       { id: 'net-counters' },
     );
-    return [counters, this.frameList(n), this.rx];
+    return [counters, this.frameList(n)];
   }
 
   private async loadCapture(total: number): Promise<void> {
