@@ -12,7 +12,7 @@ import type { VirtioPciFunction } from '../virtio/pci-function.js';
  * - `guest-config`: the translator's config space of a VF, widths 1/2/4.
  * The target of `config` and the BARs is a function; of `io` and `guest-config` the VF's guest
  * view (Machine.target resolves a BDF and a space to the right one). Accesses are naturally
- * aligned. Every refusal is a VmmrError naming function, space, offset, width and, where one is
+ * aligned, except `io` under the compat policy (the guest view splits them into aligned pieces). Every refusal is a VmmrError naming function, space, offset, width and, where one is
  * involved, the register.
  */
 export const SPACES = [
@@ -88,7 +88,12 @@ function asFunction(target: AccessTarget, space: Space): VirtioPciFunction {
 /** The guest view of an `io` / `guest-config` access, after its range check. */
 function guestTarget(target: AccessTarget, space: Space, offset: number, width: number): GuestView {
   const view = asView(target, space);
-  checkRange(space, offset, width, space === 'io' ? view.ioLength : CONFIG_SIZE);
+  if (space === 'guest-config') {
+    checkRange(space, offset, width, CONFIG_SIZE);
+    return view;
+  }
+  if (offset % width !== 0 && view.vf.policyStrict) throw unaligned(offset, width);
+  checkRange(space, offset, width, view.ioLength);
   return view;
 }
 
@@ -115,12 +120,15 @@ function checkShape(space: Space, offset: number, width: number): void {
       `width ${String(width)} is not allowed in ${space}: use ${widthsOf(space).join(', ')}`,
     );
   }
-  if (offset % width !== 0) {
-    throw new VmmrError(
-      'VMMR_ERR_UNALIGNED',
-      `offset 0x${offset.toString(16)} is not aligned to width ${width}`,
-    );
-  }
+  // `io` is checked with its guest view (guestTarget): compat splits an unaligned port access.
+  if (offset % width !== 0 && space !== 'io') throw unaligned(offset, width);
+}
+
+function unaligned(offset: number, width: number): VmmrError {
+  return new VmmrError(
+    'VMMR_ERR_UNALIGNED',
+    `offset 0x${offset.toString(16)} is not aligned to width ${width}`,
+  );
 }
 
 /**

@@ -238,9 +238,10 @@ export class VirtioPf extends VirtioPciFunction {
   override writeConfig(offset: number, width: number, value: number): void {
     const sriov = this.sriovCapability;
     const touchesSriov = sriov.touches(offset, width);
-    if (touchesSriov && !sriov.allows(offset, width, value, this.policyStrict)) return;
+    const admitted = touchesSriov ? sriov.admit(offset, width, value, this.policyStrict) : value;
+    if (admitted === undefined) return;
     const wasEnabled = sriov.vfEnabled;
-    super.writeConfig(offset, width, value);
+    super.writeConfig(offset, width, admitted);
     if (touchesSriov) sriov.afterWrite(offset, width, wasEnabled);
   }
 

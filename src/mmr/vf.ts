@@ -13,6 +13,10 @@ import { derivedMacByte, derivedSerial } from './identity.js';
 export interface VfObserver {
   /** The ISR or the interrupt mode changed: re-evaluate an emulated INTx pin. */
   updateIntx(): void;
+  /** The VF took a Function Level Reset: what the observer emulates of its header resets too. */
+  functionReset(): void;
+  /** The device set the VF's Bus Master (compat); an emulated Command shows it too. */
+  busMasterSet(): void;
   /** The VF goes away: an asserted pin drops. */
   release(): void;
 }
@@ -79,6 +83,17 @@ export class MmrVf extends VirtioPciFunction {
 
   updateIntx(): void {
     this.observer?.updateIntx();
+  }
+
+  override setBusMaster(): void {
+    super.setBusMaster();
+    this.observer?.busMasterSet();
+  }
+
+  /** PCIe FLR of the VF: its config and device, then the header its observer emulates. */
+  override functionLevelReset(): void {
+    super.functionLevelReset();
+    this.observer?.functionReset();
   }
 
   memoryDecodeEnabled(): boolean {

@@ -260,22 +260,29 @@ function offeredNames<N extends string>(
   id: string,
   constants: Readonly<Record<N, Constant>>,
   list: unknown,
+  what = 'offered',
 ): readonly N[] {
-  if (!Array.isArray(list)) fail(id, 'offered is not a list');
+  if (!Array.isArray(list)) fail(id, `${what} is not a list`);
   for (const name of list) {
     if (typeof name !== 'string' || !Object.prototype.hasOwnProperty.call(constants, name)) {
-      fail(id, `offered feature ${String(name)} is not a constant of the table`);
+      fail(id, `${what} feature ${String(name)} is not a constant of the table`);
     }
   }
   return Object.freeze([...list]) as readonly N[];
 }
 
-function featureTable<const T extends RawTable & { readonly offered: readonly string[] }>(
-  raw: T,
-  id: string,
-) {
+interface RawFeatureTable extends RawTable {
+  readonly offered: readonly string[];
+  readonly badFeatures?: { readonly names: readonly string[] };
+}
+
+function featureTable<const T extends RawFeatureTable>(raw: T, id: string) {
   const t = table(raw, id);
-  return { table: t, offered: offeredNames(id, t.constants, raw.offered) };
+  return {
+    table: t,
+    offered: offeredNames(id, t.constants, raw.offered),
+    badFeatures: offeredNames(id, t.constants, raw.badFeatures?.names ?? [], 'badFeatures'),
+  };
 }
 
 const commonFeatures = table(featCommonRaw, 'virtio-features');
@@ -287,11 +294,14 @@ const perType = {
   scsi: featureTable(featScsiRaw, 'virtio-features-scsi'),
   rng: featureTable(featRngRaw, 'virtio-features-rng'),
   '9p': featureTable(feat9pRaw, 'virtio-features-9p'),
-} satisfies Record<VirtioTypeName, { table: AnyTable; offered: readonly string[] }>;
+} satisfies Record<
+  VirtioTypeName,
+  { table: AnyTable; offered: readonly string[]; badFeatures: readonly string[] }
+>;
 
 type PerType = typeof perType;
 
-function perTypeField(field: 'table' | 'offered'): Record<string, unknown> {
+function perTypeField(field: 'table' | 'offered' | 'badFeatures'): Record<string, unknown> {
   return Object.fromEntries(Object.entries(perType).map(([type, entry]) => [type, entry[field]]));
 }
 
@@ -299,7 +309,9 @@ function perTypeField(field: 'table' | 'offered'): Record<string, unknown> {
  * Feature bits (constant value = bit number).
  * - `common`: transport bits (VERSION_1, RING_EVENT_IDX, ...).
  * - `offered.pf` / `offered.transitional`: transport bits offered by the PF / by MMR VFs.
- * - `byType[type]`: device-type bits; `offeredByType[type]`: the ones vmmr offers.
+ * - `byType[type]`: device-type bits; `offeredByType[type]`: the ones vmmr offers;
+ *   `badFeaturesByType[type]`: what a legacy driver setting VIRTIO_F_BAD_FEATURE gets (QEMU's
+ *   bad_features, before masking with the offer).
  */
 export const features = deepFreeze({
   common: commonFeatures,
@@ -314,6 +326,9 @@ export const features = deepFreeze({
   },
   byType: perTypeField('table') as { readonly [K in VirtioTypeName]: PerType[K]['table'] },
   offeredByType: perTypeField('offered') as { readonly [K in VirtioTypeName]: PerType[K]['offered'] },
+  badFeaturesByType: perTypeField('badFeatures') as {
+    readonly [K in VirtioTypeName]: PerType[K]['badFeatures'];
+  },
 });
 
 export type CommonFeatureName = keyof typeof commonFeatures.constants & string;

@@ -53,6 +53,8 @@ export interface Register {
   readonly selfClearMask?: number;
   /** Overlaps another register on purpose. */
   readonly alias?: boolean;
+  /** Device config: writable only by a legacy driver (no VIRTIO_F_VERSION_1 negotiated). */
+  readonly legacyOnly?: boolean;
   /** `false`: defined by the source structure but beyond the exposed `size` of the table. */
   readonly exposed?: boolean;
   /** Structure variant inside a multi-structure table (registers of different groups may overlap). */

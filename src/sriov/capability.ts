@@ -59,8 +59,9 @@ function overlaps(offset: number, width: number, at: number, size: number): bool
 }
 
 /**
- * The SR-IOV capability of a PF (PCIe §9.3.3; behaviour as QEMU hw/pci/pcie_sriov.c): NumVFs is
- * read-only while VF Enable is set and refused above TotalVFs; System Page Size takes one
+ * The SR-IOV capability of a PF (PCIe §9.3.3; behaviour as QEMU 10.1 hw/pci/pcie_sriov.c): NumVFs
+ * is read-only while VF Enable is set and above TotalVFs refused (strict) or stored with VF Enable
+ * then not taking (compat); System Page Size takes one
  * supported size while VF Enable is clear and sets the per-VF BAR size; VF MSE gates VF BAR
  * decode; the VF Enable edge is reported to the PF, which creates or removes its VFs. Generic:
  * it knows nothing of virtio.
@@ -149,71 +150,91 @@ export class SriovCapability {
   }
 
   /**
-   * Checks a write touching the capability before it lands. Strict refuses what real hardware
-   * would not take; compat drops the write silently (QEMU makes NumVFs read-only while VF
-   * Enable is set). A VF Enable beyond the process budget is refused under both.
+   * Checks a write touching the capability before it lands and returns the value to write, or
+   * undefined to drop it. Strict refuses what real hardware would not take; compat follows QEMU
+   * 10.1 hw/pci/pcie_sriov.c (consume_config): NumVFs is read-only while VF Enable is set, takes
+   * any value while it is clear, and VF Enable does not take while NumVFs exceeds TotalVFs. A VF
+   * Enable beyond the process budget is refused under both.
    */
-  allows(offset: number, width: number, value: number, strict: boolean): boolean {
-    if (this.touchesRegister(offset, width, S.NUM_VF)) {
-      const next = this.written(offset, width, value, S.NUM_VF);
-      if (next !== this.numVfs) {
-        if (this.vfEnabled) {
-          if (strict)
-            this.refuse(
-              'VMMR_ERR_SRIOV_STATE',
-              'NumVFs',
-              'read-only while VF Enable is set; clear VF Enable first',
-            );
-          return false;
-        }
-        if (next > this.parameters.totalVfs) {
-          if (strict)
-            this.refuse(
-              'VMMR_ERR_SRIOV_RANGE',
-              'NumVFs',
-              `${next} exceeds TotalVFs ${this.parameters.totalVfs}`,
-            );
-          return false;
-        }
-      }
+  admit(offset: number, width: number, value: number, strict: boolean): number | undefined {
+    if (this.touchesRegister(offset, width, S.NUM_VF) && !this.admitsNumVfs(offset, width, value, strict)) {
+      return undefined;
     }
-    if (this.touchesRegister(offset, width, S.SYS_PGSIZE)) {
-      const next = this.written(offset, width, value, S.SYS_PGSIZE);
-      if (next !== this.register(S.SYS_PGSIZE)) {
-        const supported = this.register(S.SUP_PGSIZE);
-        const single = next !== 0 && (next & (next - 1)) === 0;
-        if (this.vfEnabled) {
-          if (strict)
-            this.refuse('VMMR_ERR_SRIOV_STATE', 'System Page Size', 'cannot change while VF Enable is set');
-          return false;
-        }
-        if (!single || (next & supported) === 0) {
-          if (strict) {
-            this.refuse(
-              'VMMR_ERR_BAD_VALUE',
-              'System Page Size',
-              `0x${next.toString(16)} is not one page size out of Supported Page Sizes 0x${supported.toString(16)}`,
-            );
-          }
-          return false;
-        }
-      }
+    if (
+      this.touchesRegister(offset, width, S.SYS_PGSIZE) &&
+      !this.admitsPageSize(offset, width, value, strict)
+    ) {
+      return undefined;
     }
-    if (this.touchesRegister(offset, width, S.CTRL)) {
-      const next = this.written(offset, width, value, S.CTRL);
-      const enabling = (next & CTRL_VFE) !== 0 && !this.vfEnabled;
-      if (enabling && this.numVfs > this.budget.available()) {
-        throw new VmmrError(
-          'VMMR_ERR_LIMIT',
-          `SR-IOV VF Enable: ${this.numVfs} VFs exceed the process limit (${this.budget.available()} more may be enabled)`,
-          { register: 'SR-IOV Control' },
+    if (this.touchesRegister(offset, width, S.CTRL)) return this.admitControl(offset, width, value, strict);
+    return value;
+  }
+
+  private admitsNumVfs(offset: number, width: number, value: number, strict: boolean): boolean {
+    const next = this.written(offset, width, value, S.NUM_VF);
+    if (next === this.numVfs) return true;
+    if (this.vfEnabled) {
+      if (strict)
+        this.refuse(
+          'VMMR_ERR_SRIOV_STATE',
+          'NumVFs',
+          'read-only while VF Enable is set; clear VF Enable first',
+        );
+      return false;
+    }
+    if (strict && next > this.parameters.totalVfs)
+      this.refuse('VMMR_ERR_SRIOV_RANGE', 'NumVFs', `${next} exceeds TotalVFs ${this.parameters.totalVfs}`);
+    return true;
+  }
+
+  private admitsPageSize(offset: number, width: number, value: number, strict: boolean): boolean {
+    const next = this.written(offset, width, value, S.SYS_PGSIZE);
+    if (next === this.register(S.SYS_PGSIZE)) return true;
+    const supported = this.register(S.SUP_PGSIZE);
+    const single = next !== 0 && (next & (next - 1)) === 0;
+    if (this.vfEnabled) {
+      if (strict)
+        this.refuse('VMMR_ERR_SRIOV_STATE', 'System Page Size', 'cannot change while VF Enable is set');
+      return false;
+    }
+    if (!single || (next & supported) === 0) {
+      if (strict) {
+        this.refuse(
+          'VMMR_ERR_BAD_VALUE',
+          'System Page Size',
+          `0x${next.toString(16)} is not one page size out of Supported Page Sizes 0x${supported.toString(16)}`,
         );
       }
+      return false;
     }
     return true;
   }
 
-  /** After a write that `allows` let through: VF BAR alignment, then the VF Enable edge. */
+  /** A Control write: VF Enable with NumVFs above TotalVFs (compat only, strict never stores such a NumVFs) loses its VF Enable bit. */
+  private admitControl(offset: number, width: number, value: number, strict: boolean): number {
+    const next = this.written(offset, width, value, S.CTRL);
+    if ((next & CTRL_VFE) === 0 || this.vfEnabled) return value;
+    if (this.numVfs > this.parameters.totalVfs) {
+      if (strict)
+        this.refuse(
+          'VMMR_ERR_SRIOV_RANGE',
+          'Control',
+          `VF Enable with NumVFs ${this.numVfs} above TotalVFs ${this.parameters.totalVfs}`,
+        );
+      const vfeBit = CTRL_VFE * 2 ** (8 * (this.base + CTRL_OFFSET - offset));
+      return value - vfeBit;
+    }
+    if (this.numVfs > this.budget.available()) {
+      throw new VmmrError(
+        'VMMR_ERR_LIMIT',
+        `SR-IOV VF Enable: ${this.numVfs} VFs exceed the process limit (${this.budget.available()} more may be enabled)`,
+        { register: 'SR-IOV Control' },
+      );
+    }
+    return value;
+  }
+
+  /** After a write that `admit` let through: VF BAR alignment, then the VF Enable edge. */
   afterWrite(offset: number, width: number, wasEnabled: boolean): void {
     if (overlaps(offset, width, this.vfBarRegister, 4) || this.touchesRegister(offset, width, S.SYS_PGSIZE)) {
       this.alignVfBar();

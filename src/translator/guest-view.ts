@@ -42,6 +42,22 @@ export function buildGuestTemplate(vf: MmrVf): ConfigTemplate {
   return t;
 }
 
+/**
+ * The naturally aligned pieces, in ascending order, that QEMU's memory core cuts an unaligned
+ * access into (system/physmem.c memory_access_size: the largest power of two allowed by the
+ * address's alignment and the bytes left).
+ */
+export function alignedPieces(port: number, width: number): Array<{ port: number; width: number }> {
+  const pieces: Array<{ port: number; width: number }> = [];
+  for (let at = port; at < port + width;) {
+    let w = 4;
+    while (w > 1 && (at % w !== 0 || w > port + width - at)) w >>= 1;
+    pieces.push({ port: at, width: w });
+    at += w;
+  }
+  return pieces;
+}
+
 function refuse(
   code: 'VMMR_ERR_IO_DISABLED' | 'VMMR_ERR_OUT_OF_RANGE' | 'VMMR_ERR_BAD_WIDTH' | 'VMMR_ERR_UNALIGNED',
   message: string,
@@ -139,6 +155,20 @@ export class GuestView implements VfObserver {
     return this.vf.device.isr !== 0 && !this.vf.msixEnabled();
   }
 
+  /** The device set Bus Master on the VF (compat, as QEMU): the guest's Command shows it. */
+  busMasterSet(): void {
+    this.config.write(H.COMMAND.offset, H.COMMAND.size, this.command() | HC.COMMAND_MASTER.value);
+  }
+
+  /**
+   * The VF took an FLR (PCIe §6.6.2): the guest header goes back to its reset values — Command 0,
+   * so I/O decode is off — as Linux drivers/vfio/pci/virtio clears its Command copy on reset.
+   */
+  functionReset(): void {
+    this.config.clear();
+    this.updateIntx();
+  }
+
   /** The VF went away: an asserted pin drops. */
   release(): void {
     this.intx.release();
@@ -163,7 +193,8 @@ export class GuestView implements VfObserver {
     if (port % width !== 0) {
       refuse(
         'VMMR_ERR_UNALIGNED',
-        `port offset 0x${port.toString(16)} is not aligned to its width ${width}: it would not be one MMIO access`,
+        `port offset 0x${port.toString(16)} is not aligned to its width ${width}: it would not be one MMIO access` +
+          ' (the strict policy refuses it; compat splits it into aligned pieces as QEMU does)',
       );
     }
     if (!this.ioEnabled) {
@@ -188,8 +219,38 @@ export class GuestView implements VfObserver {
     return LEGACY_BLOCK_OFFSET + port;
   }
 
+  /** Under compat an unaligned access is its aligned pieces, in order, each one MMIO access (QEMU). */
+  private splits(port: number, width: number): boolean {
+    return (
+      (width === 2 || width === 4) &&
+      port % width !== 0 &&
+      !this.vf.policyStrict &&
+      port + width <= this.ioLength
+    );
+  }
+
   /** With tracing on, refused accesses are recorded too (outcome = the refusal's code). */
   ioRead(port: number, width: number): number {
+    if (!this.splits(port, width)) return this.ioReadOne(port, width);
+    let value = 0;
+    for (const piece of alignedPieces(port, width)) {
+      value += this.ioReadOne(piece.port, piece.width) * 2 ** (8 * (piece.port - port));
+    }
+    return value;
+  }
+
+  ioWrite(port: number, width: number, value: number): void {
+    if (!this.splits(port, width)) {
+      this.ioWriteOne(port, width, value);
+      return;
+    }
+    for (const piece of alignedPieces(port, width)) {
+      const part = Math.floor(value / 2 ** (8 * (piece.port - port))) % 2 ** (8 * piece.width);
+      this.ioWriteOne(piece.port, piece.width, part);
+    }
+  }
+
+  private ioReadOne(port: number, width: number): number {
     const offset = LEGACY_BLOCK_OFFSET + port;
     if (!this.trace) {
       this.checkIo(port, width);
@@ -201,7 +262,7 @@ export class GuestView implements VfObserver {
     });
   }
 
-  ioWrite(port: number, width: number, value: number): void {
+  private ioWriteOne(port: number, width: number, value: number): void {
     const offset = this.target(port, width, value);
     if (!this.trace) {
       this.checkIo(port, width);

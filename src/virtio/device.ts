@@ -1,4 +1,4 @@
-import { legacy, virtioRing, virtioStatus } from '../spec/index.js';
+import { features, legacy, virtioRing, virtioStatus } from '../spec/index.js';
 import type { EventBus, ResetReason } from '../base/events.js';
 import { bytesToHex, hex64, hexToBytes, parseHex64 } from '../base/hex.js';
 import type { DeviceModel } from './model.js';
@@ -11,6 +11,16 @@ const VRING_ALIGN = legacy.constants.VRING_ALIGN.value;
 const FEATURES_OK = virtioStatus.constants.FEATURES_OK.value;
 const NEEDS_RESET = virtioStatus.constants.NEEDS_RESET.value;
 const DRIVER_OK = virtioStatus.constants.DRIVER_OK.value;
+const ACK_DRIVER = virtioStatus.constants.ACKNOWLEDGE.value | virtioStatus.constants.DRIVER.value;
+const BAD_FEATURE = 1 << features.common.constants.BAD_FEATURE.value;
+const VERSION_1_HI = 1 << (features.common.constants.VERSION_1.value - 32);
+const NET_CTRL_MAC_ADDR = 1 << features.byType.net.constants.CTRL_MAC_ADDR.value;
+
+/** A device-config field a driver write may not change, and why. */
+export interface ReadOnlyField {
+  readonly name: string;
+  readonly why: string;
+}
 
 /** What a device needs from the PCI function that carries it. */
 export interface DeviceHost {
@@ -31,6 +41,8 @@ export interface DeviceHost {
   deviceReset(): void;
   /** DRIVER_OK was set: notifications held until then are processed. */
   driverReady(): void;
+  /** Sets Command.Bus Master (compat: QEMU's answer to a legacy STATUS write of ACKNOWLEDGE | DRIVER). */
+  setBusMaster(): void;
 }
 
 /** What a driver programmed into one queue, as numbers (the data path builds its ring from it). */
@@ -140,9 +152,20 @@ export class VirtioDevice {
     else if (select === 1) this.driverFeaturesHi = value >>> 0;
   }
 
-  /** Legacy GUEST_FEATURES: the 32 visible bits; the upper half is not negotiable there. */
+  /** The bits of a legacy GUEST_FEATURES value that the device does not offer. */
+  unofferedLegacyFeatures(value: number): number {
+    return (value & ~this.model.featuresLo) >>> 0;
+  }
+
+  /**
+   * Legacy GUEST_FEATURES, as QEMU (hw/virtio/virtio-pci.c virtio_ioport_write, hw/virtio/virtio.c
+   * virtio_set_features): a driver that sets VIRTIO_F_BAD_FEATURE cannot negotiate and gets the
+   * type's fallback set; the value is masked with what the device offers; the upper half is not
+   * negotiable there.
+   */
   setLegacyDriverFeatures(value: number): void {
-    this.driverFeaturesLo = value >>> 0;
+    const requested = value & BAD_FEATURE ? this.model.badFeaturesLo : value;
+    this.driverFeaturesLo = (requested & this.model.featuresLo) >>> 0;
     this.driverFeaturesHi = 0;
   }
 
@@ -165,6 +188,12 @@ export class VirtioDevice {
         (this.driverFeaturesHi & ~this.model.featuresHi) === 0;
       if (path === 'legacy' || !subset) next &= ~FEATURES_OK;
     }
+    this.changeStatus(next);
+    // QEMU virtio_ioport_write: Linux before 2.6.34 drives the device without setting Bus Master.
+    if (path === 'legacy' && value === ACK_DRIVER && this.model.policy === 'compat') this.host.setBusMaster();
+  }
+
+  private changeStatus(next: number): void {
     const from = this.status;
     this.status = next;
     if (from !== next && this.host.events.active) {
@@ -190,6 +219,11 @@ export class VirtioDevice {
     if (this.host.events.active)
       this.host.events.emit({ type: 'status', bdf: this.host.bdf, from, to: this.status });
     this.raiseConfigChange();
+  }
+
+  /** Compat: a config write leaving Bus Master clear takes DRIVER_OK away (QEMU virtio_write_config). */
+  busMasterOff(): void {
+    if (this.status & DRIVER_OK) this.changeStatus(this.status & ~DRIVER_OK);
   }
 
   /** Device reset (§2.4): everything the driver set goes back to its reset value. */
@@ -430,21 +464,54 @@ export class VirtioDevice {
     return value;
   }
 
-  /** The first field in [offset, offset + width) that a driver may not write, if any. */
-  readOnlyFieldIn(offset: number, width: number): string | undefined {
+  /**
+   * Whether the driver is a legacy one: a transitional function whose driver has not negotiated
+   * VIRTIO_F_VERSION_1 (the test of QEMU hw/net/virtio-net.c virtio_net_set_config). A
+   * non-transitional function (the PF) has no legacy interface.
+   */
+  private get legacyDriver(): boolean {
+    return this.model.transitional && (this.driverFeaturesHi & VERSION_1_HI) === 0;
+  }
+
+  /**
+   * A net driver that negotiated VIRTIO_NET_F_CTRL_MAC_ADDR sets its MAC through the control
+   * queue only (QEMU virtio_net_set_config takes a config write of the MAC only without it).
+   */
+  private get macThroughControlQueue(): boolean {
+    return this.model.type === 'net' && (this.driverFeaturesLo & NET_CTRL_MAC_ADDR) !== 0;
+  }
+
+  private driverMayWrite(i: number): boolean {
+    const layout = this.model.config;
+    if (layout.writableBytes[i] !== 1) return false;
+    return layout.legacyOnlyBytes[i] === 0 || (this.legacyDriver && !this.macThroughControlQueue);
+  }
+
+  /** The first field in [offset, offset + width) that the driver may not write now, if any. */
+  readOnlyFieldIn(offset: number, width: number): ReadOnlyField | undefined {
     const layout = this.model.config;
     for (let i = offset; i < offset + width; i++) {
-      if (!layout.writableBytes[i]) return layout.fieldAt[i]?.name ?? 'reserved bytes';
+      if (this.driverMayWrite(i)) continue;
+      const name = layout.fieldAt[i]?.name ?? 'reserved bytes';
+      if (!layout.legacyOnlyBytes[i]) return { name, why: 'it is read-only' };
+      if (this.legacyDriver && this.macThroughControlQueue)
+        return {
+          name,
+          why: 'the driver negotiated VIRTIO_NET_F_CTRL_MAC_ADDR: it sets the MAC through the control queue',
+        };
+      const who = this.model.transitional
+        ? 'the driver negotiated VIRTIO_F_VERSION_1'
+        : 'this non-transitional function has no legacy interface (a modern driver uses VIRTIO_F_VERSION_1)';
+      return { name, why: `only a legacy driver may write it (virtio 1.2 §5.1.4.3) and ${who}` };
     }
     return undefined;
   }
 
-  /** A driver write of 1..4 little-endian bytes: only driver-writable bytes change. */
+  /** A driver write of 1..4 little-endian bytes: only the bytes the driver may write change. */
   writeConfig(offset: number, width: number, value: number): void {
-    const writable = this.model.config.writableBytes;
     let bytes: Uint8Array | undefined;
     for (let i = 0; i < width; i++) {
-      if (!writable[offset + i]) continue;
+      if (!this.driverMayWrite(offset + i)) continue;
       bytes ??= this.ownConfig();
       bytes[offset + i] = Math.floor(value / 2 ** (8 * i)) & 0xff;
     }

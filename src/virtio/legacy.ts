@@ -1,8 +1,26 @@
 import { legacy } from '../spec/index.js';
+import { VmmrError } from '../base/errors.js';
 import type { VirtioDevice } from './device.js';
+import { featureNamesLo } from './model.js';
 import { RegisterBlock, type Handler } from './registers.js';
 
 const QUEUE_SEL_LIMIT = legacy.constants.QUEUE_SEL_LIMIT.value;
+/** What QEMU's virtio_ioport_read answers for an offset it has no case for (QUEUE_NOTIFY). */
+const NO_REGISTER_VALUE = 0xffff_ffff;
+
+const hex32 = (v: number): string => `0x${(v >>> 0).toString(16).padStart(8, '0')}`;
+
+/** Strict: a driver may only accept features the device offers (virtio 1.2 §2.2.1). */
+function refuseUnoffered(d: VirtioDevice, value: number): void {
+  const unoffered = d.unofferedLegacyFeatures(value);
+  if (unoffered === 0) return;
+  throw new VmmrError(
+    'VMMR_ERR_BAD_VALUE',
+    `legacy block register GUEST_FEATURES: ${hex32(value)} accepts features the ${d.model.type} device does not offer` +
+      ` (HOST_FEATURES ${hex32(d.deviceFeatures(0))}): ${featureNamesLo(d.model.type, unoffered).join(', ')}`,
+    { register: 'GUEST_FEATURES' },
+  );
+}
 
 /**
  * The legacy virtio PCI register block (virtio 1.2 §4.1.4.10, <linux/virtio_pci.h>
@@ -10,11 +28,11 @@ const QUEUE_SEL_LIMIT = legacy.constants.QUEUE_SEL_LIMIT.value;
  *
  *   off width name               access
  *    0    4   HOST_FEATURES      R   device features 31:0
- *    4    4   GUEST_FEATURES     RW  driver features 31:0
+ *    4    4   GUEST_FEATURES     RW  driver features 31:0, masked with HOST_FEATURES (strict: refused)
  *    8    4   QUEUE_PFN          RW  selected queue address >> 12; 0 resets the device (QEMU)
  *   12    2   QUEUE_NUM          R   selected queue size
  *   14    2   QUEUE_SEL          RW  (>= 1024 ignored, QEMU)
- *   16    2   QUEUE_NOTIFY       W   queue index
+ *   16    2   QUEUE_NOTIFY       RW  queue index; reads all-ones (QEMU)
  *   18    1   STATUS             RW  0 resets the device
  *   19    1   ISR                R   read returns and clears
  *   20    2   MSI_CONFIG_VECTOR  RW  only while MSI-X is enabled
@@ -23,7 +41,13 @@ const QUEUE_SEL_LIMIT = legacy.constants.QUEUE_SEL_LIMIT.value;
  */
 const handlers: Record<keyof typeof legacy.registers, Handler<VirtioDevice>> = {
   HOST_FEATURES: { read: (d) => d.deviceFeatures(0) },
-  GUEST_FEATURES: { read: (d) => d.driverFeatures(0), write: (d, v) => d.setLegacyDriverFeatures(v) },
+  GUEST_FEATURES: {
+    read: (d) => d.driverFeatures(0),
+    write: (d, v, strict) => {
+      if (strict) refuseUnoffered(d, v);
+      d.setLegacyDriverFeatures(v);
+    },
+  },
   QUEUE_PFN: { read: (d) => d.queuePfn(), write: (d, v) => d.setQueuePfn(v) },
   QUEUE_NUM: { read: (d) => d.queueSize() },
   QUEUE_SEL: {
@@ -33,6 +57,7 @@ const handlers: Record<keyof typeof legacy.registers, Handler<VirtioDevice>> = {
     },
   },
   QUEUE_NOTIFY: {
+    read: () => NO_REGISTER_VALUE,
     write: (d, v) => {
       if (v < d.numQueues) d.notify(v, 'legacy-register');
     },

@@ -225,7 +225,9 @@ export class BarDecoder {
         return;
       case 'NOTIFY': {
         const queue = notifyQueue(dev, rel, width, strict);
-        if (queue !== undefined) dev.notify(queue, 'notify-region');
+        if (queue === undefined) return;
+        if (strict) checkNotifyValue(queue, value);
+        dev.notify(queue, 'notify-region');
         return;
       }
       case 'MSIX_TABLE':
@@ -300,6 +302,21 @@ function notifyQueue(dev: VirtioDevice, rel: number, width: number, strict: bool
   );
 }
 
+/**
+ * Without VIRTIO_F_NOTIFICATION_DATA (never offered) a driver notification carries the queue index
+ * (virtio 1.2 §4.1.5.2): strict refuses another value; compat, like QEMU's
+ * virtio_pci_notify_write, takes the queue from the address alone.
+ */
+function checkNotifyValue(queue: number, value: number): void {
+  if (value === queue) return;
+  throw new VmmrError(
+    'VMMR_ERR_BAD_VALUE',
+    `notify queue ${queue}: a driver notification writes the queue index ${queue}, not 0x${value.toString(16)}` +
+      ' (VIRTIO_F_NOTIFICATION_DATA is not offered)',
+    { register: `notify queue ${queue}` },
+  );
+}
+
 function msixWidthOk(width: number, strict: boolean, what: string): boolean {
   if (width === 4) return true;
   if (!strict) return false;
@@ -342,10 +359,8 @@ function checkConfigWritable(dev: VirtioDevice, offset: number, width: number): 
   if (field !== undefined) {
     throw new VmmrError(
       'VMMR_ERR_READ_ONLY',
-      `device config field ${field} of ${dev.model.type} is read-only`,
-      {
-        register: field,
-      },
+      `device config field ${field.name} of ${dev.model.type} takes no write: ${field.why}`,
+      { register: field.name },
     );
   }
 }

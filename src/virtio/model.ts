@@ -23,6 +23,8 @@ export interface ConfigField {
   readonly offset: number;
   readonly size: number;
   readonly writable: boolean;
+  /** Writable only by a legacy driver (net mac, virtio 1.2 §5.1.4.3). */
+  readonly legacyOnly: boolean;
 }
 
 export interface DeviceConfigLayout {
@@ -32,6 +34,8 @@ export interface DeviceConfigLayout {
   readonly defaults: Uint8Array;
   /** 1 where the driver may write the byte. */
   readonly writableBytes: Uint8Array;
+  /** 1 where only a legacy driver may write the byte. */
+  readonly legacyOnlyBytes: Uint8Array;
   /** Field covering each byte (for refusals that name the field). */
   readonly fieldAt: readonly (ConfigField | undefined)[];
 }
@@ -49,6 +53,8 @@ export interface DeviceModel {
   readonly msixVectors: number;
   readonly featuresLo: number;
   readonly featuresHi: number;
+  /** Features 31:0 a legacy driver gets when it sets VIRTIO_F_BAD_FEATURE (QEMU's fallback, masked with the offer). */
+  readonly badFeaturesLo: number;
   readonly config: DeviceConfigLayout;
   /** The field carrying the function's identity (net: MAC), derived per function. */
   readonly identityField: ConfigField | undefined;
@@ -83,16 +89,48 @@ function featureBits(type: VirtioTypeName, transitional: boolean): [number, numb
   return [lo, hi];
 }
 
+/** Bits 31:0 of QEMU's bad_features for a type (hw/net/virtio-net.c virtio_net_bad_features; other types have none). */
+function badFeatureBits(type: VirtioTypeName): number {
+  const own: AnyTable = features.byType[type];
+  let lo = 0;
+  for (const name of features.badFeaturesByType[type] as readonly string[]) {
+    const bit = own.constants[name]!.value;
+    if (bit < 32) lo = (lo | (1 << bit)) >>> 0;
+  }
+  return lo;
+}
+
+/** The names of the set bits of a 32-bit feature word (feature bits 31:0) of a type, as "NAME (bit n)". */
+export function featureNamesLo(type: VirtioTypeName, word: number): string[] {
+  const names: string[] = [];
+  const tables: AnyTable[] = [features.byType[type], features.common];
+  for (let bit = 0; bit < 32; bit++) {
+    if (((word >>> bit) & 1) === 0) continue;
+    const name = tables
+      .flatMap((t) => Object.entries(t.constants))
+      .find(([, c]) => c.value === bit && !c.alias)?.[0];
+    names.push(`${name ?? 'reserved'} (bit ${bit})`);
+  }
+  return names;
+}
+
 function configLayout(type: VirtioTypeName): DeviceConfigLayout {
   const table = deviceConfigs[type];
   const size = table.size ?? 0;
   const fields: ConfigField[] = [];
   const defaults = new Uint8Array(size);
   const writableBytes = new Uint8Array(size);
+  const legacyOnlyBytes = new Uint8Array(size);
   const fieldAt: (ConfigField | undefined)[] = new Array(size).fill(undefined);
   for (const [name, reg] of Object.entries(table.registers)) {
     if (reg.offset + reg.size > size) continue;
-    const field: ConfigField = { name, offset: reg.offset, size: reg.size, writable: reg.access === 'rw' };
+    const field: ConfigField = {
+      name,
+      offset: reg.offset,
+      size: reg.size,
+      writable: reg.access === 'rw',
+      legacyOnly: reg.legacyOnly === true,
+    };
     fields.push(field);
     const reset = reg.reset ?? 0;
     for (let i = 0; i < reg.size; i++) {
@@ -102,10 +140,11 @@ function configLayout(type: VirtioTypeName): DeviceConfigLayout {
           ? Math.floor(reset / 2 ** (8 * i)) & 0xff
           : 0;
       writableBytes[reg.offset + i] = field.writable ? 1 : 0;
+      legacyOnlyBytes[reg.offset + i] = field.legacyOnly ? 1 : 0;
       fieldAt[reg.offset + i] = field;
     }
   }
-  return { size, fields, defaults, writableBytes, fieldAt };
+  return { size, fields, defaults, writableBytes, legacyOnlyBytes, fieldAt };
 }
 
 const NET_MAC_FIELD: keyof typeof deviceConfigs.net.registers = 'MAC';
@@ -131,6 +170,7 @@ export function buildModel(options: ModelOptions): DeviceModel {
     msixVectors: info.msixVectors,
     featuresLo,
     featuresHi,
+    badFeaturesLo: (badFeatureBits(options.type) & featuresLo) >>> 0,
     config,
     identityField: options.type === 'net' ? config.fields.find((f) => f.name === NET_MAC_FIELD) : undefined,
     capacityField:

@@ -324,6 +324,23 @@ export abstract class VirtioPciFunction
     if (offset < H.COMMAND.offset + H.COMMAND.size && offset + width > H.COMMAND.offset)
       this.hub.resume(this);
     this.afterConfigWrite(offset, width);
+    if (
+      !this.policyStrict &&
+      offset <= H.COMMAND.offset &&
+      offset + width > H.COMMAND.offset &&
+      !this.busMaster()
+    )
+      this.device.busMasterOff();
+  }
+
+  private busMaster(): boolean {
+    return (this.config.read(H.COMMAND.offset, H.COMMAND.size) & HC.COMMAND_MASTER.value) !== 0;
+  }
+
+  /** Compat: QEMU sets Bus Master when a legacy driver writes STATUS ACKNOWLEDGE | DRIVER. */
+  setBusMaster(): void {
+    const command = this.config.read(H.COMMAND.offset, H.COMMAND.size);
+    this.config.write(H.COMMAND.offset, H.COMMAND.size, command | HC.COMMAND_MASTER.value);
   }
 
   /** Subclass side effects of a config write (Command, SR-IOV…). */

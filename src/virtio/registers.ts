@@ -7,10 +7,13 @@ export interface RegisterSpec {
   readonly access: string;
 }
 
-/** Behaviour of one register: absent read = write-only, absent write = read-only. */
+/**
+ * Behaviour of one register: absent read = write-only, absent write = read-only. A write learns
+ * the policy (strict refuses values the register does not take; compat takes what QEMU takes).
+ */
 export interface Handler<S> {
   read?: (s: S) => number;
-  write?: (s: S, value: number) => void;
+  write?: (s: S, value: number, strict: boolean) => void;
 }
 
 /** A 64-bit register is two 32-bit halves; an 8-byte access reaches both at once. */
@@ -24,7 +27,7 @@ interface Slot<S> {
   readonly offset: number;
   readonly size: number;
   readonly read: ((s: S) => number) | undefined;
-  readonly write: ((s: S, value: number) => void) | undefined;
+  readonly write: ((s: S, value: number, strict: boolean) => void) | undefined;
   /** For the low half of a 64-bit register: the high half. */
   readonly high: Slot<S> | undefined;
 }
@@ -32,6 +35,11 @@ interface Slot<S> {
 /** An 8-byte value from its two 32-bit halves. */
 export function joinHalves(low: number, high: number): bigint {
   return (BigInt(high >>> 0) << 32n) | BigInt(low >>> 0);
+}
+
+/** A register's value as an access of `width` bytes sees it (its low bytes). */
+function truncate(value: number, width: number): number {
+  return width === 4 ? value >>> 0 : value & widthMask(width);
 }
 
 /** All-ones of an 8-byte access (what compat answers where nothing is decoded). */
@@ -114,10 +122,10 @@ export class RegisterBlock<S> {
 
   /** A 1-, 2- or 4-byte read. */
   read(s: S, offset: number, width: number, strict: boolean): number {
-    if (strict) return this.readable(this.strictSlot(offset, width)).read(s);
+    if (strict) return truncate(this.readable(this.strictSlot(offset, width)).read(s), width);
     const slot = this.slots[offset];
     if (!slot?.read) return widthMask(width);
-    return width === 4 ? slot.read(s) >>> 0 : slot.read(s) & widthMask(width);
+    return truncate(slot.read(s), width);
   }
 
   /** An 8-byte read: one 64-bit register whole (strict), or two 4-byte reads in address order (compat). */
@@ -140,31 +148,31 @@ export class RegisterBlock<S> {
     return slot as Slot<S> & { read: (s: S) => number };
   }
 
-  private writable(slot: Slot<S>): Slot<S> & { write: (s: S, value: number) => void } {
+  private writable(slot: Slot<S>): Slot<S> & { write: (s: S, value: number, strict: boolean) => void } {
     if (!slot.write) {
       throw new VmmrError('VMMR_ERR_READ_ONLY', `${this.blockName} register ${slot.name} is read-only`, {
         register: slot.name,
       });
     }
-    return slot as Slot<S> & { write: (s: S, value: number) => void };
+    return slot as Slot<S> & { write: (s: S, value: number, strict: boolean) => void };
   }
 
   /** A 1-, 2- or 4-byte write. */
   write(s: S, offset: number, width: number, value: number, strict: boolean): void {
     if (strict) {
-      this.writable(this.strictSlot(offset, width)).write(s, value);
+      this.writable(this.strictSlot(offset, width)).write(s, value, true);
       return;
     }
     const slot = this.slots[offset];
-    if (slot?.write) slot.write(s, width === 4 ? value >>> 0 : value & widthMask(width));
+    if (slot?.write) slot.write(s, truncate(value, width), false);
   }
 
   /** An 8-byte write given as its halves: low half first, as the register pair is laid out. */
   write64(s: S, offset: number, low: number, high: number, strict: boolean): void {
     if (strict) {
       const slot = this.writable(this.strictSlot(offset, 8));
-      slot.write(s, low);
-      slot.high!.write!(s, high);
+      slot.write(s, low, true);
+      slot.high!.write!(s, high, true);
       return;
     }
     this.write(s, offset, 4, low, false);

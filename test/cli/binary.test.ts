@@ -8,14 +8,14 @@ import { loadConfig } from '../../src/server/config.js';
 import { startServer, type RunningServer } from '../../src/server/main.js';
 import { DEFAULT_TOPOLOGY } from '../../src/machine/topology.js';
 import { lspci, tmpFile, vmmr } from '../support/cli.js';
-import { buildCli, type BuiltCli } from '../support/build-cli.js';
+import { buildForChildren, type Built } from '../support/build.js';
 
 let CLI = '';
-let built: BuiltCli | undefined;
+let built: Built | undefined;
 let server: RunningServer;
 
 beforeAll(async () => {
-  built = buildCli('cli-client-test');
+  built = await buildForChildren('cli-client-test');
   CLI = built.cli;
   const config = { ...loadConfig({}), host: '127.0.0.1', port: 0, logLevel: 'silent' as const };
   server = await startServer(config, DEFAULT_TOPOLOGY, {

@@ -8,14 +8,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildCli, type BuiltCli } from '../support/build-cli.js';
+import { buildForChildren, type Built } from '../support/build.js';
 
 const TMP = mkdtempSync(join(tmpdir(), 'vmmr-cli-'));
 let CLI = '';
-let built: BuiltCli | undefined;
+let built: Built | undefined;
 
-beforeAll(() => {
-  built = buildCli('cli-test');
+beforeAll(async () => {
+  built = await buildForChildren('cli-test');
   CLI = built.cli;
 }, 60_000);
 

@@ -22,7 +22,7 @@ import {
 } from '../../src/machine/state-file.js';
 import { parseTopology } from '../../src/machine/topology.js';
 import { activity, applyActivity } from '../support/robustness/activity.js';
-import { buildForChildren, type Built } from '../support/robustness/build.js';
+import { buildForChildren, type Built } from '../support/build.js';
 import { diffDumps, dumpMachine } from '../support/robustness/oracle.js';
 import { call, expectProblem, start } from '../support/robustness/server.js';
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Emulator } from '../../src/machine/emulator.js';
 import { DEFAULT_TOPOLOGY } from '../../src/machine/topology.js';
-import { ROOT } from '../support/build-cli.js';
+import { ROOT } from '../support/build.js';
 import { enableVfs, startVmmrQtest, type VmmrQtest } from '../support/qtest/vmmr.js';
 
 const DOC = readFileSync(join(ROOT, 'docs', 'qtest.md'), 'utf8');

@@ -9,14 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/server/config.js';
-import { buildCli, type BuiltCli } from '../support/build-cli.js';
+import { buildForChildren, type Built } from '../support/build.js';
 import { QtestClient } from '../support/qtest/client.js';
 
 const TMP = mkdtempSync(join(tmpdir(), 'vmmr-qtest-serve-'));
-let built: BuiltCli | undefined;
+let built: Built | undefined;
 
-beforeAll(() => {
-  built = buildCli('qtest-serve');
+beforeAll(async () => {
+  built = await buildForChildren('qtest-serve');
 }, 60_000);
 
 afterAll(() => {

@@ -8,7 +8,7 @@ import {
   limitsOf,
   loadConfig,
 } from '../../src/server/config.js';
-import { NET_PF, call, testApp } from './helpers.js';
+import { NET_PF, call, testApp } from '../support/server.js';
 
 function configError(fn: () => unknown): ConfigError {
   try {

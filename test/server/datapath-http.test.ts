@@ -9,8 +9,8 @@ import { SparseRam } from '../../src/dma/sparse-ram.js';
 import { SplitRingDriver } from '../../src/driver-sim/rings.js';
 import { legacy, virtioStatus } from '../../src/spec/index.js';
 import { legacyLayout, legacyRingBytes, ringFeatures } from '../../src/virtqueue/index.js';
-import { mac, tcpdumpPackets } from '../datapath/frames.js';
-import { NET_PF, VF1, call, ok, testApp } from './helpers.js';
+import { mac, tcpdumpPackets } from '../support/frames.js';
+import { NET_PF, VF1, call, ok, testApp } from '../support/server.js';
 
 const L = legacy.registers;
 const ST = virtioStatus.constants;

@@ -78,7 +78,7 @@ const SCENARIOS: Record<VmmrErrorCode, { env?: Record<string, string>; run: Scen
   VMMR_ERR_WRITE_ONLY: {
     run: async (app) => {
       await enableVfs(app, 1);
-      return call(app, 'GET', `${fn(VF1)}/bars/2/0x1010?width=2`);
+      return call(app, 'GET', `${fn(VF1)}/bars/2/0x400?width=2`);
     },
   },
   VMMR_ERR_NOT_TRANSITIONAL: { run: (app) => call(app, 'GET', `${fn(NET_PF)}/guest/config/0?width=4`) },

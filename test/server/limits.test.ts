@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Pool } from 'undici';
 import { ConfigError, loadConfig } from '../../src/server/config.js';
-import { ROOT } from '../support/robustness/build.js';
+import { ROOT } from '../support/build.js';
 import { call, expectProblem, pool, setNumVfs, start, type Started } from '../support/robustness/server.js';
 import { openSse } from '../support/robustness/sse.js';
 

@@ -1049,7 +1049,7 @@ describe('trace', () => {
     await ok(app, 'PUT', `${fn(VF1)}/guest/config/${H.COMMAND.offset}`, { width: 2, value: 1 });
     await ok(app, 'GET', `${fn(VF1)}/guest/io/0?width=4`);
     await ok(app, 'PUT', `${fn(VF1)}/guest/io/0x12`, { width: 1, value: 1 });
-    await call(app, 'GET', `${fn(VF1)}/guest/io/0x10?width=2`);
+    await call(app, 'GET', `${fn(VF1)}/guest/io/0x11?width=1`);
     const t = await ok<{
       enabled: boolean;
       depth: number;
@@ -1069,7 +1069,12 @@ describe('trace', () => {
       register: 'STATUS',
       outcome: 'ok',
     });
-    expect(t.entries[1]).toMatchObject({ seq: 3, op: 'read', port: 0x10, outcome: 'VMMR_ERR_WRITE_ONLY' });
+    expect(t.entries[1]).toMatchObject({
+      seq: 3,
+      op: 'read',
+      port: 0x11,
+      outcome: 'VMMR_ERR_WIDTH_MISMATCH',
+    });
     const after = await ok<{ entries: Array<{ seq: number }> }>(app, 'GET', `${fn(VF1)}/trace?after=2`);
     expect(after.entries.map((e) => e.seq)).toEqual([3]);
     expect(await ok(app, 'PUT', `${fn(VF1)}/trace`, { enabled: false })).toEqual({

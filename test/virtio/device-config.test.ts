@@ -151,7 +151,8 @@ describe('driver-writable fields and read-only refusals', () => {
     [TypeName, Array<[string, number, 1 | 2 | 4, number]>]
   >) {
     it(`${type}: ${fields.map((f) => f[0]).join(', ')} take writes and go back to their default on reset`, () => {
-      for (const v of views(type)) {
+      // the net MAC is writable by a legacy driver only: not through the PF (test/virtio/net-mac.test.ts)
+      for (const v of views(type).filter((view) => type !== 'net' || view.fn.kind === 'vf')) {
         for (const [name, offset, width, value] of fields) {
           const before = rd(v.fn, v.bar, v.base + offset, width);
           wr(v.fn, v.bar, v.base + offset, width, value);
@@ -164,16 +165,15 @@ describe('driver-writable fields and read-only refusals', () => {
   }
 
   it('strict: writes touching a read-only field are refused with the field name, nothing changes', () => {
-    const { pf } = singlePf('net');
-    enableMemory(pf);
-    const macLo = rd(pf, 'bar0', DEVICE_CFG, 4);
-    refusal(() => wr(pf, 'bar0', DEVICE_CFG + 6, 2, 0), 'VMMR_ERR_READ_ONLY', 'STATUS');
-    // a write spanning mac[4..5] (writable) and status (read-only) is refused as a whole
-    const macHi = rd(pf, 'bar0', DEVICE_CFG + 4, 2);
-    refusal(() => wr(pf, 'bar0', DEVICE_CFG + 4, 4, 0xffff_ffff), 'VMMR_ERR_READ_ONLY', 'STATUS');
-    expect(rd(pf, 'bar0', DEVICE_CFG + 4, 2)).toBe(macHi);
-    expect(rd(pf, 'bar0', DEVICE_CFG + 6, 2)).toBe(1);
-    expect(rd(pf, 'bar0', DEVICE_CFG, 4)).toBe(macLo);
+    const { vf } = withVfs('net');
+    const macLo = rd(vf, 'bar2', LEGACY_CFG, 4);
+    refusal(() => wr(vf, 'bar2', LEGACY_CFG + 6, 2, 0), 'VMMR_ERR_READ_ONLY', 'STATUS');
+    // a write spanning mac[4..5] (writable by this legacy driver) and status (read-only) is refused as a whole
+    const macHi = rd(vf, 'bar2', LEGACY_CFG + 4, 2);
+    refusal(() => wr(vf, 'bar2', LEGACY_CFG + 4, 4, 0xffff_ffff), 'VMMR_ERR_READ_ONLY', 'STATUS');
+    expect(rd(vf, 'bar2', LEGACY_CFG + 4, 2)).toBe(macHi);
+    expect(rd(vf, 'bar2', LEGACY_CFG + 6, 2)).toBe(1);
+    expect(rd(vf, 'bar2', LEGACY_CFG, 4)).toBe(macLo);
     const blk = withVfs('block').vf;
     refusal(() => wr(blk, 'bar2', LEGACY_CFG, 4, 0), 'VMMR_ERR_READ_ONLY', 'CAPACITY');
     refusal(() => wr(blk, 'bar2', LEGACY_CFG + 34, 2, 4), 'VMMR_ERR_READ_ONLY', 'NUM_QUEUES');

@@ -30,7 +30,7 @@ async function transformer(): Promise<Transform> {
     }).outputText;
 }
 
-export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 export interface Built {
   dir: string;
