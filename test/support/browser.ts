@@ -37,5 +37,6 @@ export async function startDashboard(
 export const SCREENSHOTS = join(import.meta.dirname, '..', '..', 'docs', 'images');
 
 /** expect.poll with room for a loaded machine: the page redraws after events and fetches. */
-export const eventually = <T>(read: () => T | Promise<T>) =>
-  expect.poll(read, { timeout: 15_000, interval: 50 });
+export function eventually<T>(read: () => T | Promise<T>): ReturnType<typeof expect.poll<T>> {
+  return expect.poll(read, { timeout: 15_000, interval: 50 });
+}
