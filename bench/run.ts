@@ -54,6 +54,7 @@ const SECTIONS: readonly SectionRunner[] = [
   { id: 'scale', run: () => childSection('./scale.js', ['--expose-gc']) },
   { id: 'vfio-user', run: () => childSection('./vfio-user.js', []) },
   { id: 'qtest', run: () => childSection('./qtest.js', []) },
+  { id: 'ui', run: () => childSection('./ui.js', []) },
 ];
 
 function drawChart(results: Results): void {

@@ -38,6 +38,7 @@ import { stateRoutes } from './routes/state.js';
 import { restoreAtStartup, stateFileRoutes } from './persistence.js';
 import { clientErrorHandler } from './client-errors.js';
 import { traceRoutes } from './routes/trace.js';
+import { uiRoutes } from './routes/ui.js';
 import { SseHub } from './sse.js';
 import { validatorCompiler } from './validation.js';
 import { VfioUserExports } from '../vfio-user/exports.js';
@@ -120,6 +121,7 @@ export const ROUTE_MODULES: readonly RouteModule[] = [
   stateRoutes,
   stateFileRoutes,
   vfioUserRoutes,
+  uiRoutes,
 ];
 
 /**

@@ -178,7 +178,7 @@ export function listFunctions(machine: Machine, options: ListFunctionsOptions = 
   return { items, total, nextCursor: more && items.length > 0 ? items[items.length - 1]!.bdf : null };
 }
 
-function describeCapabilities(fn: VirtioPciFunction): CapabilityDescription[] {
+export function describeCapabilities(fn: VirtioPciFunction): CapabilityDescription[] {
   const config = fn.config;
   return listCapabilities(config).map((c) => {
     if (c.kind === 'standard') {

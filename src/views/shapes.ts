@@ -149,6 +149,55 @@ export const CapabilityDescriptionSchema = Type.Object({
 });
 export type CapabilityDescription = Static<typeof CapabilityDescriptionSchema>;
 
+export const RegisterValueSchema = Type.Object({
+  name: Type.String({ description: 'the register as its spec table names it' }),
+  offset: Type.Integer({ description: 'config-space offset (capabilities) or offset in the block' }),
+  size: Type.Integer({ description: 'width in bytes' }),
+  value: Type.Union([HexString('value as held'), Type.Null()], {
+    description: 'null for a write-only register (QUEUE_NOTIFY)',
+  }),
+});
+export type RegisterValue = Static<typeof RegisterValueSchema>;
+
+export const DecodedCapabilitySchema = Type.Object({
+  ...CapabilityDescriptionSchema.properties,
+  summary: Type.String({
+    description:
+      'the capability line as `lspci -vvv` words it after "Capabilities: [off]" ("" when not decoded)',
+  }),
+  lines: Type.Array(Type.String(), { description: 'detail lines worded as `lspci -vvv` words them' }),
+  registers: Type.Array(RegisterValueSchema, {
+    description: "the capability's registers from its spec table",
+  }),
+});
+export type DecodedCapability = Static<typeof DecodedCapabilitySchema>;
+
+export const FeatureBitSchema = Type.Object({
+  bit: Type.Integer(),
+  name: Type.String({ description: 'the feature as the spec tables name it (VERSION_1, MAC…)' }),
+});
+export type FeatureBit = Static<typeof FeatureBitSchema>;
+
+export const FunctionRegistersSchema = Type.Object({
+  bdf: Type.String(),
+  kind: FunctionKind,
+  capabilities: Type.Array(DecodedCapabilitySchema, {
+    description: 'in list order: standard, then extended',
+  }),
+  legacy: Type.Optional(
+    Type.Array(RegisterValueSchema, {
+      description: 'transitional VF: the legacy block header (ISR as held, not read-cleared)',
+    }),
+  ),
+  commonCfg: Type.Array(RegisterValueSchema, {
+    description: 'the modern common configuration (queue registers of the selected queue)',
+  }),
+  deviceFeatures: Type.Array(FeatureBitSchema, { description: 'bits the device offers' }),
+  driverFeatures: Type.Array(FeatureBitSchema, { description: 'bits the driver accepted' }),
+  statusBits: Type.Array(Type.String(), { description: 'device status bits set' }),
+});
+export type FunctionRegisters = Static<typeof FunctionRegistersSchema>;
+
 export const VirtioSummarySchema = Type.Object({
   status: Type.String({ description: 'device status register' }),
   statusBits: Type.Array(Type.String(), { description: 'names of the status bits set' }),

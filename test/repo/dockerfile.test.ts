@@ -108,6 +108,23 @@ describe('Dockerfile', () => {
     expect(runs.some((r) => /\bnpm run build\b/.test(r))).toBe(true);
   });
 
+  it('builds the dashboard: ui/ is in place before npm run build (which builds dist/ui)', () => {
+    const build = all[0] as Stage;
+    const uiCopy = build.instructions.findIndex(
+      (i) => i.getKeyword() === 'COPY' && argsOf(i)[0]?.replace(/^\.\//, '') === 'ui',
+    );
+    const npmBuild = build.instructions.findIndex(
+      (i) => i.getKeyword() === 'RUN' && /\bnpm run build\b/.test(i.getArgumentsContent() ?? ''),
+    );
+    expect(uiCopy).toBeGreaterThanOrEqual(0);
+    expect(uiCopy).toBeLessThan(npmBuild);
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>;
+    };
+    expect(pkg.scripts['build']).toMatch(/\bnpm run build:ui\b/);
+    expect(pkg.scripts['build:ui']).toMatch(/\bvite build\b/);
+  });
+
   it('installs only production dependencies in the runtime stage', () => {
     const runs = finalOf('RUN').map((i) => i.getArgumentsContent() ?? '');
     expect(runs.some((r) => /\bnpm ci\b[^&;|]*--omit=dev/.test(r))).toBe(true);
@@ -123,6 +140,7 @@ describe('Dockerfile', () => {
       { from: undefined, args: ['package.json', 'package-lock.json', './'] },
       { from: 'build', args: ['/app/dist/src', './dist/src'] },
       { from: 'build', args: ['/app/dist/spec-tables', './dist/spec-tables'] },
+      { from: 'build', args: ['/app/dist/ui', './dist/ui'] },
       {
         from: 'build',
         args: [

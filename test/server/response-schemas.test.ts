@@ -98,6 +98,12 @@ const CASES: Readonly<Record<string, Case[]>> = {
     { method: 'GET', url: `/api/v1/functions/${BLK_PF}`, expect: 200 },
     { method: 'GET', url: '/api/v1/functions/0000:01:00.7', expect: 410 },
   ],
+  'GET /api/v1/functions/:bdf/registers': [
+    { method: 'GET', url: `/api/v1/functions/${NET_PF}/registers`, expect: 200 },
+    { method: 'GET', url: `/api/v1/functions/${VF1}/registers`, expect: 200 },
+    { method: 'GET', url: `/api/v1/functions/${BLK_PF}/registers`, expect: 200 },
+    { method: 'GET', url: '/api/v1/functions/0000:01:00.7/registers', expect: 410 },
+  ],
   'GET /api/v1/functions/:bdf/config': [
     { method: 'GET', url: `/api/v1/functions/${VF1}/config`, expect: 200 },
     { method: 'GET', url: `/api/v1/functions/${VF1}/config?format=lspci`, expect: 200 },

@@ -134,3 +134,15 @@ export function tsharkFields(pcapFile: Uint8Array, fields: string[], extra: stri
     .filter((l) => l !== '')
     .map((l) => l.split('\t'));
 }
+
+/** One summary line per packet as `tcpdump -r FILE -e -nn -tt` prints it. */
+export function tcpdumpSummaries(pcapFile: Uint8Array): string[] {
+  const out = withFile(pcapFile, (path) =>
+    execFileSync('tcpdump', ['-r', path, '-e', '-nn', '-tt'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      maxBuffer: 1 << 28,
+    }),
+  );
+  return out.split('\n').filter((l) => /^\d+\.\d{6} /.test(l));
+}

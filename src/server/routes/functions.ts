@@ -2,7 +2,12 @@
 import { Type } from 'typebox';
 import { describeFunction, listFunctions } from '../../views/functions.js';
 import type { RouteModule } from '../app.js';
-import { FunctionDescriptionSchema, FunctionPageSchema } from '../../views/shapes.js';
+import { functionRegisters } from '../../views/registers.js';
+import {
+  FunctionDescriptionSchema,
+  FunctionPageSchema,
+  FunctionRegistersSchema,
+} from '../../views/shapes.js';
 import { BdfParams, Cursor, Limit, problems } from '../schemas.js';
 
 const tags = ['functions'];
@@ -55,5 +60,23 @@ export const functionRoutes: RouteModule = (app, ctx) => {
       const machine = ctx.emulator.machine;
       return describeFunction(machine.find(request.params.bdf), machine.translator);
     },
+  );
+
+  app.get(
+    '/api/v1/functions/:bdf/registers',
+    {
+      schema: {
+        tags,
+        summary: 'Registers decoded like lspci -vvv',
+        description:
+          'Each capability with its registers from the spec tables and its summary and detail lines as ' +
+          '`lspci -vvv` words them; the legacy block header of a transitional VF and the modern common ' +
+          'configuration (the selected queue) as register tables; device and driver feature bits by name; ' +
+          'the device status bits. Reading it has no side effect (ISR is shown as held, not read-cleared).',
+        params: BdfParams,
+        response: { 200: FunctionRegistersSchema, ...problems(400, 404, 410) },
+      },
+    },
+    async (request) => functionRegisters(ctx.emulator.machine.find(request.params.bdf)),
   );
 };
