@@ -15,7 +15,7 @@ import { TRANSLATOR_BACKENDS } from '../../mmr/pf.js';
 import { AdminAnswersSchema, GuestBackendSchema } from '../../views/shapes.js';
 import type { RouteModule } from '../app.js';
 import { hexToBytes, parseValue } from '../hex.js';
-import { BdfParams, NumberInput, problems } from '../schemas.js';
+import { BdfParams, NumberInput, PfBdfParams, problems } from '../schemas.js';
 
 const MAX_COMMANDS = 256;
 
@@ -72,7 +72,7 @@ export const adminRoutes: RouteModule = (app, ctx) => {
           'virtqueue parses a chain. Each answer is what the device wrote back: status, status_qualifier and the ' +
           'result; a failed command is an answer (status EINVAL), not an HTTP error. 409 VMMR_ERR_TOPOLOGY when the ' +
           'PF does not offer admin commands (topology "adminQueue").',
-        params: BdfParams,
+        params: PfBdfParams,
         body: Type.Object(
           { commands: Type.Array(AdminCommandSchema, { minItems: 1, maxItems: MAX_COMMANDS }) },
           { additionalProperties: false },
