@@ -9,8 +9,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const ENTRY = join(ROOT, 'dist', 'src', 'cli.js');
-/** What `npm run build` reads (tsc -p tsconfig.build.json and the dashboard build). */
-const SOURCES = ['src', 'bench', 'spec-tables', 'ui', 'tsconfig.json', 'tsconfig.build.json'];
+/** What `tsc -p tsconfig.build.json` reads. */
+const SOURCES = ['src', 'bench', 'spec-tables', 'tsconfig.json', 'tsconfig.build.json'];
 const COMPILED = /\.(ts|json)$/;
 
 /** The newest modification time (ms) of the compiled inputs under `path`. */

@@ -103,7 +103,7 @@ export async function offlineDump(req: OfflineDumpRequest): Promise<DumpResult> 
   }
   if (vfIndex >= 0 && numVfs !== undefined && numVfs <= vfIndex) {
     throw new UsageError(
-      `${req.bdf} is VF ${vfIndex} of PF ${pf.bdf}: --num-vfs ${numVfs} does not enable it (at least ${vfIndex + 1} needed)`,
+      `${req.bdf} is VF ${vfIndex + 1} of PF ${pf.bdf}: --num-vfs ${numVfs} does not enable it (at least ${vfIndex + 1} needed)`,
     );
   }
   if (numVfs !== undefined) {

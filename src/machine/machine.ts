@@ -264,7 +264,7 @@ export class Machine {
       if (vf) return vf;
       throw new VmmrError(
         'VMMR_ERR_VF_DISABLED',
-        `${formatBdf(domain, rid)} is VF ${n} of PF ${candidate.bdf}, which is not enabled ` +
+        `${formatBdf(domain, rid)} is VF ${n + 1} of PF ${candidate.bdf}, which is not enabled ` +
           `(VF Enable ${candidate.vfEnabled ? 1 : 0}, NumVFs ${candidate.numVfs})`,
         { bdf: formatBdf(domain, rid) },
       );

@@ -207,7 +207,8 @@ describe('talking to a server', () => {
     expect(await vmmr(['events', '--url', url, '--json'])).toEqual({
       code: 1,
       stdout: '{"seq":1,"type":"status","bdf":"0000:01:00.1","from":0,"to":1}\n',
-      stderr: 'vmmr: the service dropped this event stream after event 1: slow-subscriber\n',
+      stderr:
+        '{"error":{"message":"the service dropped this event stream after event 1: slow-subscriber","exitCode":1}}\n',
     });
     answer.set('GET /api/v1/events', () => [
       200,

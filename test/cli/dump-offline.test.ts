@@ -96,7 +96,7 @@ describe('vmmr dump --offline: VF', () => {
     expect(r.code).toBe(2);
     expect(r.stdout).toBe('');
     expect(r.stderr).toBe(
-      'vmmr: 0000:01:00.5 is VF 4 of PF 0000:01:00.0: --num-vfs 4 does not enable it (at least 5 needed)\n',
+      'vmmr: 0000:01:00.5 is VF 5 of PF 0000:01:00.0: --num-vfs 4 does not enable it (at least 5 needed)\n',
     );
   });
 

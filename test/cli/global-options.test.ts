@@ -39,7 +39,7 @@ describe('vmmr options before the command', () => {
     const r = await vmmr(['frob']);
     expect(r.code).toBe(2);
     expect(r.stderr).toBe(
-      "vmmr: unknown command 'frob': one of serve, ls, sriov, cfg, bar, io, dump, events (vmmr --help)\n",
+      "vmmr: unknown command 'frob': one of serve, ls, sriov, cfg, bar, io, dump, events, attach, detach (vmmr --help)\n",
     );
     expect((await vmmr(['--url', 'http://127.0.0.1:1', 'frob'])).stderr).toContain("unknown command 'frob'");
   });

@@ -134,7 +134,7 @@ describe.concurrent('vmmr serve (spawned)', () => {
       false,
     );
     expect(server.logs()).toContain(`"topology":${JSON.stringify(topology)}`);
-    expect(server.logs()).toContain('"pfs":1,"vfs":2');
+    expect(server.logs()).toContain('"pfs":1,"vfs":0,"initialVfs":2');
     server.child.kill('SIGINT');
     expect((await server.exited).code).toBe(0);
   });

@@ -21,7 +21,7 @@ const VF = '0000:01:00.1';
 /** What both scripts print for VF 1 of the default net PF (virtio 1.x §4.1.2.1: 0x1000 is net). */
 const OUTPUT = [
   `${VF}: 1af4:1000`,
-  'host features 0x39030028',
+  'host features 0x39bf802a',
   'mac 02:00:00:00:01:01',
   'queue 0: 256 entries, pfn 0x10000',
   'queue 1: 256 entries, pfn 0x10010',
