@@ -18,8 +18,8 @@ import {
   replay,
   verifyReplay,
 } from './lib/machine.js';
-import { measureRates, medianRatio, now, quantile, sink, type RateCase } from './lib/measure.js';
-import type { Row, Section } from './lib/results.js';
+import { measureRates, medianRatio, now, rateRows, sink, type RateCase } from './lib/measure.js';
+import type { Section } from './lib/results.js';
 
 export interface AdminBenchOptions {
   rounds: number;
@@ -73,13 +73,7 @@ export function runAdmin(options: AdminBenchOptions = ADMIN_BENCH_DEFAULTS): Sec
     options,
   );
   const ratio = medianRatio(mmr!, admin!);
-  const rows: Row[] = [base!, mmr!, admin!].map((r) => ({
-    case: r.name,
-    'ops/s': Math.round(r.opsPerSec),
-    'ns/op': 1e9 / r.opsPerSec,
-    '× baseline cost': base!.opsPerSec / r.opsPerSec,
-    'IQR %': (100 * (quantile(r.samples, 0.75) - quantile(r.samples, 0.25))) / r.opsPerSec,
-  }));
+  const rows = rateRows([base!, mmr!, admin!]);
   const writes = transcript.filter((e) => e.op === 'write').length;
   return {
     id: 'admin',

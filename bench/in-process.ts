@@ -17,8 +17,8 @@ import {
   VF_BAR_SPACE,
   LEGACY_BLOCK,
 } from './lib/machine.js';
-import { measureRates, medianRatio, now, quantile, sink, type RateCase } from './lib/measure.js';
-import type { Row, Section } from './lib/results.js';
+import { measureRates, medianRatio, now, rateRows, sink, type RateCase } from './lib/measure.js';
+import type { Section } from './lib/results.js';
 
 export interface InProcessOptions {
   rounds: number;
@@ -97,13 +97,7 @@ export function runInProcess(options: InProcessOptions = IN_PROCESS_DEFAULTS): S
   const [base, mmr, io] = measureRates(cases, options);
   const overhead = medianRatio(mmr!, io!);
 
-  const rows: Row[] = [base!, mmr!, io!].map((r) => ({
-    case: r.name,
-    'ops/s': Math.round(r.opsPerSec),
-    'ns/op': 1e9 / r.opsPerSec,
-    '× baseline cost': base!.opsPerSec / r.opsPerSec,
-    'IQR %': (100 * (quantile(r.samples, 0.75) - quantile(r.samples, 0.25))) / r.opsPerSec,
-  }));
+  const rows = rateRows([base!, mmr!, io!]);
   const writes = transcript.filter((e) => e.op === 'write').length;
   return {
     id: 'in-process',

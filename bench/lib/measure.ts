@@ -5,6 +5,7 @@
  * measured in the same rounds.
  */
 import { performance } from 'node:perf_hooks';
+import type { Row } from './results.js';
 
 /** Values the measured code returns end up here, so the JIT cannot drop the work. */
 let sinkValue = 0;
@@ -125,6 +126,18 @@ export function measureRates(cases: readonly RateCase[], options: RateOptions): 
     opsPerSec: median(samples[i]!),
     samples: samples[i]!,
     iterationsPerRound: iterations[i]!,
+  }));
+}
+
+/** Table rows of rates against the first result (the baseline): ops/s, ns/op, cost, spread. */
+export function rateRows(results: readonly RateResult[]): Row[] {
+  const base = results[0]!;
+  return results.map((r) => ({
+    case: r.name,
+    'ops/s': Math.round(r.opsPerSec),
+    'ns/op': 1e9 / r.opsPerSec,
+    '× baseline cost': base.opsPerSec / r.opsPerSec,
+    'IQR %': (100 * (quantile(r.samples, 0.75) - quantile(r.samples, 0.25))) / r.opsPerSec,
   }));
 }
 

@@ -3,29 +3,16 @@
  * enabled the way sysfs does it, and simulated drivers on top of the register-level transport.
  */
 import { setNumVfs } from '../../src/control/sriov.js';
-import type { FeatureBits } from '../../src/devices/context.js';
 import { BlockDriver } from '../../src/driver-sim/block-driver.js';
 import { DmaArena } from '../../src/driver-sim/memory.js';
 import { NetDriver } from '../../src/driver-sim/net-driver.js';
 import { RegisterTransport, type DriverInterface } from '../../src/driver-sim/register-transport.js';
 import { Machine, type MachineOptions } from '../../src/machine/machine.js';
 import { parseTopology } from '../../src/machine/topology.js';
-import { features, type VirtioTypeName } from '../../src/spec/index.js';
+import type { VirtioTypeName } from '../../src/spec/index.js';
+import { bits } from './datapath-rig.js';
 
-/** Feature bits by name (common table first, then the type's), as a driver would name them. */
-export function bits(type: VirtioTypeName, names: readonly string[]): FeatureBits {
-  let lo = 0;
-  let hi = 0;
-  for (const n of names) {
-    const c =
-      (features.common.constants as Record<string, { value: number }>)[n] ??
-      (features.byType[type].constants as Record<string, { value: number }>)[n];
-    if (!c) throw new Error(`no feature ${n} for ${type}`);
-    if (c.value < 32) lo = (lo | (1 << c.value)) >>> 0;
-    else hi = (hi | (1 << (c.value - 32))) >>> 0;
-  }
-  return { lo, hi };
-}
+export { bits };
 
 export function wiredMachine(pfs: unknown[], options: MachineOptions = {}): Machine {
   const machine = new Machine(parseTopology({ pfs }, 'test topology'), options);
